@@ -1,0 +1,86 @@
+//! Errors of the archiver.
+
+use streamtier_schemas::StreamId;
+use streamtier_tiers::ErrorKind;
+
+/// What can go wrong while archiving.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting is wrong; `key` names it as the user writes it (e.g. `topics[0].partitions`).
+    #[error("invalid setting `{key}`: {reason}")]
+    InvalidSettings {
+        /// The setting.
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// Redis or the store failed.
+    #[error("{partition}: {source}")]
+    Tier {
+        /// `topic/partition`.
+        partition: String,
+        /// The cause.
+        #[source]
+        source: streamtier_tiers::Error,
+    },
+    /// Encoding or decoding an object failed.
+    #[error("{partition}: object `{key}`: {source}")]
+    Format {
+        /// `topic/partition`.
+        partition: String,
+        /// The object key.
+        key: String,
+        /// The cause.
+        #[source]
+        source: streamtier_schemas::Error,
+    },
+    /// The stream no longer matches what the archive holds (recreated, or a failover lost
+    /// entries); nothing is trimmed until an operator looks.
+    #[error("{partition}: stream `{stream}` {reason} (archive holds up to `{archived}`); not trimming")]
+    StreamRegressed {
+        /// `topic/partition`.
+        partition: String,
+        /// The stream key.
+        stream: String,
+        /// The archived watermark.
+        archived: StreamId,
+        /// What was seen.
+        reason: String,
+    },
+    /// The chain in the store is behind the fence that archivers committed in Redis: objects
+    /// were removed from the store behind streamtier's back.
+    #[error("{partition}: archive in the store ends at `{archived}` but archivers committed up to `{fence}`")]
+    ArchiveBehindFence {
+        /// `topic/partition`.
+        partition: String,
+        /// What the store holds.
+        archived: StreamId,
+        /// What Redis says was committed.
+        fence: StreamId,
+    },
+    /// A blocking task panicked or was cancelled.
+    #[error("{partition}: encoder task failed: {reason}")]
+    Task {
+        /// `topic/partition`.
+        partition: String,
+        /// The join error.
+        reason: String,
+    },
+}
+
+impl Error {
+    /// The coarse category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidSettings { .. } => ErrorKind::InvalidInput,
+            Error::Tier { source, .. } => source.kind(),
+            Error::Format { .. } | Error::ArchiveBehindFence { .. } => ErrorKind::Corrupt,
+            Error::StreamRegressed { .. } => ErrorKind::Conflict,
+            Error::Task { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result with the archiver's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

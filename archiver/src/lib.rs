@@ -1,0 +1,58 @@
+//! The archiver: copies every partition stream into zstd Parquet objects in the store, and only
+//! then trims the stream to its hot window.
+//!
+//! # Layout
+//! - [`settings`]: `[archive]` and `[[topics]]`, checked into [`settings::ArchiveConfig`] and
+//!   [`settings::Topic`].
+//! - [`partition`]: configured topics expanded to stream keys, or discovered by `SCAN`.
+//! - [`chain`]: where a partition's archive ends, read from the store.
+//! - [`offsets`]: exact gap accounting from `XINFO STREAM`.
+//! - [`worker`]: the per-partition pipeline; [`run`]: `--once` and the daemon.
+//!
+//! # Invariants
+//! Each has a test under `tests/` that fails if it breaks.
+//! 1. **Never trim what is not durably stored.** Trimming is one Lua script (`trim.lua`) that
+//!    runs only after an object's create-if-absent write succeeded (or an existing object was
+//!    adopted after reading its footer), with `XTRIM … MINID =` (never `MAXLEN`) to
+//!    `min(after the archived watermark, retention window, consumer-group bound)`, and never
+//!    removes more than `length - retain_entries`.
+//! 2. **Consumer groups hold trimming back.** The bound is computed in the same script from each
+//!    group's last-delivered id and lowest pending id; only `retain_max_entries` may trim past
+//!    a stalled group (archived entries only), and such groups are reported as behind.
+//! 3. **The chain is contiguous, ordered and free of duplicates.** Objects are named by their
+//!    first entry id and created only if absent, so two archivers building on the same chain
+//!    end collide on one key; the loser adopts the winner's object. The store is the source of
+//!    truth (the Redis hint only shortens listings). A process that outlived its lease is fenced:
+//!    the trim script records the committed watermark in Redis atomically with trimming, every
+//!    read returns it atomically with the entries, and a reader behind it resyncs from the store
+//!    before writing; after a write, the object must directly follow the chain end it was built
+//!    on, or the writer removes it.
+//! 4. **Gaps are recorded, never skipped.** Entries that vanished before they were archived are
+//!    counted exactly from `entries-added`, `max-deleted-entry-id` and the first entry, written
+//!    as a JSON record under `_gaps/`, logged and counted; archiving goes on.
+//! 5. **A stream that went backwards is not trimmed.** If its last id is below the archive, or
+//!    it has fewer entries ever added than the archive holds, the partition fails loudly and the
+//!    trim script refuses to trim.
+//! 6. **Bounded memory.** Reads are sized to `read_batch_bytes`; objects are encoded batch by
+//!    batch on the blocking pool and bounded by `max_object_entries` and `max_object_bytes`.
+//! 7. **Crash safety.** The steps of one object (encode, upload, verify, trim) are never raced
+//!    against cancellation, and dropping an unfinished object is safe because trimming only
+//!    follows a durable upload; a restart finds the chain end in the store and goes on.
+
+pub mod chain;
+pub mod clock;
+pub mod error;
+pub mod footer;
+pub mod metrics;
+pub mod object;
+pub mod offsets;
+pub mod partition;
+pub mod run;
+pub mod settings;
+pub mod worker;
+
+pub use clock::{Clock, SystemClock};
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use run::{run, run_once, PartitionReport, Source};
+pub use worker::{Context, Mode, PartitionWorker, PassStats};

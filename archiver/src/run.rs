@@ -1,0 +1,229 @@
+//! Running the archiver: once over everything present (cron), or as a daemon until shutdown.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use crate::metrics::Metrics;
+use crate::partition::{self, Partition};
+use crate::settings::{Retention, Topic};
+use crate::worker::{backoff, Context, Mode, PartitionWorker, PassStats};
+use crate::{Error, Result};
+use streamtier_tiers::hot::Lease;
+
+/// Attempts per partition in `--once` mode before it is reported as failed.
+const ONCE_ATTEMPTS: u32 = 5;
+
+/// Which partitions to archive.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// The configured `[[topics]]`.
+    Topics(Vec<Topic>),
+    /// Every stream key found by `SCAN`, with these retention rules.
+    Discover(Retention),
+}
+
+/// The result of archiving one partition in `--once` mode.
+#[derive(Clone, Debug)]
+pub struct PartitionReport {
+    /// The partition.
+    pub partition: Partition,
+    /// What was done.
+    pub stats: PassStats,
+    /// Why it failed, if it did.
+    pub error: Option<String>,
+}
+
+/// Lists the partitions of `source` now.
+///
+/// # Errors
+/// [`Error::Tier`] when discovery cannot scan Redis.
+pub async fn partitions(ctx: &Context, source: &Source) -> Result<Vec<Partition>> {
+    match source {
+        Source::Topics(topics) => Ok(partition::from_topics(topics)),
+        Source::Discover(retention) => {
+            let keys = ctx
+                .hot
+                .scan_streams()
+                .await
+                .map_err(|source| Error::Tier { partition: "discovery".into(), source })?;
+            let (parts, skipped) = partition::discover(&keys, retention);
+            for (key, reason) in skipped {
+                warn!(stream = %key, %reason, "stream key skipped by discovery");
+            }
+            Ok(parts)
+        }
+    }
+}
+
+async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = shutdown.cancelled() => false,
+    }
+}
+
+/// Archives every entry present in every partition when it starts, trims, and reports each
+/// partition. A failed partition does not stop the others.
+///
+/// # Errors
+/// Only when the partitions cannot be listed; per-partition failures are in the reports.
+pub async fn run_once(ctx: Context, source: &Source, shutdown: CancellationToken) -> Result<Vec<PartitionReport>> {
+    let parts = partitions(&ctx, source).await?;
+    let concurrency = ctx.config.concurrency;
+    let reports = futures::stream::iter(parts.into_iter().map(|p| {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        async move { once_partition(ctx, p, shutdown).await }
+    }))
+    .buffer_unordered(concurrency)
+    .collect::<Vec<_>>()
+    .await;
+    let mut reports = reports;
+    reports.sort_by(|a, b| (&a.partition.topic, a.partition.partition).cmp(&(&b.partition.topic, b.partition.partition)));
+    Ok(reports)
+}
+
+async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken) -> PartitionReport {
+    let lease = Lease::new(&p.stream, &ctx.owner, ctx.config.lease_ttl);
+    let mut worker = PartitionWorker::new(ctx.clone(), p.clone());
+    let mut stats = PassStats::default();
+    let mut error = None;
+    // Wait for another archiver's lease to run out rather than work beside it.
+    let deadline = tokio::time::Instant::now() + ctx.config.lease_ttl + Duration::from_secs(5);
+    loop {
+        match lease.acquire(&ctx.hot).await {
+            Ok(true) => break,
+            Ok(false) if tokio::time::Instant::now() < deadline => {
+                if !sleep_or_cancel(Duration::from_millis(250), &shutdown).await {
+                    break;
+                }
+            }
+            Ok(false) => {
+                error = Some("partition is leased by another archiver".to_string());
+                break;
+            }
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    if error.is_none() {
+        for attempt in 0..ONCE_ATTEMPTS {
+            match worker.pass(Mode::Once, Some(&lease), &shutdown).await {
+                Ok(s) => {
+                    stats = s;
+                    error = None;
+                    break;
+                }
+                Err(e) => {
+                    Metrics::add(&ctx.metrics.errors, 1);
+                    warn!(stream = %p.stream, error = %e, attempt, "archiving failed");
+                    error = Some(e.to_string());
+                    if matches!(e, Error::StreamRegressed { .. } | Error::ArchiveBehindFence { .. }) {
+                        break;
+                    }
+                    let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
+                    if !sleep_or_cancel(wait, &shutdown).await {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+    if let Err(e) = lease.release(&ctx.hot).await {
+        warn!(stream = %p.stream, error = %e, "could not release lease");
+    }
+    PartitionReport { partition: p, stats, error }
+}
+
+/// Runs until `shutdown`: each partition is looked at every `poll_interval`, archived when an
+/// object is due, and trimmed; with discovery, new stream keys are picked up as they appear.
+///
+/// # Errors
+/// Never for a partition's failure (those are retried with backoff); only if the first
+/// discovery fails.
+pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> Result<()> {
+    let tracker = TaskTracker::new();
+    let permits = Arc::new(Semaphore::new(ctx.config.concurrency));
+    let mut running: HashSet<String> = HashSet::new();
+    let mut first = true;
+    loop {
+        match partitions(&ctx, &source).await {
+            Ok(parts) => {
+                for p in parts {
+                    if running.insert(p.stream.clone()) {
+                        info!(stream = %p.stream, topic = %p.topic, partition = p.partition, "archiving partition");
+                        tracker.spawn(daemon_partition(ctx.clone(), p, permits.clone(), shutdown.clone()));
+                    }
+                }
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => warn!(error = %e, "discovery failed; will retry"),
+        }
+        first = false;
+        let more = match source {
+            // Configured topics do not change while running.
+            Source::Topics(_) => {
+                shutdown.cancelled().await;
+                false
+            }
+            Source::Discover(_) => sleep_or_cancel(ctx.config.discover_interval, &shutdown).await,
+        };
+        if !more {
+            break;
+        }
+    }
+    tracker.close();
+    tracker.wait().await;
+    Ok(())
+}
+
+async fn daemon_partition(ctx: Context, p: Partition, permits: Arc<Semaphore>, shutdown: CancellationToken) {
+    let lease = Lease::new(&p.stream, &ctx.owner, ctx.config.lease_ttl);
+    let mut worker = PartitionWorker::new(ctx.clone(), p.clone());
+    let mut failures = 0u32;
+    while !shutdown.is_cancelled() {
+        let wait = {
+            let permit = tokio::select! {
+                permit = permits.acquire() => permit,
+                _ = shutdown.cancelled() => break,
+            };
+            let Ok(_permit) = permit else { break };
+            match lease.acquire(&ctx.hot).await {
+                Ok(true) => match worker.pass(Mode::Daemon, Some(&lease), &shutdown).await {
+                    Ok(_) => {
+                        failures = 0;
+                        ctx.config.poll_interval
+                    }
+                    Err(e) => {
+                        Metrics::add(&ctx.metrics.errors, 1);
+                        warn!(stream = %p.stream, error = %e, "archiving failed; backing off");
+                        failures += 1;
+                        backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
+                    }
+                },
+                // Someone else has it: look again after a while, in case they stop.
+                Ok(false) => ctx.config.lease_ttl / 2,
+                Err(e) => {
+                    failures += 1;
+                    warn!(stream = %p.stream, error = %e, "lease failed; backing off");
+                    backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
+                }
+            }
+        };
+        if !sleep_or_cancel(wait, &shutdown).await {
+            break;
+        }
+    }
+    if let Err(e) = lease.release(&ctx.hot).await {
+        warn!(stream = %p.stream, error = %e, "could not release lease");
+    }
+}

@@ -1,0 +1,381 @@
+//! The `[archive]` and `[[topics]]` settings as a person writes them, and their checked form.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use streamtier_schemas::{layout, ColumnType, TypedColumn};
+
+use crate::{Error, Result};
+
+/// Default `archive.flush_after`.
+pub const DEFAULT_FLUSH_AFTER: &str = "60s";
+/// Default `archive.max_object_entries`.
+pub const DEFAULT_MAX_OBJECT_ENTRIES: u64 = 1_000_000;
+/// Default `archive.max_object_bytes`.
+pub const DEFAULT_MAX_OBJECT_BYTES: &str = "128MiB";
+/// Default `archive.zstd_level`.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Default `archive.concurrency`: partitions archived at once.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+/// Default `archive.lease_ttl`.
+pub const DEFAULT_LEASE_TTL: &str = "30s";
+/// Default `archive.poll_interval`: how often an idle partition is looked at again.
+pub const DEFAULT_POLL_INTERVAL: &str = "1s";
+/// Default `archive.discover_interval`: how often keys are re-scanned without `[[topics]]`.
+pub const DEFAULT_DISCOVER_INTERVAL: &str = "30s";
+/// Default `archive.read_batch_bytes`: target size of one `XRANGE` reply.
+pub const DEFAULT_READ_BATCH_BYTES: &str = "8MiB";
+/// Default `topics.retain_entries`.
+pub const DEFAULT_RETAIN_ENTRIES: u64 = 100_000;
+/// Default `topics.retain_for`.
+pub const DEFAULT_RETAIN_FOR: &str = "1h";
+/// Retention for discovered topics (no `[[topics]]`): the same defaults.
+pub const DEFAULT_PARTITIONS: u32 = 1;
+
+/// The `[archive]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSettings {
+    /// An entry is archived at most this long after it was added (daemon).
+    pub flush_after: String,
+    /// Most entries in one object.
+    pub max_object_entries: u64,
+    /// Most payload bytes in one object (names and values, before compression).
+    pub max_object_bytes: String,
+    /// zstd level of the Parquet pages (1..=22).
+    pub zstd_level: i32,
+    /// Partitions archived at once by this process.
+    pub concurrency: usize,
+    /// How long a partition lease lasts without renewal.
+    pub lease_ttl: String,
+    /// How often an idle partition is looked at again.
+    pub poll_interval: String,
+    /// How often stream keys are re-scanned when no `[[topics]]` are configured.
+    pub discover_interval: String,
+    /// Target size of one `XRANGE` batch.
+    pub read_batch_bytes: String,
+    /// Never trim an entry that a consumer group still needs (see `retain_max_entries`).
+    pub respect_consumer_groups: bool,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        Self {
+            flush_after: DEFAULT_FLUSH_AFTER.into(),
+            max_object_entries: DEFAULT_MAX_OBJECT_ENTRIES,
+            max_object_bytes: DEFAULT_MAX_OBJECT_BYTES.into(),
+            zstd_level: DEFAULT_ZSTD_LEVEL,
+            concurrency: DEFAULT_CONCURRENCY,
+            lease_ttl: DEFAULT_LEASE_TTL.into(),
+            poll_interval: DEFAULT_POLL_INTERVAL.into(),
+            discover_interval: DEFAULT_DISCOVER_INTERVAL.into(),
+            read_batch_bytes: DEFAULT_READ_BATCH_BYTES.into(),
+            respect_consumer_groups: true,
+        }
+    }
+}
+
+/// One `[[topics]]` entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    /// Topic name: one path segment of the archive layout.
+    pub name: String,
+    /// Key template; `{partition}` runs over `0..partitions`.
+    pub streams: String,
+    /// Number of partitions.
+    #[serde(default = "default_partitions")]
+    pub partitions: u32,
+    /// Keep at least the newest N entries in Redis.
+    #[serde(default = "default_retain_entries")]
+    pub retain_entries: u64,
+    /// Keep at least the entries younger than this (by entry-id time).
+    #[serde(default = "default_retain_for")]
+    pub retain_for: String,
+    /// Hard cap on entries kept, even past a stalled consumer group.
+    #[serde(default)]
+    pub retain_max_entries: Option<u64>,
+    /// Typed columns parsed from fields of the same name.
+    #[serde(default)]
+    pub columns: BTreeMap<String, String>,
+}
+
+fn default_partitions() -> u32 {
+    DEFAULT_PARTITIONS
+}
+fn default_retain_entries() -> u64 {
+    DEFAULT_RETAIN_ENTRIES
+}
+fn default_retain_for() -> String {
+    DEFAULT_RETAIN_FOR.into()
+}
+
+/// Checked `[archive]` settings.
+#[derive(Clone, Debug)]
+pub struct ArchiveConfig {
+    /// See [`ArchiveSettings::flush_after`].
+    pub flush_after: Duration,
+    /// See [`ArchiveSettings::max_object_entries`].
+    pub max_object_entries: u64,
+    /// See [`ArchiveSettings::max_object_bytes`].
+    pub max_object_bytes: u64,
+    /// See [`ArchiveSettings::zstd_level`].
+    pub zstd_level: i32,
+    /// See [`ArchiveSettings::concurrency`].
+    pub concurrency: usize,
+    /// See [`ArchiveSettings::lease_ttl`].
+    pub lease_ttl: Duration,
+    /// See [`ArchiveSettings::poll_interval`].
+    pub poll_interval: Duration,
+    /// See [`ArchiveSettings::discover_interval`].
+    pub discover_interval: Duration,
+    /// See [`ArchiveSettings::read_batch_bytes`].
+    pub read_batch_bytes: u64,
+    /// See [`ArchiveSettings::respect_consumer_groups`].
+    pub respect_consumer_groups: bool,
+}
+
+/// Retention rules of one topic.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep at least the newest N entries.
+    pub retain_entries: u64,
+    /// Keep entries younger than this.
+    pub retain_for: Duration,
+    /// Hard cap past stalled consumer groups.
+    pub retain_max_entries: Option<u64>,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            retain_entries: DEFAULT_RETAIN_ENTRIES,
+            retain_for: parse_duration("topics.retain_for", DEFAULT_RETAIN_FOR)
+                .unwrap_or(Duration::from_secs(3600)),
+            retain_max_entries: None,
+        }
+    }
+}
+
+/// A checked topic.
+#[derive(Clone, Debug)]
+pub struct Topic {
+    /// Topic name.
+    pub name: String,
+    /// Stream key of each partition, index = partition number.
+    pub streams: Vec<String>,
+    /// Retention rules.
+    pub retention: Retention,
+    /// Typed columns.
+    pub columns: Vec<TypedColumn>,
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Error {
+    Error::InvalidSettings { key: key.into(), reason: reason.into() }
+}
+
+/// Parses a human duration such as `60s`, `1h30m` or `250ms`.
+///
+/// # Errors
+/// [`Error::InvalidSettings`] naming `key`.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
+    humantime::parse_duration(value.trim())
+        .map_err(|e| invalid(key, format!("`{value}` is not a duration (e.g. `60s`, `1h`): {e}")))
+}
+
+/// Parses a size such as `128MiB`, `8MB`, `4096` (bytes).
+///
+/// # Errors
+/// [`Error::InvalidSettings`] naming `key`.
+pub fn parse_size(key: &str, value: &str) -> Result<u64> {
+    let v = value.trim();
+    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let bad = || invalid(key, format!("`{value}` is not a size (e.g. `128MiB`, `8MB`, `4096`)"));
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let mult: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KB" | "kB" => 1_000,
+        "KiB" => 1 << 10,
+        "MB" => 1_000_000,
+        "MiB" => 1 << 20,
+        "GB" => 1_000_000_000,
+        "GiB" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).ok_or_else(bad)
+}
+
+impl ArchiveSettings {
+    /// Checks every value.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSettings`] naming the first bad key.
+    pub fn check(&self) -> Result<ArchiveConfig> {
+        let cfg = ArchiveConfig {
+            flush_after: parse_duration("archive.flush_after", &self.flush_after)?,
+            max_object_entries: self.max_object_entries,
+            max_object_bytes: parse_size("archive.max_object_bytes", &self.max_object_bytes)?,
+            zstd_level: self.zstd_level,
+            concurrency: self.concurrency,
+            lease_ttl: parse_duration("archive.lease_ttl", &self.lease_ttl)?,
+            poll_interval: parse_duration("archive.poll_interval", &self.poll_interval)?,
+            discover_interval: parse_duration("archive.discover_interval", &self.discover_interval)?,
+            read_batch_bytes: parse_size("archive.read_batch_bytes", &self.read_batch_bytes)?,
+            respect_consumer_groups: self.respect_consumer_groups,
+        };
+        if cfg.max_object_entries == 0 {
+            return Err(invalid("archive.max_object_entries", "must be at least 1"));
+        }
+        if cfg.max_object_bytes < 1024 {
+            return Err(invalid("archive.max_object_bytes", "must be at least 1KiB"));
+        }
+        if !(1..=22).contains(&cfg.zstd_level) {
+            return Err(invalid("archive.zstd_level", format!("{} is outside 1..=22", cfg.zstd_level)));
+        }
+        if cfg.concurrency == 0 {
+            return Err(invalid("archive.concurrency", "must be at least 1"));
+        }
+        if cfg.lease_ttl < Duration::from_secs(1) {
+            return Err(invalid("archive.lease_ttl", "must be at least 1s"));
+        }
+        if cfg.poll_interval.is_zero() {
+            return Err(invalid("archive.poll_interval", "must be more than 0"));
+        }
+        if cfg.read_batch_bytes == 0 {
+            return Err(invalid("archive.read_batch_bytes", "must be more than 0"));
+        }
+        Ok(cfg)
+    }
+}
+
+impl TopicSettings {
+    /// Checks the topic; `index` is its position in `[[topics]]`, for messages.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSettings`] naming the bad key, e.g. `topics[0].partitions`.
+    pub fn check(&self, index: usize) -> Result<Topic> {
+        let key = |k: &str| format!("topics[{index}].{k}");
+        layout::validate_topic_name(&self.name).map_err(|e| invalid(key("name"), e.to_string()))?;
+        if self.partitions == 0 {
+            return Err(invalid(key("partitions"), "must be at least 1"));
+        }
+        if self.streams.is_empty() {
+            return Err(invalid(key("streams"), "must not be empty"));
+        }
+        let templated = self.streams.contains("{partition}");
+        if self.partitions > 1 && !templated {
+            return Err(invalid(
+                key("streams"),
+                format!("`{}` has no `{{partition}}` but the topic has {} partitions", self.streams, self.partitions),
+            ));
+        }
+        let streams: Vec<String> = (0..self.partitions)
+            .map(|p| self.streams.replace("{partition}", &p.to_string()))
+            .collect();
+        let retention = Retention {
+            retain_entries: self.retain_entries,
+            retain_for: parse_duration(&key("retain_for"), &self.retain_for)?,
+            retain_max_entries: self.retain_max_entries,
+        };
+        if let Some(cap) = retention.retain_max_entries {
+            if cap < retention.retain_entries {
+                return Err(invalid(
+                    key("retain_max_entries"),
+                    format!("{cap} is below retain_entries ({})", retention.retain_entries),
+                ));
+            }
+        }
+        let mut columns = Vec::new();
+        for (name, kind) in &self.columns {
+            let kind: ColumnType = kind
+                .parse()
+                .map_err(|e: streamtier_schemas::Error| invalid(key(&format!("columns.{name}")), e.to_string()))?;
+            columns.push(TypedColumn { name: name.clone(), kind });
+        }
+        streamtier_schemas::columns::validate_columns(&columns)
+            .map_err(|e| invalid(key("columns"), e.to_string()))?;
+        Ok(Topic { name: self.name.clone(), streams, retention, columns })
+    }
+}
+
+/// Checks all topics, including that no topic name or stream key is used twice.
+///
+/// # Errors
+/// [`Error::InvalidSettings`] naming the bad key.
+pub fn check_topics(topics: &[TopicSettings]) -> Result<Vec<Topic>> {
+    let checked = topics.iter().enumerate().map(|(i, t)| t.check(i)).collect::<Result<Vec<_>>>()?;
+    let mut names = std::collections::HashSet::new();
+    let mut streams = std::collections::HashSet::new();
+    for (i, t) in checked.iter().enumerate() {
+        if !names.insert(t.name.clone()) {
+            return Err(invalid(format!("topics[{i}].name"), format!("topic `{}` is configured twice", t.name)));
+        }
+        for s in &t.streams {
+            if !streams.insert(s.clone()) {
+                return Err(invalid(format!("topics[{i}].streams"), format!("stream `{s}` belongs to two topics")));
+            }
+        }
+    }
+    Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topic() -> TopicSettings {
+        TopicSettings {
+            name: "orders".into(),
+            streams: "orders:{partition}".into(),
+            partitions: 4,
+            retain_entries: 10,
+            retain_for: "1h".into(),
+            retain_max_entries: None,
+            columns: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("k", "128MiB").unwrap(), 128 << 20);
+        assert_eq!(parse_size("k", "8MB").unwrap(), 8_000_000);
+        assert_eq!(parse_size("k", "4096").unwrap(), 4096);
+        assert!(parse_size("k", "12 parsecs").is_err());
+        assert_eq!(parse_duration("k", "60s").unwrap(), Duration::from_secs(60));
+        assert!(parse_duration("k", "soon").is_err());
+    }
+
+    #[test]
+    fn topics_expand_their_template() {
+        let t = topic().check(0).unwrap();
+        assert_eq!(t.streams, vec!["orders:0", "orders:1", "orders:2", "orders:3"]);
+    }
+
+    #[test]
+    fn bad_topics_name_the_key() {
+        let mut t = topic();
+        t.partitions = 0;
+        assert!(t.check(2).unwrap_err().to_string().contains("topics[2].partitions"));
+        let mut t = topic();
+        t.streams = "orders".into();
+        assert!(t.check(0).unwrap_err().to_string().contains("topics[0].streams"));
+        let mut t = topic();
+        t.name = "a/b".into();
+        assert!(t.check(0).unwrap_err().to_string().contains("topics[0].name"));
+        let mut t = topic();
+        t.columns.insert("amount".into(), "decimal".into());
+        assert!(t.check(0).unwrap_err().to_string().contains("topics[0].columns.amount"));
+        let mut t = topic();
+        t.retain_for = "forever".into();
+        assert!(t.check(0).unwrap_err().to_string().contains("topics[0].retain_for"));
+    }
+
+    #[test]
+    fn duplicate_streams_are_refused() {
+        let mut b = topic();
+        b.name = "other".into();
+        assert!(check_topics(&[topic(), b]).unwrap_err().to_string().contains("topics[1].streams"));
+    }
+}

@@ -1,0 +1,524 @@
+//! The per-partition pipeline: read -> encode -> upload (create-if-absent) -> verify -> trim.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use streamtier_schemas::{layout, EncodeOptions, Entry, GapRecord, ObjectMeta, StreamId};
+use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo, TrimOutcome, TrimRequest};
+use streamtier_tiers::store::{PutOutcome, Store};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::chain::{self, Chain};
+use crate::clock::Clock;
+use crate::metrics::Metrics;
+use crate::object::ObjectBuilder;
+use crate::offsets::{continuity, first_offset, Continuity};
+use crate::partition::Partition;
+use crate::settings::ArchiveConfig;
+use crate::{Error, Result};
+
+/// Most entries asked of one `XRANGE`.
+const MAX_BATCH_ENTRIES: u64 = 10_000;
+
+/// What the archiver works with: clients built at the edge, settings, clock and counters.
+#[derive(Clone, Debug)]
+pub struct Context {
+    /// The hot tier.
+    pub hot: Hot,
+    /// The cold tier.
+    pub store: Store,
+    /// Checked `[archive]` settings.
+    pub config: Arc<ArchiveConfig>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+    /// Counters and status.
+    pub metrics: Arc<Metrics>,
+    /// Unique name of this process, for leases.
+    pub owner: String,
+}
+
+/// What one pass did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PassStats {
+    /// Entries written into new objects.
+    pub entries: u64,
+    /// New objects.
+    pub objects: u64,
+    /// Bytes of new objects.
+    pub bytes: u64,
+    /// Objects another archiver had written first.
+    pub adopted: u64,
+    /// Entries trimmed.
+    pub trimmed: u64,
+    /// Gap records written.
+    pub gaps: u64,
+}
+
+impl PassStats {
+    fn add(&mut self, o: &PassStats) {
+        self.entries += o.entries;
+        self.objects += o.objects;
+        self.bytes += o.bytes;
+        self.adopted += o.adopted;
+        self.trimmed += o.trimmed;
+        self.gaps += o.gaps;
+    }
+}
+
+/// How far a pass goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Archive every entry present when the pass starts, whatever its age.
+    Once,
+    /// Archive objects that are full or whose oldest entry is older than `flush_after`.
+    Daemon,
+}
+
+/// Archives one partition, pass after pass, keeping its chain between passes.
+#[derive(Debug)]
+pub struct PartitionWorker {
+    ctx: Context,
+    p: Partition,
+    chain: Option<Chain>,
+    batch_entries: u64,
+}
+
+enum Built {
+    /// An object was stored or adopted; the chain moved.
+    Stored,
+    /// Nothing is due (or nothing is there).
+    Idle,
+    /// The chain moved under us (another archiver): start over from the store.
+    Resync,
+}
+
+impl PartitionWorker {
+    /// A worker for `p`.
+    pub fn new(ctx: Context, p: Partition) -> Self {
+        Self { ctx, p, chain: None, batch_entries: 100 }
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> &Partition {
+        &self.p
+    }
+
+    fn tier(&self) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
+        move |source| Error::Tier { partition: self.p.label(), source }
+    }
+
+    /// Runs one pass; between objects it renews `lease` and stops if it was lost or `shutdown`
+    /// was requested. The steps of one object are never interrupted halfway: dropping an
+    /// unfinished object is safe because trimming only follows a durable upload.
+    ///
+    /// # Errors
+    /// Any failure of Redis, the store or the encoder; the chain is re-read from the store on
+    /// the next pass.
+    pub async fn pass(&mut self, mode: Mode, lease: Option<&Lease>, shutdown: &CancellationToken) -> Result<PassStats> {
+        let result = self.pass_inner(mode, lease, shutdown).await;
+        if result.is_err() {
+            // Whatever we believed may be stale now: the store decides again next time.
+            self.chain = None;
+        }
+        let m = &self.ctx.metrics;
+        m.update(&self.p.topic, self.p.partition, |s| {
+            s.stream = self.p.stream.clone();
+            s.archived_id = self.chain.as_ref().map(|c| c.last_id);
+            s.last_error = result.as_ref().err().map(|e| e.to_string());
+        });
+        result
+    }
+
+    async fn pass_inner(&mut self, mode: Mode, lease: Option<&Lease>, shutdown: &CancellationToken) -> Result<PassStats> {
+        let mut stats = PassStats::default();
+        let mut end: Option<StreamId> = None;
+        let mut started = false;
+        loop {
+            if shutdown.is_cancelled() {
+                break;
+            }
+            if let Some(lease) = lease {
+                if !lease.acquire(&self.ctx.hot).await.map_err(self.tier())? {
+                    break;
+                }
+            }
+            if self.chain.is_none() {
+                self.chain = Some(chain::resync(&self.ctx.hot, &self.ctx.store, &self.p).await?);
+            }
+            let mut object_stats = PassStats::default();
+            match self.build_object(mode, &mut end, &mut started, &mut object_stats).await? {
+                Built::Stored => {}
+                Built::Resync => {
+                    self.chain = None;
+                    stats.add(&object_stats);
+                    continue;
+                }
+                Built::Idle => {
+                    stats.add(&object_stats);
+                    break;
+                }
+            }
+            stats.add(&object_stats);
+            stats.trimmed += self.trim().await?;
+        }
+        if stats.objects == 0 && stats.adopted == 0 {
+            // Retention by time moves on even when nothing new was archived.
+            stats.trimmed += self.trim().await?;
+        }
+        Ok(stats)
+    }
+
+    async fn read(&self, after: StreamId, end: Option<StreamId>, count: u64) -> Result<ReadBatch> {
+        self.ctx.hot.read_after(&self.p.stream, after, end, count as usize).await.map_err(self.tier())
+    }
+
+    /// Reads, encodes and stores the next object of the chain.
+    async fn build_object(
+        &mut self,
+        mode: Mode,
+        end: &mut Option<StreamId>,
+        started: &mut bool,
+        stats: &mut PassStats,
+    ) -> Result<Built> {
+        let chain = self.chain.clone().unwrap_or_else(Chain::empty);
+        let peek = if mode == Mode::Daemon { 1 } else { self.batch_entries };
+        let batch = self.read(chain.last_id, *end, peek).await?;
+        let Some(info) = batch.info.clone() else {
+            return Ok(Built::Idle);
+        };
+        if !*started {
+            *started = true;
+            if mode == Mode::Once {
+                // Everything present now, nothing added later: the pass ends.
+                *end = Some(info.last_entry_id.unwrap_or(StreamId::MIN));
+            }
+        }
+        if let Some(fence) = batch.fence {
+            if fence > chain.last_id {
+                return self.stale(fence).await;
+            }
+        }
+        if info.last_generated_id < chain.last_id {
+            return Err(self.regressed(&chain, "has a last id below the archive"));
+        }
+        let Some(first) = batch.entries.first().map(|e| e.id) else {
+            self.note_lag(&info, &chain);
+            return Ok(Built::Idle);
+        };
+        self.note_lag(&info, &chain);
+        if mode == Mode::Daemon && !self.due(first, &info, &chain) {
+            return Ok(Built::Idle);
+        }
+
+        let key = layout::object_key(&self.p.topic, self.p.partition, first);
+        let options = EncodeOptions { zstd_level: self.ctx.config.zstd_level, ..EncodeOptions::default() };
+        let mut builder = ObjectBuilder::new(&self.p, key.clone(), &self.p.columns, &options)?;
+        let hour = layout::hour_of(first);
+        let (max_entries, max_bytes) = (self.ctx.config.max_object_entries, self.ctx.config.max_object_bytes);
+        let (mut count, mut bytes) = (0u64, 0u64);
+        let mut last = chain.last_id;
+        let mut last_offset = chain.last_offset;
+        let mut estimate = chain.estimate;
+        let mut batch = batch;
+        loop {
+            let info = batch.info.clone().unwrap_or_else(|| info.clone());
+            let entries = std::mem::take(&mut batch.entries);
+            let Some(x1) = entries.first().map(|e| e.id) else { break };
+            let reached_tail = entries.last().map(|e| e.id) == info.last_entry_id;
+            let offset = first_offset(&info, x1, entries.len(), reached_tail, last, last_offset);
+            // Compare with the exact offset, or with the estimate kept since an XDEL hid it.
+            let (gap_after, prev) = match (last_offset, estimate) {
+                (Some(o), _) => (last, Some(o)),
+                (None, Some((anchor, n))) => (anchor, Some(n)),
+                (None, None) => (last, None),
+            };
+            // At the tail, the newest entry's offset is `entries-added` (unless it was deleted):
+            // that bounds what vanished in the whole batch even when XDEL hides where.
+            let tail_offset = (reached_tail && info.last_entry_id == Some(info.last_generated_id))
+                .then_some(info.entries_added);
+            let batch_last = entries.last().map_or(x1, |e| e.id);
+            let check = match (offset, tail_offset, prev) {
+                (None, Some(t), Some(p)) => match t.checked_sub(p + entries.len() as u64) {
+                    Some(0) => Continuity::Contiguous,
+                    Some(missing) => Continuity::Gap { count: missing, last_offset: t - entries.len() as u64 },
+                    None => Continuity::Inconsistent,
+                },
+                _ => continuity(prev, offset),
+            };
+            match check {
+                Continuity::Contiguous | Continuity::Unknown => {}
+                Continuity::Gap { count: missing, last_offset: gap_end } => {
+                    let before = if offset.is_some() { x1 } else { batch_last };
+                    self.record_gap(gap_after, before, &info, missing, gap_end).await?;
+                    stats.gaps += 1;
+                }
+                Continuity::Inconsistent => {
+                    return Err(self.regressed(&chain, "has fewer entries ever added than the archive holds"));
+                }
+            }
+            let (take, take_bytes) = fit(&entries, hour, max_entries - count, max_bytes.saturating_sub(bytes), count == 0);
+            self.adapt(&entries);
+            if take == 0 {
+                break;
+            }
+            let complete = take < entries.len();
+            let entries_len = entries.len() as u64;
+            let mut entries = entries;
+            entries.truncate(take);
+            let take = take as u64;
+            let whole_batch = take == entries_len;
+            (last_offset, estimate) = match (offset, last_offset, estimate) {
+                (Some(o), _, _) => (Some(o + take - 1), None),
+                (None, _, _) if whole_batch && tail_offset.is_some() => (tail_offset, None),
+                (None, Some(p), _) => (None, Some((last, p + take))),
+                (None, None, Some((anchor, n))) => (None, Some((anchor, n + take))),
+                (None, None, None) => (None, None),
+            };
+            last = entries.last().map_or(last, |e| e.id);
+            count += take;
+            bytes += take_bytes;
+            builder.write(entries).await?;
+            if complete || reached_tail || Some(last) == *end {
+                break;
+            }
+            let want = self.batch_entries.min(max_entries - count).max(1);
+            batch = self.read(last, *end, want).await?;
+            if batch.info.is_none() {
+                break;
+            }
+            if batch.fence.is_some_and(|f| f > chain.last_id) {
+                return Ok(Built::Resync);
+            }
+        }
+        if count == 0 {
+            return Ok(Built::Idle);
+        }
+        let meta = ObjectMeta {
+            topic: self.p.topic.clone(),
+            partition: self.p.partition,
+            stream: self.p.stream.clone(),
+            first_id: first,
+            last_id: last,
+            entry_count: count,
+            last_offset,
+        };
+        let body = builder.finish(meta.clone()).await?;
+        let size = body.len() as u64;
+        let outcome =
+            self.ctx.store.put_if_absent(&key, body, &meta.to_s3_metadata()).await.map_err(self.tier())?;
+        let mut chain = chain;
+        match outcome {
+            PutOutcome::Created => {
+                if !self.verify_placement(&chain, &key, &meta).await? {
+                    return Ok(Built::Resync);
+                }
+                info!(stream = %self.p.stream, object_key = %key, first_id = %first, last_id = %last,
+                    num_entries = count, num_bytes = size, "archived object");
+                let m = &self.ctx.metrics;
+                Metrics::add(&m.archived_entries, count);
+                Metrics::add(&m.archived_bytes, size);
+                Metrics::add(&m.archived_objects, 1);
+                stats.entries += count;
+                stats.objects += 1;
+                stats.bytes += size;
+                chain.advance(key.clone(), &meta, estimate);
+            }
+            PutOutcome::AlreadyExists => {
+                // Another archiver (or our own earlier attempt) stored this object: adopt it.
+                let theirs = chain::object_meta(&self.ctx.store, &self.p, &key).await?;
+                info!(stream = %self.p.stream, object_key = %key, last_id = %theirs.last_id, "adopted existing object");
+                Metrics::add(&self.ctx.metrics.adopted_objects, 1);
+                stats.adopted += 1;
+                chain.advance(key.clone(), &theirs, None);
+            }
+        }
+        // The hint is only a shortcut for listing; losing it loses nothing.
+        if let Err(e) = self.ctx.hot.set_chain_hint(&self.p.stream, &key).await {
+            warn!(stream = %self.p.stream, error = %e, "could not record chain hint");
+        }
+        self.chain = Some(chain);
+        Ok(Built::Stored)
+    }
+
+    /// After creating `key`, checks that it directly follows the chain end we built on and that
+    /// nothing after it overlaps; a process that was paused past others' progress removes its
+    /// own misplaced object instead of leaving a duplicate.
+    async fn verify_placement(&self, chain: &Chain, key: &str, meta: &ObjectMeta) -> Result<bool> {
+        let next = chain::objects_after(&self.ctx.store, &self.p, chain.last_key.as_deref(), 2).await?;
+        let follows = next.first().map(String::as_str) == Some(key);
+        let overlapped = next
+            .get(1)
+            .and_then(|k| layout::parse_object_key(k))
+            .is_some_and(|k| k.first_id <= meta.last_id);
+        if follows && !overlapped {
+            return Ok(true);
+        }
+        warn!(stream = %self.p.stream, object_key = %key, "chain moved while this object was built; removing it");
+        self.ctx.store.delete(key).await.map_err(self.tier())?;
+        Ok(false)
+    }
+
+    async fn stale(&mut self, fence: StreamId) -> Result<Built> {
+        let chain = chain::resync(&self.ctx.hot, &self.ctx.store, &self.p).await?;
+        if chain.last_id < fence {
+            return Err(Error::ArchiveBehindFence { partition: self.p.label(), archived: chain.last_id, fence });
+        }
+        self.chain = Some(chain);
+        Ok(Built::Resync)
+    }
+
+    fn regressed(&self, chain: &Chain, reason: &str) -> Error {
+        let e = Error::StreamRegressed {
+            partition: self.p.label(),
+            stream: self.p.stream.clone(),
+            archived: chain.last_id,
+            reason: reason.to_string(),
+        };
+        error!(stream = %self.p.stream, archived = %chain.last_id, "{e}");
+        e
+    }
+
+    fn due(&self, first: StreamId, info: &StreamInfo, chain: &Chain) -> bool {
+        let age = self.ctx.clock.now_ms().saturating_sub(first.ms);
+        if age >= self.ctx.config.flush_after.as_millis() as u64 {
+            return true;
+        }
+        let pending = chain.last_offset.map(|o| info.entries_added.saturating_sub(o));
+        pending.is_some_and(|n| n >= self.ctx.config.max_object_entries)
+    }
+
+    fn note_lag(&self, info: &StreamInfo, chain: &Chain) {
+        self.ctx.metrics.update(&self.p.topic, self.p.partition, |s| {
+            s.last_entry_id = info.last_entry_id;
+            s.unarchived_entries = chain.last_offset.map(|o| info.entries_added.saturating_sub(o));
+        });
+    }
+
+    /// Sizes the next read so that one reply stays near `read_batch_bytes`.
+    fn adapt(&mut self, entries: &[Entry]) {
+        if entries.is_empty() {
+            return;
+        }
+        let total: u64 = entries.iter().map(|e| e.payload_len() as u64).sum();
+        let avg = (total / entries.len() as u64).max(1);
+        self.batch_entries = (self.ctx.config.read_batch_bytes / avg).clamp(1, MAX_BATCH_ENTRIES);
+    }
+
+    async fn record_gap(&self, after: StreamId, before: StreamId, info: &StreamInfo, count: u64, last_offset: u64) -> Result<()> {
+        let reason = if after == StreamId::MIN {
+            "gone-before-first-seen"
+        } else if info.first_id == Some(before) {
+            "trimmed-before-archive"
+        } else {
+            "deleted-before-archive"
+        };
+        let record = GapRecord {
+            topic: self.p.topic.clone(),
+            partition: self.p.partition,
+            stream: self.p.stream.clone(),
+            after_id: after,
+            before_id: Some(before),
+            count,
+            last_offset,
+            reason: reason.to_string(),
+            detected_at_ms: self.ctx.clock.now_ms(),
+        };
+        let key = layout::gap_key(&self.p.topic, self.p.partition, after);
+        let outcome = self.ctx.store.put_if_absent(&key, record.to_json().into(), &[]).await.map_err(self.tier())?;
+        if outcome == PutOutcome::Created {
+            error!(stream = %self.p.stream, after_id = %after, before_id = %before, num_entries = count,
+                gap_key = %key, reason, "entries vanished from redis before they were archived");
+            Metrics::add(&self.ctx.metrics.gaps, 1);
+            Metrics::add(&self.ctx.metrics.gap_entries, count);
+        }
+        Ok(())
+    }
+
+    /// Trims what the chain holds, within the topic's retention and the consumer groups.
+    async fn trim(&mut self) -> Result<u64> {
+        let Some(chain) = self.chain.clone() else { return Ok(0) };
+        if chain.last_key.is_none() {
+            return Ok(0);
+        }
+        let r = &self.p.retention;
+        let keep_from = (!r.retain_for.is_zero())
+            .then(|| StreamId::new(self.ctx.clock.now_ms().saturating_sub(r.retain_for.as_millis() as u64), 0));
+        let req = TrimRequest {
+            stream: &self.p.stream,
+            archived: chain.last_id,
+            archived_offset: chain.last_offset,
+            keep_from,
+            retain_entries: r.retain_entries,
+            retain_max_entries: r.retain_max_entries,
+            respect_groups: self.ctx.config.respect_consumer_groups,
+        };
+        match self.ctx.hot.trim(&req).await.map_err(self.tier())? {
+            TrimOutcome::Trimmed { trimmed, behind, .. } => {
+                if !behind.is_empty() {
+                    warn!(stream = %self.p.stream, groups = ?behind,
+                        "retain_max_entries trimmed entries that consumer groups had not yet processed");
+                }
+                self.ctx.metrics.update(&self.p.topic, self.p.partition, |s| s.groups_behind = behind);
+                Metrics::add(&self.ctx.metrics.trimmed_entries, trimmed);
+                Ok(trimmed)
+            }
+            TrimOutcome::Missing => Ok(0),
+            TrimOutcome::Regressed => Err(self.regressed(&chain, "has a last id below the archive")),
+            TrimOutcome::Recreated => Err(self.regressed(&chain, "has fewer entries ever added than the archive holds")),
+        }
+    }
+}
+
+/// How many leading entries fit into the object: same hour, within the entry and byte budgets.
+/// The first entry of an object always fits, however large, so that no entry is ever stuck.
+fn fit(entries: &[Entry], hour: u64, entries_left: u64, bytes_left: u64, empty: bool) -> (usize, u64) {
+    let mut bytes = 0u64;
+    for (i, e) in entries.iter().enumerate() {
+        let size = e.payload_len() as u64;
+        let first_of_object = empty && i == 0;
+        if layout::hour_of(e.id) != hour || i as u64 >= entries_left || (!first_of_object && bytes + size > bytes_left) {
+            return (i, bytes);
+        }
+        bytes += size;
+    }
+    (entries.len(), bytes)
+}
+
+/// Backoff with full jitter: a random wait up to `base * 2^attempt`, capped.
+pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
+    let max = base.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(cap);
+    let ms = rand::random_range(0..=max.as_millis().max(1) as u64);
+    Duration::from_millis(ms.max(base.as_millis() as u64 / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn e(ms: u64, size: usize) -> Entry {
+        Entry { id: StreamId::new(ms, 0), fields: vec![(Bytes::from_static(b"k"), Bytes::from(vec![0u8; size]))] }
+    }
+
+    #[test]
+    fn objects_stop_at_the_hour() {
+        let entries = vec![e(3_599_998, 1), e(3_599_999, 1), e(3_600_000, 1)];
+        assert_eq!(fit(&entries, 0, 100, 1 << 20, true).0, 2);
+    }
+
+    #[test]
+    fn objects_stop_at_their_budgets_but_always_take_one() {
+        let entries = vec![e(1, 100), e(2, 100), e(3, 100)];
+        assert_eq!(fit(&entries, 0, 2, 1 << 20, true).0, 2);
+        assert_eq!(fit(&entries, 0, 100, 10, true).0, 1);
+        assert_eq!(fit(&entries, 0, 100, 10, false).0, 0);
+    }
+
+    #[test]
+    fn backoff_stays_within_its_cap() {
+        for attempt in 0..40 {
+            assert!(backoff(attempt, Duration::from_millis(100), Duration::from_secs(5)) <= Duration::from_secs(5));
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! Object keys: where objects and gap records live, relative to the store root.
+//!
+//! ```text
+//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<first_id.object_name()>.parquet
+//! topic=<topic>/partition=<p>/_gaps/<after.object_name()>.json
+//! ```
+//!
+//! Within a partition, keys of objects sort in ID order (dates and hours are zero padded and
+//! derived from the first ID's milliseconds), up to the year 9999.
+
+use crate::civil::civil_from_days;
+use crate::error::{Error, Result};
+use crate::id::StreamId;
+
+const MS_PER_HOUR: u64 = 3_600_000;
+const MS_PER_DAY: u64 = 86_400_000;
+/// Longest accepted topic name in bytes.
+pub const MAX_TOPIC_LEN: usize = 200;
+const OBJECT_SUFFIX: &str = ".parquet";
+const GAP_SUFFIX: &str = ".json";
+const GAPS_DIR: &str = "_gaps";
+
+/// Returns the prefix shared by all keys of one partition: `topic=<topic>/partition=<p>/`.
+///
+/// `topic` must pass [`validate_topic_name`]; this function does not check it.
+pub fn partition_prefix(topic: &str, partition: u32) -> String {
+    format!("topic={topic}/partition={partition}/")
+}
+
+/// Returns the prefix of all objects whose first ID falls in `hour` (as given by [`hour_of`]):
+/// `topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/`.
+pub fn hour_prefix(topic: &str, partition: u32, hour: u64) -> String {
+    let (year, month, day, hh) = utc_date_hour(hour.saturating_mul(MS_PER_HOUR));
+    format!(
+        "{}dt={year:04}-{month:02}-{day:02}/hour={hh:02}/",
+        partition_prefix(topic, partition)
+    )
+}
+
+/// Returns the key of the object whose first entry is `first_id`:
+/// `topic=<t>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<first_id.object_name()>.parquet`,
+/// with the UTC date and hour of `first_id.ms`.
+pub fn object_key(topic: &str, partition: u32, first_id: StreamId) -> String {
+    format!(
+        "{}{}{OBJECT_SUFFIX}",
+        hour_prefix(topic, partition, hour_of(first_id)),
+        first_id.object_name()
+    )
+}
+
+/// Returns the prefix of all gap records of one partition: `topic=<t>/partition=<p>/_gaps/`.
+pub fn gaps_prefix(topic: &str, partition: u32) -> String {
+    format!("{}{GAPS_DIR}/", partition_prefix(topic, partition))
+}
+
+/// Returns the key of the gap record for the gap following `after`:
+/// `topic=<t>/partition=<p>/_gaps/<after.object_name()>.json`.
+pub fn gap_key(topic: &str, partition: u32, after: StreamId) -> String {
+    format!(
+        "{}{}{GAP_SUFFIX}",
+        gaps_prefix(topic, partition),
+        after.object_name()
+    )
+}
+
+/// The parts of an object key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectKey {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// ID of the object's first entry.
+    pub first_id: StreamId,
+}
+
+/// The parts of a gap record key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GapKey {
+    /// Topic name.
+    pub topic: String,
+    /// Partition number.
+    pub partition: u32,
+    /// The last archived ID before the gap.
+    pub after: StreamId,
+}
+
+/// Splits `key` into an optional store prefix and the last `n` `/`-separated segments.
+fn tail_segments(key: &str, n: usize) -> Option<(&str, Vec<&str>)> {
+    let mut segments: Vec<&str> = key.rsplitn(n + 1, '/').collect();
+    if segments.len() > n {
+        segments.pop();
+    }
+    if segments.len() != n {
+        return None;
+    }
+    segments.reverse();
+    let tail_len = segments.iter().map(|s| s.len()).sum::<usize>() + n - 1;
+    Some((&key[key.len() - tail_len..], segments))
+}
+
+/// Parses `topic=<t>` and `partition=<p>` segments.
+fn topic_partition(topic_seg: &str, partition_seg: &str) -> Option<(String, u32)> {
+    let topic = topic_seg.strip_prefix("topic=")?;
+    validate_topic_name(topic).ok()?;
+    let partition = partition_seg.strip_prefix("partition=")?;
+    if partition.is_empty() || !partition.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((topic.to_owned(), partition.parse().ok()?))
+}
+
+/// Parses an object key made by [`object_key`], with or without a leading store prefix.
+///
+/// Returns `None` for gap records, other files, and keys that are not exactly what
+/// [`object_key`] produces (for example a `dt`/`hour` that does not match the ID).
+pub fn parse_object_key(key: &str) -> Option<ObjectKey> {
+    let (tail, seg) = tail_segments(key, 5)?;
+    let (topic, partition) = topic_partition(seg[0], seg[1])?;
+    let name = seg[4].strip_suffix(OBJECT_SUFFIX)?;
+    let first_id = StreamId::parse_object_name(name).ok()?;
+    (object_key(&topic, partition, first_id) == tail).then_some(ObjectKey {
+        topic,
+        partition,
+        first_id,
+    })
+}
+
+/// Parses a gap record key made by [`gap_key`], with or without a leading store prefix.
+pub fn parse_gap_key(key: &str) -> Option<GapKey> {
+    let (_, seg) = tail_segments(key, 4)?;
+    let (topic, partition) = topic_partition(seg[0], seg[1])?;
+    if seg[2] != GAPS_DIR {
+        return None;
+    }
+    let name = seg[3].strip_suffix(GAP_SUFFIX)?;
+    let after = StreamId::parse_object_name(name).ok()?;
+    Some(GapKey {
+        topic,
+        partition,
+        after,
+    })
+}
+
+/// Returns the hour number (since the Unix epoch) of an ID: `id.ms / 3_600_000`.
+///
+/// An object never spans two hours, so every object lives under the hour of its first ID.
+pub fn hour_of(id: StreamId) -> u64 {
+    id.ms / MS_PER_HOUR
+}
+
+/// Returns the UTC (year, month, day, hour) of Unix epoch milliseconds.
+pub fn utc_date_hour(ms: u64) -> (i64, u32, u32, u32) {
+    // Both quotients fit: u64::MAX / MS_PER_DAY is about 2.1e11 and the hour is below 24.
+    let days = (ms / MS_PER_DAY) as i64;
+    let hour = ((ms % MS_PER_DAY) / MS_PER_HOUR) as u32;
+    let (year, month, day) = civil_from_days(days);
+    (year, month, day, hour)
+}
+
+/// Checks that a topic name works as one path segment and a Hive partition value.
+///
+/// Accepted: non-empty, at most 200 bytes, no `/`, `\`, `=`, `%` (Hive and DuckDB
+/// percent-decode partition values), no control characters, not `.` or `..`, no leading or
+/// trailing whitespace. Names like `__strm:app.orders` are fine.
+///
+/// # Errors
+///
+/// Returns [`Error::InvalidTopic`] naming the topic and the rule it breaks.
+pub fn validate_topic_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("is empty")
+    } else if name.len() > MAX_TOPIC_LEN {
+        Some("is longer than 200 bytes")
+    } else if name == "." || name == ".." {
+        Some("is `.` or `..`")
+    } else if name.contains(['/', '\\']) {
+        Some("contains a path separator")
+    } else if name.contains('=') {
+        Some("contains `=`")
+    } else if name.contains('%') {
+        Some("contains `%`")
+    } else if name.chars().any(char::is_control) {
+        Some("contains a control character")
+    } else if name.starts_with(char::is_whitespace) || name.ends_with(char::is_whitespace) {
+        Some("has leading or trailing whitespace")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(Error::InvalidTopic {
+            topic: name.into(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn builds_keys() {
+        let id = StreamId::new(1_763_780_645_000, 2);
+        assert_eq!(partition_prefix("orders", 3), "topic=orders/partition=3/");
+        assert_eq!(
+            object_key("orders", 3, id),
+            "topic=orders/partition=3/dt=2025-11-22/hour=03/\
+             00000001763780645000-00000000000000000002.parquet"
+        );
+        assert_eq!(
+            gap_key("orders", 3, id),
+            "topic=orders/partition=3/_gaps/00000001763780645000-00000000000000000002.json"
+        );
+        assert_eq!(
+            hour_prefix("orders", 3, hour_of(id)),
+            "topic=orders/partition=3/dt=2025-11-22/hour=03/"
+        );
+        assert_eq!(
+            object_key("o", 0, StreamId::MIN),
+            "topic=o/partition=0/dt=1970-01-01/hour=00/\
+             00000000000000000000-00000000000000000000.parquet"
+        );
+    }
+
+    #[test]
+    fn computes_utc_date_and_hour() {
+        assert_eq!(utc_date_hour(0), (1970, 1, 1, 0));
+        assert_eq!(utc_date_hour(1_763_780_645_000), (2025, 11, 22, 3));
+        assert_eq!(utc_date_hour(951_782_400_000), (2000, 2, 29, 0));
+        assert_eq!(utc_date_hour(951_868_799_999), (2000, 2, 29, 23));
+        assert_eq!(utc_date_hour(4_102_444_800_000), (2100, 1, 1, 0));
+        assert_eq!(hour_of(StreamId::new(3_599_999, 9)), 0);
+        assert_eq!(hour_of(StreamId::new(3_600_000, 0)), 1);
+        let (year, ..) = utc_date_hour(u64::MAX);
+        assert!(year > 500_000_000);
+    }
+
+    #[test]
+    fn parses_object_keys_with_and_without_prefix() {
+        let id = StreamId::new(1_763_780_645_000, 2);
+        let key = object_key("__strm:app.orders", 7, id);
+        let expected = ObjectKey {
+            topic: "__strm:app.orders".into(),
+            partition: 7,
+            first_id: id,
+        };
+        assert_eq!(parse_object_key(&key), Some(expected.clone()));
+        assert_eq!(parse_object_key(&format!("archive/v1/{key}")), Some(expected.clone()));
+        assert_eq!(parse_object_key(&format!("/{key}")), Some(expected));
+        let gap = gap_key("orders", 7, id);
+        assert_eq!(parse_object_key(&gap), None);
+        assert_eq!(
+            parse_gap_key(&format!("x/{gap}")),
+            Some(GapKey {
+                topic: "orders".into(),
+                partition: 7,
+                after: id
+            })
+        );
+        assert_eq!(parse_gap_key(&key), None);
+        for bad in [
+            "",
+            "topic=orders/partition=7/dt=2025-11-22/hour=04/00000001763780645000-00000000000000000002.parquet",
+            "topic=orders/partition=07/dt=2025-11-22/hour=03/00000001763780645000-00000000000000000002.parquet",
+            "topic=orders/partition=7/dt=2025-11-22/hour=03/00000001763780645000-00000000000000000002.json",
+            "topic=orders/partition=7/dt=2025-11-22/hour=03/1763780645000-2.parquet",
+            "topic=/partition=7/dt=2025-11-22/hour=03/00000001763780645000-00000000000000000002.parquet",
+            "partition=7/dt=2025-11-22/hour=03/00000001763780645000-00000000000000000002.parquet",
+            "topic=orders/partition=7/_gaps/x.json",
+        ] {
+            assert_eq!(parse_object_key(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn validates_topic_names() {
+        for good in ["orders", "__strm:app.orders", "a b", "ünïcode", "x.y-z_1", &"a".repeat(200)] {
+            validate_topic_name(good).unwrap();
+        }
+        for bad in [
+            "", ".", "..", "a/b", "a\\b", "a=b", "a%2F", "a\nb", "a\u{7f}", " a", "a ", "\ta",
+            &"a".repeat(201),
+        ] {
+            let err = validate_topic_name(bad).unwrap_err();
+            assert!(matches!(&err, Error::InvalidTopic { topic, .. } if topic == bad), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn object_keys_round_trip_and_sort_by_id(
+            topic in "[a-zA-Z0-9_.:-]{1,30}",
+            partition in any::<u32>(),
+            a in 0u64..253_402_300_800_000, sa in any::<u64>(),
+            b in 0u64..253_402_300_800_000, sb in any::<u64>(),
+        ) {
+            prop_assume!(topic != "." && topic != "..");
+            let (ia, ib) = (StreamId::new(a, sa), StreamId::new(b, sb));
+            let (ka, kb) = (object_key(&topic, partition, ia), object_key(&topic, partition, ib));
+            let parsed = parse_object_key(&ka).unwrap();
+            prop_assert_eq!(parsed, ObjectKey { topic: topic.clone(), partition, first_id: ia });
+            prop_assert_eq!(ka.cmp(&kb), ia.cmp(&ib));
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! `streamtier`: unlimited retention for Redis Streams. This binary parses the command line,
+//! loads the configuration, builds the clients and runs the chosen subcommand.
+
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use streamtier_archiver::{Context, Metrics, SystemClock};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+/// Exit code for a configuration error.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser, Debug)]
+#[command(name = "streamtier", version, about = "Unlimited retention for Redis Streams")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Archive partition streams into Parquet objects, then trim them to their hot window.
+    Archive {
+        /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Archive what is present now, trim, print a summary and exit (for cron).
+        #[arg(long)]
+        once: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Archive { config, once } => runtime.block_on(archive(config, once)),
+    }
+}
+
+fn owner_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    format!("{}-{}-{:08x}", host.trim(), std::process::id(), rand::random::<u32>())
+}
+
+async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
+    let checked = match config::load(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: configuration: {e:#}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let hot = match streamtier_tiers::hot::connect(&checked.settings.redis).await {
+        Ok(h) => h,
+        Err(e) => {
+            eprintln!("error: {}", render(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let store = match streamtier_tiers::store::connect(&checked.settings.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {}", render(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let ctx = Context {
+        hot,
+        store,
+        config: Arc::new(checked.archive.clone()),
+        clock: Arc::new(SystemClock),
+        metrics: Arc::new(Metrics::default()),
+        owner: owner_id(),
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let source = checked.source();
+    if once {
+        let reports = match streamtier_archiver::run_once(ctx, &source, shutdown).await {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: {}", render(&e));
+                return ExitCode::FAILURE;
+            }
+        };
+        println!("{:<40} {:>12} {:>8} {:>14} {:>12}  status", "partition", "entries", "objects", "bytes", "trimmed");
+        let mut failed = false;
+        for r in &reports {
+            let status = match &r.error {
+                Some(e) => {
+                    failed = true;
+                    format!("failed: {e}")
+                }
+                None if r.stats.gaps > 0 => format!("ok ({} gaps recorded)", r.stats.gaps),
+                None => "ok".to_string(),
+            };
+            println!(
+                "{:<40} {:>12} {:>8} {:>14} {:>12}  {}",
+                format!("{} ({})", r.partition.label(), r.partition.stream),
+                r.stats.entries,
+                r.stats.objects,
+                r.stats.bytes,
+                r.stats.trimmed,
+                status
+            );
+        }
+        if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        }
+    } else {
+        info!(store = %ctx.store.describe(), "archiver running");
+        match streamtier_archiver::run(ctx, source, shutdown).await {
+            Ok(()) => {
+                info!("archiver stopped");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                error!("{}", render(&e));
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// An error with its whole source chain, on one line.
+fn render(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+async fn watch_signals(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+    info!("shutting down: finishing the current objects");
+    shutdown.cancel();
+}

@@ -1,0 +1,91 @@
+//! A real `redis-server` per test: free port, no persistence, killed on drop.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// One `redis-server` process owned by a test.
+pub struct RedisServer {
+    child: Child,
+    port: u16,
+    dir: TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("no free port on 127.0.0.1")
+}
+
+impl RedisServer {
+    /// Starts a server and waits until it answers PING; retries on a port clash.
+    pub fn start() -> RedisServer {
+        let mut last_log = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let dir = tempfile::tempdir().expect("tempdir");
+            let log = dir.path().join("redis.log");
+            let child = Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(dir.path())
+                .arg("--logfile")
+                .arg(&log)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server must be installed (see .ci/run)");
+            let mut server = RedisServer { child, port, dir };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = server.child.try_wait() {
+                    break;
+                }
+                if server.ping() {
+                    return server;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            last_log = std::fs::read_to_string(&log).unwrap_or_default();
+        }
+        panic!("redis-server did not start; its log:\n{last_log}");
+    }
+
+    fn ping(&self) -> bool {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_millis(200)))
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A synchronous connection for test setup and assertions.
+    pub fn con(&self) -> redis::Connection {
+        redis::Client::open(self.url()).and_then(|c| c.get_connection()).expect("connect to test redis")
+    }
+
+    /// The hot tier over this server, as the archiver uses it.
+    pub async fn hot(&self) -> streamtier_tiers::hot::Hot {
+        let settings = streamtier_tiers::hot::RedisSettings { url: self.url() };
+        streamtier_tiers::hot::connect(&settings).await.expect("connect hot tier")
+    }
+
+    /// The server's log, for failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,7 @@
+//! Integration tests: one binary (linking is slow), real `redis-server` processes, a real
+//! S3-protocol server in-process, and the real `streamtier` binary.
+
+mod harness;
+
+mod archive_basics;
+mod store_conformance;

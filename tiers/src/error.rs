@@ -1,0 +1,150 @@
+//! Errors of the tier access layer, with a coarse [`ErrorKind`] that tells callers what to do.
+
+use std::path::PathBuf;
+
+/// Boxed cause of a failed remote call, kept whole so that callers can walk the source chain.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Failures of the hot tier (Redis) and the cold tier (object store).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A setting has a value that cannot work; `key` names it as the user writes it.
+    #[error("invalid setting `{key}`: {reason}")]
+    InvalidSettings {
+        /// The setting, e.g. `store.url`.
+        key: &'static str,
+        /// Why the value was rejected.
+        reason: String,
+    },
+
+    /// An object key (or listing prefix) is not a safe relative path.
+    #[error("invalid object key `{key}`: {reason}")]
+    InvalidKey {
+        /// The key as given.
+        key: String,
+        /// Why the key was rejected.
+        reason: String,
+    },
+
+    /// A byte range cannot be served from the object.
+    #[error("byte range `{start}..{end}` cannot be read from object `{key}`")]
+    InvalidRange {
+        /// The object key, relative to the store.
+        key: String,
+        /// First requested byte.
+        start: u64,
+        /// One past the last requested byte.
+        end: u64,
+    },
+
+    /// The object does not exist.
+    #[error("object `{key}` not found")]
+    NotFound {
+        /// The object key, relative to the store.
+        key: String,
+    },
+
+    /// A local file-system operation failed.
+    #[error("failed to {op} `{}`", path.display())]
+    Io {
+        /// What was being done, e.g. `create directory`.
+        op: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An S3 request failed after the SDK's own retries.
+    #[error("s3 `{op}` failed for `{key}`")]
+    S3 {
+        /// The S3 operation, e.g. `put_object`.
+        op: &'static str,
+        /// The full object key in the bucket (store prefix included), or the bucket for
+        /// bucket-level calls.
+        key: String,
+        /// The SDK error; render it with `aws_sdk_s3::error::DisplayErrorContext` or by walking
+        /// the source chain.
+        #[source]
+        source: BoxError,
+    },
+
+    /// A Redis command failed (after the client's reconnects).
+    #[error("redis `{op}` failed for `{key}`")]
+    Redis {
+        /// The command or script, e.g. `trim`.
+        op: &'static str,
+        /// The key involved (empty for server-level commands).
+        key: String,
+        /// The client error.
+        #[source]
+        source: redis::RedisError,
+    },
+
+    /// Redis answered something the protocol does not allow here.
+    #[error("unexpected redis reply for `{key}`: {reason}")]
+    Protocol {
+        /// The key involved.
+        key: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// What a caller should do about an [`Error`]; the API maps it to an HTTP status in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The request or the settings are wrong: do not retry, report.
+    InvalidInput,
+    /// The thing asked for does not exist.
+    NotFound,
+    /// Someone else changed the same thing concurrently: re-read and decide.
+    Conflict,
+    /// A dependency (Redis, S3, the disk) failed or timed out: retry later.
+    Unavailable,
+    /// Stored data is unreadable or inconsistent: needs an operator.
+    Corrupt,
+    /// A bug or an unexpected state.
+    Internal,
+}
+
+impl Error {
+    /// Returns the coarse category of this error.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidSettings { .. } | Error::InvalidKey { .. } | Error::InvalidRange { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::Io { .. } | Error::S3 { .. } | Error::Redis { .. } => ErrorKind::Unavailable,
+            Error::Protocol { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+/// Result with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_lowercase_and_name_the_key() {
+        let err = Error::NotFound {
+            key: "topic=a/x.parquet".into(),
+        };
+        assert_eq!(err.to_string(), "object `topic=a/x.parquet` not found");
+        assert_eq!(err.kind(), ErrorKind::NotFound);
+
+        let err = Error::Io {
+            op: "read",
+            path: PathBuf::from("/tmp/x"),
+            source: std::io::Error::other("boom"),
+        };
+        assert_eq!(err.to_string(), "failed to read `/tmp/x`");
+        assert!(std::error::Error::source(&err).is_some());
+    }
+}

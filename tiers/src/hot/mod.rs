@@ -1,0 +1,329 @@
+//! The hot tier: Redis streams, read in atomic batches and trimmed by one Lua script.
+
+mod keys;
+mod lease;
+mod reply;
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::Script;
+use serde::{Deserialize, Serialize};
+use streamtier_schemas::{Entry, StreamId};
+
+use crate::{Error, Result};
+
+pub use keys::{chain_key, lease_key, is_internal_key};
+pub use lease::Lease;
+use reply::{parse_read, parse_trim};
+
+/// Default Redis URL.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The `[redis]` section: where the partition streams live.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisSettings {
+    /// `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS).
+    #[serde(default = "default_url")]
+    pub url: String,
+}
+
+fn default_url() -> String {
+    DEFAULT_REDIS_URL.to_string()
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        Self { url: default_url() }
+    }
+}
+
+impl fmt::Debug for RedisSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSettings")
+            .field("url", &redact_url(&self.url))
+            .finish()
+    }
+}
+
+/// Replaces the password of a Redis URL with `***`, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let creds = &url[scheme + 3..at];
+            match creds.find(':') {
+                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+impl RedisSettings {
+    /// Checks the URL without connecting.
+    ///
+    /// # Errors
+    /// [`Error::InvalidSettings`] naming `redis.url`.
+    pub fn validate(&self) -> Result<()> {
+        redis::Client::open(self.url.as_str()).map_err(|e| Error::InvalidSettings {
+            key: "redis.url",
+            reason: format!("`{}` is not a Redis URL: {e}", redact_url(&self.url)),
+        })?;
+        Ok(())
+    }
+}
+
+/// Connects to Redis with a reconnecting connection (retries with backoff inside the client).
+///
+/// # Errors
+/// [`Error::InvalidSettings`] for a bad URL, [`Error::Redis`] when the first connection fails.
+pub async fn connect(settings: &RedisSettings) -> Result<Hot> {
+    settings.validate()?;
+    let client = redis::Client::open(settings.url.as_str()).map_err(|e| Error::InvalidSettings {
+        key: "redis.url",
+        reason: e.to_string(),
+    })?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_response_timeout(Some(Duration::from_secs(30)))
+        .set_number_of_retries(3)
+        .set_max_delay(Duration::from_secs(2));
+    let con = ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(|source| Error::Redis { op: "connect", key: redact_url(&settings.url), source })?;
+    Ok(Hot::new(con))
+}
+
+/// What `XINFO STREAM` says about a stream, read atomically with a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Entries in the stream now.
+    pub length: u64,
+    /// Entries ever added (Redis 7+).
+    pub entries_added: u64,
+    /// The oldest entry present.
+    pub first_id: Option<StreamId>,
+    /// The newest entry present.
+    pub last_entry_id: Option<StreamId>,
+    /// The newest id ever generated.
+    pub last_generated_id: StreamId,
+    /// The highest id removed by `XDEL`.
+    pub max_deleted_id: StreamId,
+    /// The first id Redis recorded (moves with trimming).
+    pub recorded_first_id: StreamId,
+}
+
+/// One batch read after a watermark.
+#[derive(Clone, Debug)]
+pub struct ReadBatch {
+    /// Entries in ascending id order.
+    pub entries: Vec<Entry>,
+    /// `None` when the stream does not exist.
+    pub info: Option<StreamInfo>,
+    /// The watermark that archivers last committed for this stream (the fence).
+    pub fence: Option<StreamId>,
+}
+
+/// What the trim script is asked to do.
+#[derive(Clone, Debug)]
+pub struct TrimRequest<'a> {
+    /// The stream key.
+    pub stream: &'a str,
+    /// Last entry id durably archived; nothing above it is ever trimmed.
+    pub archived: StreamId,
+    /// Entries-added offset of `archived`, when known (guards against a recreated stream).
+    pub archived_offset: Option<u64>,
+    /// Keep entries whose id is at or above this (the `retain_for` window).
+    pub keep_from: Option<StreamId>,
+    /// Keep at least this many of the newest entries.
+    pub retain_entries: u64,
+    /// Hard cap that may trim past a stalled consumer group (archived entries only).
+    pub retain_max_entries: Option<u64>,
+    /// Hold trimming back for consumer groups.
+    pub respect_groups: bool,
+}
+
+/// What the trim script did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrimOutcome {
+    /// Trimmed `trimmed` entries below `bound`; `behind` lists groups trimmed past by the hard cap.
+    Trimmed {
+        /// Entries removed.
+        trimmed: u64,
+        /// The `MINID` used, if any.
+        bound: Option<StreamId>,
+        /// Stream length afterwards.
+        length: u64,
+        /// Groups that lost undelivered or pending entries to `retain_max_entries`.
+        behind: Vec<String>,
+    },
+    /// The stream's last id is below the archived watermark (failover, or deleted and recreated).
+    Regressed,
+    /// The stream has fewer entries ever added than the archive holds: it was recreated.
+    Recreated,
+    /// The stream does not exist.
+    Missing,
+}
+
+/// A cheap-to-clone handle on the hot tier.
+#[derive(Clone)]
+pub struct Hot {
+    con: ConnectionManager,
+    read: Script,
+    trim: Script,
+}
+
+impl fmt::Debug for Hot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hot").finish_non_exhaustive()
+    }
+}
+
+impl Hot {
+    /// Wraps a connection built at the edge.
+    pub fn new(con: ConnectionManager) -> Self {
+        Self {
+            con,
+            read: Script::new(include_str!("read.lua")),
+            trim: Script::new(include_str!("trim.lua")),
+        }
+    }
+
+    /// The connection, for callers that need plain commands.
+    pub fn connection(&self) -> ConnectionManager {
+        self.con.clone()
+    }
+
+    /// Answers whether Redis is reachable.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when it is not.
+    pub async fn ping(&self) -> Result<()> {
+        let mut con = self.con.clone();
+        redis::cmd("PING")
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(|source| Error::Redis { op: "PING", key: String::new(), source })
+    }
+
+    /// Reads up to `count` entries with ids in `(after, end]`, atomically with `XINFO STREAM` and
+    /// the chain fence.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails or the key is not a stream, [`Error::Protocol`] on an
+    /// unexpected reply.
+    pub async fn read_after(
+        &self,
+        stream: &str,
+        after: StreamId,
+        end: Option<StreamId>,
+        count: usize,
+    ) -> Result<ReadBatch> {
+        let mut con = self.con.clone();
+        let end = end.map_or_else(|| "+".to_string(), |id| id.to_string());
+        let value: redis::Value = self
+            .read
+            .key(stream)
+            .key(chain_key(stream))
+            .arg(after.to_string())
+            .arg(end)
+            .arg(count)
+            .invoke_async(&mut con)
+            .await
+            .map_err(|source| Error::Redis { op: "read batch", key: stream.to_string(), source })?;
+        parse_read(stream, value)
+    }
+
+    /// Trims archived entries in one atomic script (see `trim.lua`).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails, [`Error::Protocol`] on an unexpected reply.
+    pub async fn trim(&self, req: &TrimRequest<'_>) -> Result<TrimOutcome> {
+        let mut con = self.con.clone();
+        let value: redis::Value = self
+            .trim
+            .key(req.stream)
+            .key(chain_key(req.stream))
+            .arg(req.archived.to_string())
+            .arg(req.archived_offset.unwrap_or(0))
+            .arg(req.keep_from.map(|id| id.to_string()).unwrap_or_default())
+            .arg(req.retain_entries)
+            .arg(req.retain_max_entries.unwrap_or(0))
+            .arg(if req.respect_groups { "1" } else { "0" })
+            .invoke_async(&mut con)
+            .await
+            .map_err(|source| Error::Redis { op: "trim", key: req.stream.to_string(), source })?;
+        parse_trim(req.stream, value)
+    }
+
+    /// The last object key this stream's archivers committed (a listing hint; may be absent).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn chain_hint(&self, stream: &str) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        redis::cmd("HGET")
+            .arg(chain_key(stream))
+            .arg("hint")
+            .query_async(&mut con)
+            .await
+            .map_err(|source| Error::Redis { op: "HGET", key: chain_key(stream), source })
+    }
+
+    /// Records `key` as the chain hint if it sorts after the current one.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn set_chain_hint(&self, stream: &str, key: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        Script::new(
+            "local h = redis.call('HGET', KEYS[1], 'hint') \
+             if not h or ARGV[1] > h then redis.call('HSET', KEYS[1], 'hint', ARGV[1]) end \
+             return 1",
+        )
+        .key(chain_key(stream))
+        .arg(key)
+        .invoke_async::<()>(&mut con)
+        .await
+        .map_err(|source| Error::Redis { op: "set hint", key: chain_key(stream), source })
+    }
+
+    /// All keys of type stream (`SCAN … TYPE stream`), without streamtier's and Runnel's own keys.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn scan_streams(&self) -> Result<Vec<String>> {
+        let mut con = self.con.clone();
+        let mut cursor: u64 = 0;
+        let mut keys = Vec::new();
+        loop {
+            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .arg("TYPE")
+                .arg("stream")
+                .query_async(&mut con)
+                .await
+                .map_err(|source| Error::Redis { op: "SCAN", key: String::new(), source })?;
+            for key in batch {
+                // Stream keys that are not UTF-8 cannot name a topic; they are left alone.
+                if let Ok(key) = String::from_utf8(key) {
+                    if !is_internal_key(&key) {
+                        keys.push(key);
+                    }
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+}

@@ -1,0 +1,16 @@
+//! Access to the two tiers that streamtier moves entries between.
+//!
+//! - [`hot`]: Redis streams, the hot tier. Atomic batch reads that also return the stream's
+//!   bookkeeping (`XINFO STREAM`), the trim script that enforces the retention and consumer-group
+//!   rules in one step, partition leases and key discovery.
+//! - [`store`]: the object store, the cold tier. A local directory or S3, both with an atomic
+//!   create-if-absent write, which is what keeps the archive chain free of duplicates.
+//!
+//! Clients are built at the edge ([`hot::connect`], [`store::connect`]) and passed in; nothing
+//! here reads the environment.
+
+pub mod error;
+pub mod hot;
+pub mod store;
+
+pub use error::{Error, ErrorKind, Result};
