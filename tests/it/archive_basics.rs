@@ -3,12 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use proptest::prelude::*;
 use streamtier_archiver::partition::Partition;
 use streamtier_archiver::settings::Retention;
 use streamtier_archiver::{Mode, PartitionWorker};
-use streamtier_schemas::{Entry, StreamId};
+use streamtier_schemas::StreamId;
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -44,11 +43,13 @@ fn round_trip_is_byte_exact_for_random_entries() {
     let redis = RedisServer::start();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let hot = rt.block_on(redis.hot());
-    let mut con = redis.con();
-    let mut case = 0u32;
+    let con = std::cell::RefCell::new(redis.con());
+    let case = std::cell::Cell::new(0u32);
     let config = ProptestConfig { cases: 24, ..ProptestConfig::default() };
     proptest!(config, |(entries in proptest::collection::vec(entry_strategy(), 1..120))| {
-        case += 1;
+        case.set(case.get() + 1);
+        let case = case.get();
+        let mut con = con.borrow_mut();
         let stream = format!("prop:{case}");
         for fields in &entries {
             let f: Vec<(&[u8], &[u8])> = fields.iter().map(|(n, v)| (n.as_slice(), v.as_slice())).collect();

@@ -117,6 +117,40 @@ pub fn arrow_schema(columns: &[TypedColumn]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
+/// Helpers shared by the tests of the reader and the writer.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use bytes::Bytes;
+
+    use crate::entry::Entry;
+    use crate::id::StreamId;
+    use crate::meta::ObjectMeta;
+
+    /// Metadata that matches `entries`.
+    pub(crate) fn meta_for(entries: &[Entry]) -> ObjectMeta {
+        ObjectMeta {
+            topic: "__strm:app.orders".into(),
+            partition: 1,
+            stream: "__strm:app.orders:1".into(),
+            first_id: entries[0].id,
+            last_id: entries[entries.len() - 1].id,
+            entry_count: entries.len() as u64,
+            last_offset: Some(1_000),
+        }
+    }
+
+    /// An entry with text fields.
+    pub(crate) fn entry(ms: u64, seq: u64, fields: &[(&str, &str)]) -> Entry {
+        Entry::new(
+            StreamId::new(ms, seq),
+            fields
+                .iter()
+                .map(|(n, v)| (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes())))
+                .collect(),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

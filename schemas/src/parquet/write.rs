@@ -391,3 +391,181 @@ fn build_batch(schema: &SchemaRef, columns: &[TypedColumn], entries: &[Entry]) -
     arrays.extend(typed.into_iter().map(TypedBuilder::finish));
     RecordBatch::try_new(schema.clone(), arrays).map_err(arrow)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parquet::test_support::{entry, meta_for};
+    use crate::ErrorKind;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
+    use arrow_array::Array;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::basic::{ConvertedType, LogicalType, TimeUnit};
+    use parquet::file::metadata::{PageIndexPolicy, ParquetMetaDataReader};
+
+    fn typed_columns() -> Vec<TypedColumn> {
+        vec![
+            TypedColumn::new("carrier", ColumnType::String),
+            TypedColumn::new("amount", ColumnType::Int64),
+            TypedColumn::new("price", ColumnType::Float64),
+            TypedColumn::new("paid", ColumnType::Bool),
+            TypedColumn::new("at", ColumnType::Timestamp),
+        ]
+    }
+
+    #[test]
+    fn typed_columns_hold_parsed_values_or_nulls() {
+        let mut bad_utf8 = entry(3, 0, &[]);
+        bad_utf8.fields.push((Bytes::from_static(b"carrier"), Bytes::from_static(b"\xff")));
+        let entries = vec![
+            entry(1, 0, &[("carrier", "ups"), ("amount", "12"), ("price", "2.5"), ("paid", "TRUE"), ("at", "2025-11-22T03:04:05Z")]),
+            entry(2, 0, &[("amount", "twelve"), ("price", "x"), ("paid", "maybe"), ("at", "1763780645001"), ("amount", "13")]),
+            bad_utf8,
+            entry(4, 0, &[("carrier", "dhl"), ("carrier", "fedex"), ("amount", "-5"), ("paid", "0"), ("at", "nope")]),
+        ];
+        let data = encode_object(&entries, &meta_for(&entries), &typed_columns(), &EncodeOptions::default()).unwrap();
+        let reader = ParquetRecordBatchReaderBuilder::try_new(data).unwrap().build().unwrap();
+        let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+        assert_eq!(batches.len(), 1);
+        let batch = &batches[0];
+        let carrier = batch.column_by_name("carrier").unwrap().as_string::<i32>();
+        assert_eq!(carrier.iter().collect::<Vec<_>>(), [Some("ups"), None, None, Some("dhl")]);
+        let amount = batch.column_by_name("amount").unwrap().as_primitive::<Int64Type>();
+        assert_eq!(amount.iter().collect::<Vec<_>>(), [Some(12), None, None, Some(-5)]);
+        let price = batch.column_by_name("price").unwrap().as_primitive::<Float64Type>();
+        assert_eq!(price.iter().collect::<Vec<_>>(), [Some(2.5), None, None, None]);
+        let paid = batch.column_by_name("paid").unwrap().as_boolean();
+        assert_eq!(paid.iter().collect::<Vec<_>>(), [Some(true), None, None, Some(false)]);
+        let at = batch.column_by_name("at").unwrap();
+        assert_eq!(at.data_type(), &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Millisecond, Some("UTC".into())));
+        let at = at.as_primitive::<TimestampMillisecondType>();
+        assert_eq!(at.iter().collect::<Vec<_>>(), [Some(1_763_780_645_000), Some(1_763_780_645_001), None, None]);
+        let ts = batch.column_by_name("ts").unwrap().as_primitive::<TimestampMillisecondType>();
+        assert_eq!(ts.values().to_vec(), [1, 2, 3, 4]);
+        let raw = batch.column_by_name("raw_fields").unwrap();
+        assert_eq!((0..4).map(|i| raw.is_valid(i)).collect::<Vec<_>>(), [false, true, true, true]);
+    }
+
+    #[test]
+    fn parquet_schema_is_athena_friendly() {
+        let entries = vec![entry(1, 0, &[("a", "b")])];
+        let data = encode_object(&entries, &meta_for(&entries), &typed_columns(), &EncodeOptions::default()).unwrap();
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Required)
+            .parse_and_finish(&data)
+            .unwrap();
+        let file = metadata.file_metadata();
+        assert_eq!(file.created_by(), Some("streamtier"));
+        let schema = file.schema_descr();
+        for column in schema.columns() {
+            let unsigned = matches!(column.logical_type_ref(), Some(LogicalType::Integer(t)) if !t.is_signed)
+                || matches!(
+                    column.converted_type(),
+                    ConvertedType::UINT_8 | ConvertedType::UINT_16 | ConvertedType::UINT_32 | ConvertedType::UINT_64
+                );
+            assert!(!unsigned, "{}", column.path());
+        }
+        let path = |c: &parquet::schema::types::ColumnDescriptor| c.path().string();
+        let ts = schema.columns().iter().find(|c| path(c) == "ts").unwrap();
+        assert_eq!(ts.logical_type_ref(), Some(&LogicalType::timestamp(true, TimeUnit::MILLIS)));
+        let at = schema.columns().iter().find(|c| path(c) == "at").unwrap();
+        assert_eq!(at.logical_type_ref(), Some(&LogicalType::timestamp(true, TimeUnit::MILLIS)));
+        let leaves: Vec<String> = schema.columns().iter().map(|c| path(c)).collect();
+        assert_eq!(
+            leaves[..5],
+            ["id", "ts", "seq", "fields.key_value.key", "fields.key_value.value"]
+        );
+        assert_eq!(leaves[5], "raw_fields.list.element");
+        let fields = schema.root_schema().get_fields()[3].clone();
+        assert_eq!(fields.get_basic_info().logical_type_ref(), Some(&LogicalType::Map));
+        let row_group = metadata.row_group(0);
+        for chunk in row_group.columns() {
+            assert!(matches!(chunk.compression(), Compression::ZSTD(l) if l.compression_level() == 3));
+            assert!(chunk.column_index_offset().is_some(), "{}", chunk.column_path());
+            assert!(chunk.offset_index_offset().is_some());
+        }
+    }
+
+    #[test]
+    fn rejects_out_of_order_entries_across_calls() {
+        let mut writer = ObjectWriter::new(Vec::new(), &[], &EncodeOptions::default()).unwrap();
+        writer.write(&[entry(5, 0, &[]), entry(5, 1, &[])]).unwrap();
+        let err = writer.write(&[entry(6, 0, &[]), entry(5, 1, &[])]).unwrap_err();
+        assert!(matches!(err, Error::OutOfOrder { previous, next } if previous == StreamId::new(6, 0) && next == StreamId::new(5, 1)));
+        let err = writer.write(&[entry(5, 1, &[])]).unwrap_err();
+        assert!(matches!(err, Error::OutOfOrder { .. }));
+        assert_eq!(writer.entry_count(), 2);
+    }
+
+    #[test]
+    fn finish_requires_matching_metadata() {
+        let entries = vec![entry(1, 0, &[]), entry(2, 0, &[])];
+        let new = || {
+            let mut writer = ObjectWriter::new(Vec::new(), &[], &EncodeOptions::default()).unwrap();
+            writer.write(&entries).unwrap();
+            writer
+        };
+        let good = meta_for(&entries);
+        for (meta, field) in [
+            (ObjectMeta { entry_count: 3, ..good.clone() }, "entry_count"),
+            (ObjectMeta { first_id: StreamId::new(0, 1), ..good.clone() }, "first_id"),
+            (ObjectMeta { last_id: StreamId::new(3, 0), ..good.clone() }, "last_id"),
+        ] {
+            let err = new().finish(&meta).unwrap_err();
+            assert!(matches!(err, Error::MetaMismatch { field: f, .. } if f == field), "{err}");
+            assert_eq!(err.kind(), ErrorKind::InvalidInput);
+        }
+        let bad_topic = ObjectMeta { topic: "a/b".into(), ..good.clone() };
+        assert!(matches!(new().finish(&bad_topic), Err(Error::InvalidTopic { .. })));
+        let empty = ObjectWriter::new(Vec::new(), &[], &EncodeOptions::default()).unwrap();
+        assert!(matches!(empty.finish(&good), Err(Error::MetaMismatch { .. })));
+        assert!(!new().finish(&good).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_options_and_columns() {
+        for (zstd_level, row_group_entries, option) in [(0, 10, "zstd_level"), (23, 10, "zstd_level"), (3, 0, "row_group_entries")] {
+            let options = EncodeOptions { zstd_level, row_group_entries };
+            let err = ObjectWriter::new(Vec::new(), &[], &options).err().unwrap();
+            assert!(matches!(err, Error::InvalidOptions { option: o, .. } if o == option));
+        }
+        let columns = [TypedColumn::new("seq", ColumnType::Int64)];
+        let err = ObjectWriter::new(Vec::new(), &columns, &EncodeOptions::default()).err().unwrap();
+        assert!(matches!(err, Error::InvalidColumn { column, .. } if column == "seq"));
+    }
+
+    #[test]
+    fn splits_row_groups_and_reports_progress() {
+        let options = EncodeOptions { zstd_level: 1, row_group_entries: 100 };
+        let mut writer = ObjectWriter::new(Vec::new(), &[], &options).unwrap();
+        let mut last = 0;
+        for chunk in 0..5u64 {
+            let entries: Vec<Entry> = (0..70).map(|i| entry(chunk * 100 + i, 0, &[("k", "some value")])).collect();
+            writer.write(&entries).unwrap();
+            assert!(writer.bytes_written() > last);
+            last = writer.bytes_written();
+        }
+        assert_eq!(writer.entry_count(), 350);
+        let meta = ObjectMeta {
+            first_id: StreamId::new(0, 0),
+            last_id: StreamId::new(469, 0),
+            entry_count: 350,
+            ..meta_for(&[entry(0, 0, &[])])
+        };
+        let data = Bytes::from(writer.finish(&meta).unwrap());
+        let metadata = ParquetMetaDataReader::new().parse_and_finish(&data).unwrap();
+        let sizes: Vec<i64> = metadata.row_groups().iter().map(|rg| rg.num_rows()).collect();
+        assert_eq!(sizes, [100, 100, 100, 50]);
+    }
+
+    #[test]
+    fn batch_len_keeps_arrays_under_two_gib() {
+        let small = entry(1, 0, &[("a", "b")]);
+        assert_eq!(batch_len(&[small.clone(), small.clone()]).unwrap(), 2);
+        assert!(exact_cost(&small) >= 2);
+        let mut invalid = entry(1, 0, &[]);
+        invalid.fields.push((Bytes::from_static(b"\xff\xfe"), Bytes::new()));
+        assert_eq!(exact_cost(&invalid), 6);
+    }
+}
