@@ -6,7 +6,9 @@ use std::path::Path;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
-use streamtier_archiver::settings::{check_topics, ArchiveConfig, ArchiveSettings, Retention, Topic, TopicSettings};
+use streamtier_archiver::settings::{
+    check_topics, ArchiveConfig, ArchiveSettings, Retention, Topic, TopicSettings,
+};
 use streamtier_tiers::hot::RedisSettings;
 use streamtier_tiers::store::StoreSettings;
 
@@ -57,7 +59,11 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Checked> {
     settings.store.parse_url()?;
     let archive = settings.archive.check()?;
     let topics = check_topics(&settings.topics)?;
-    Ok(Checked { settings, archive, topics })
+    Ok(Checked {
+        settings,
+        archive,
+        topics,
+    })
 }
 
 impl Checked {

@@ -57,7 +57,12 @@ fn main() -> ExitCode {
 
 fn owner_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    format!("{}-{}-{:08x}", host.trim(), std::process::id(), rand::random::<u32>())
+    format!(
+        "{}-{}-{:08x}",
+        host.trim(),
+        std::process::id(),
+        rand::random::<u32>()
+    )
 }
 
 async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
@@ -101,7 +106,10 @@ async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("{:<40} {:>12} {:>8} {:>14} {:>12}  status", "partition", "entries", "objects", "bytes", "trimmed");
+        println!(
+            "{:<40} {:>12} {:>8} {:>14} {:>12}  status",
+            "partition", "entries", "objects", "bytes", "trimmed"
+        );
         let mut failed = false;
         for r in &reports {
             let status = match &r.error {
@@ -156,7 +164,8 @@ fn render(e: &dyn std::error::Error) -> String {
 
 async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    else {
         warn!("cannot install signal handlers");
         return;
     };

@@ -32,7 +32,12 @@ pub struct Chain {
 impl Chain {
     /// The chain of an empty archive.
     pub fn empty() -> Self {
-        Self { last_key: None, last_id: StreamId::MIN, last_offset: Some(0), estimate: None }
+        Self {
+            last_key: None,
+            last_id: StreamId::MIN,
+            last_offset: Some(0),
+            estimate: None,
+        }
     }
 
     /// Moves the end of the chain to an object's end.
@@ -40,12 +45,19 @@ impl Chain {
         self.last_key = Some(key);
         self.last_id = meta.last_id;
         self.last_offset = meta.last_offset;
-        self.estimate = if meta.last_offset.is_some() { None } else { estimate };
+        self.estimate = if meta.last_offset.is_some() {
+            None
+        } else {
+            estimate
+        };
     }
 }
 
 fn tier(p: &Partition) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
-    move |source| Error::Tier { partition: p.label(), source }
+    move |source| Error::Tier {
+        partition: p.label(),
+        source,
+    }
 }
 
 /// Reads an object's footer metadata: S3 user metadata when present, else the Parquet footer.
@@ -54,12 +66,23 @@ fn tier(p: &Partition) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
 /// [`Error::Tier`] when the store fails, [`Error::Format`] when the footer is unreadable.
 pub async fn object_meta(store: &Store, p: &Partition, key: &str) -> Result<ObjectMeta> {
     let head = store.head(key).await.map_err(tier(p))?;
-    let pairs: Vec<(&str, &str)> = head.metadata.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let pairs: Vec<(&str, &str)> = head
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     if let Ok(meta) = ObjectMeta::from_s3_metadata(pairs) {
         return Ok(meta);
     }
-    let format = |source| Error::Format { partition: p.label(), key: key.to_string(), source };
-    let tail = store.get_suffix(key, FOOTER_GUESS.min(head.size)).await.map_err(tier(p))?;
+    let format = |source| Error::Format {
+        partition: p.label(),
+        key: key.to_string(),
+        source,
+    };
+    let tail = store
+        .get_suffix(key, FOOTER_GUESS.min(head.size))
+        .await
+        .map_err(tier(p))?;
     let needed = crate::footer::footer_len(&tail).map_err(format)?;
     let footer: Bytes = if needed as usize <= tail.len() {
         tail
@@ -100,16 +123,29 @@ pub async fn resync(hot: &Hot, store: &Store, p: &Partition) -> Result<Chain> {
         None => Ok(Chain::empty()),
         Some(key) => {
             let meta = object_meta(store, p, &key).await?;
-            Ok(Chain { last_id: meta.last_id, last_offset: meta.last_offset, last_key: Some(key), estimate: None })
+            Ok(Chain {
+                last_id: meta.last_id,
+                last_offset: meta.last_offset,
+                last_key: Some(key),
+                estimate: None,
+            })
         }
     }
 }
 
-async fn last_object_after(store: &Store, p: &Partition, prefix: &str, start: Option<&String>) -> Result<Option<String>> {
+async fn last_object_after(
+    store: &Store,
+    p: &Partition,
+    prefix: &str,
+    start: Option<&String>,
+) -> Result<Option<String>> {
     let mut start = start.cloned();
     let mut last = None;
     loop {
-        let page = store.list(prefix, start.as_deref(), Some(PAGE)).await.map_err(tier(p))?;
+        let page = store
+            .list(prefix, start.as_deref(), Some(PAGE))
+            .await
+            .map_err(tier(p))?;
         for o in &page {
             if layout::parse_object_key(&o.key).is_some() {
                 last = Some(o.key.clone());
@@ -126,13 +162,25 @@ async fn last_object_after(store: &Store, p: &Partition, prefix: &str, start: Op
 ///
 /// # Errors
 /// [`Error::Tier`] when the store fails.
-pub async fn objects_after(store: &Store, p: &Partition, after: Option<&str>, n: usize) -> Result<Vec<String>> {
+pub async fn objects_after(
+    store: &Store,
+    p: &Partition,
+    after: Option<&str>,
+    n: usize,
+) -> Result<Vec<String>> {
     let prefix = layout::partition_prefix(&p.topic, p.partition);
     let mut start = after.map(str::to_string);
     let mut out = Vec::new();
     loop {
-        let page = store.list(&prefix, start.as_deref(), Some(PAGE)).await.map_err(tier(p))?;
-        out.extend(page.iter().filter(|o| layout::parse_object_key(&o.key).is_some()).map(|o| o.key.clone()));
+        let page = store
+            .list(&prefix, start.as_deref(), Some(PAGE))
+            .await
+            .map_err(tier(p))?;
+        out.extend(
+            page.iter()
+                .filter(|o| layout::parse_object_key(&o.key).is_some())
+                .map(|o| o.key.clone()),
+        );
         if out.len() >= n || page.len() < PAGE {
             out.truncate(n);
             return Ok(out);
@@ -147,5 +195,9 @@ pub async fn objects_after(store: &Store, p: &Partition, after: Option<&str>, n:
 /// [`Error::Tier`] when the store fails, [`Error::Format`] when the record is not valid JSON.
 pub async fn read_gap(store: &Store, p: &Partition, key: &str) -> Result<GapRecord> {
     let body = store.get(key).await.map_err(tier(p))?;
-    GapRecord::from_json(&body).map_err(|source| Error::Format { partition: p.label(), key: key.to_string(), source })
+    GapRecord::from_json(&body).map_err(|source| Error::Format {
+        partition: p.label(),
+        key: key.to_string(),
+        source,
+    })
 }

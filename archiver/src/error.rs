@@ -50,7 +50,9 @@ pub enum Error {
     },
     /// The chain in the store is behind the fence that archivers committed in Redis: objects
     /// were removed from the store behind streamtier's back.
-    #[error("{partition}: archive in the store ends at `{archived}` but archivers committed up to `{fence}`")]
+    #[error(
+        "{partition}: archive in the store ends at `{archived}` but archivers committed up to `{fence}`"
+    )]
     ArchiveBehindFence {
         /// `topic/partition`.
         partition: String,

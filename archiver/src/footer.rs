@@ -6,7 +6,9 @@ use streamtier_schemas::{Error, ObjectMeta, Result};
 const MAGIC: &[u8] = b"PAR1";
 
 fn corrupt(reason: impl Into<String>) -> Error {
-    Error::Corrupt { reason: reason.into() }
+    Error::Corrupt {
+        reason: reason.into(),
+    }
 }
 
 /// How many bytes from the end of the file hold the footer, read from its last 8 bytes.
@@ -33,6 +35,13 @@ pub fn read_meta(tail: &[u8]) -> Result<ObjectMeta> {
     }
     let meta = ParquetMetaDataReader::decode_metadata(&tail[tail.len() - len..tail.len() - 8])
         .map_err(|source| Error::Parquet { source })?;
-    let kv = meta.file_metadata().key_value_metadata().cloned().unwrap_or_default();
-    ObjectMeta::from_pairs(kv.iter().map(|kv| (kv.key.as_str(), kv.value.as_deref().unwrap_or(""))))
+    let kv = meta
+        .file_metadata()
+        .key_value_metadata()
+        .cloned()
+        .unwrap_or_default();
+    ObjectMeta::from_pairs(
+        kv.iter()
+            .map(|kv| (kv.key.as_str(), kv.value.as_deref().unwrap_or(""))),
+    )
 }

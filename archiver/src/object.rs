@@ -21,10 +21,22 @@ impl ObjectBuilder {
     ///
     /// # Errors
     /// [`Error::Format`] when the writer cannot be created.
-    pub fn new(p: &Partition, key: String, columns: &Arc<Vec<TypedColumn>>, options: &EncodeOptions) -> Result<Self> {
-        let writer = ObjectWriter::new(Vec::new(), columns, options)
-            .map_err(|source| Error::Format { partition: p.label(), key: key.clone(), source })?;
-        Ok(Self { writer: Some(writer), partition: p.label(), key })
+    pub fn new(
+        p: &Partition,
+        key: String,
+        columns: &Arc<Vec<TypedColumn>>,
+        options: &EncodeOptions,
+    ) -> Result<Self> {
+        let writer = ObjectWriter::new(Vec::new(), columns, options).map_err(|source| Error::Format {
+            partition: p.label(),
+            key: key.clone(),
+            source,
+        })?;
+        Ok(Self {
+            writer: Some(writer),
+            partition: p.label(),
+            key,
+        })
     }
 
     /// The key the object will be stored under.
@@ -43,9 +55,16 @@ impl ObjectBuilder {
             (writer, r)
         })
         .await
-        .map_err(|e| Error::Task { partition: self.partition.clone(), reason: e.to_string() })?;
+        .map_err(|e| Error::Task {
+            partition: self.partition.clone(),
+            reason: e.to_string(),
+        })?;
         self.writer = Some(writer);
-        result.map_err(|source| Error::Format { partition: self.partition.clone(), key: self.key.clone(), source })
+        result.map_err(|source| Error::Format {
+            partition: self.partition.clone(),
+            key: self.key.clone(),
+            source,
+        })
     }
 
     /// Closes the object with its footer metadata and returns its bytes.
@@ -56,10 +75,15 @@ impl ObjectBuilder {
         let writer = self.take_writer()?;
         let result = tokio::task::spawn_blocking(move || writer.finish(&meta))
             .await
-            .map_err(|e| Error::Task { partition: self.partition.clone(), reason: e.to_string() })?;
-        result
-            .map(Bytes::from)
-            .map_err(|source| Error::Format { partition: self.partition.clone(), key: self.key.clone(), source })
+            .map_err(|e| Error::Task {
+                partition: self.partition.clone(),
+                reason: e.to_string(),
+            })?;
+        result.map(Bytes::from).map_err(|source| Error::Format {
+            partition: self.partition.clone(),
+            key: self.key.clone(),
+            source,
+        })
     }
 
     fn take_writer(&mut self) -> Result<ObjectWriter<Vec<u8>>> {

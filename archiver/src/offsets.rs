@@ -61,7 +61,10 @@ pub enum Continuity {
 pub fn continuity(prev_offset: Option<u64>, first_offset: Option<u64>) -> Continuity {
     match (prev_offset, first_offset) {
         (Some(prev), Some(first)) if first == prev + 1 => Continuity::Contiguous,
-        (Some(prev), Some(first)) if first > prev + 1 => Continuity::Gap { count: first - prev - 1, last_offset: first - 1 },
+        (Some(prev), Some(first)) if first > prev + 1 => Continuity::Gap {
+            count: first - prev - 1,
+            last_offset: first - 1,
+        },
         (Some(_), Some(_)) => Continuity::Inconsistent,
         _ => Continuity::Unknown,
     }
@@ -93,14 +96,26 @@ mod tests {
         let i = info(10, 100, 91, 100, 0);
         let first = first_offset(&i, id(91), 10, true, id(20), Some(20));
         assert_eq!(first, Some(91));
-        assert_eq!(continuity(Some(20), first), Continuity::Gap { count: 70, last_offset: 90 });
+        assert_eq!(
+            continuity(Some(20), first),
+            Continuity::Gap {
+                count: 70,
+                last_offset: 90
+            }
+        );
     }
 
     #[test]
     fn trimmed_before_first_seen_is_a_gap_from_zero() {
         let i = info(5, 12, 8, 12, 0);
         let first = first_offset(&i, id(8), 5, true, StreamId::MIN, Some(0));
-        assert_eq!(continuity(Some(0), first), Continuity::Gap { count: 7, last_offset: 7 });
+        assert_eq!(
+            continuity(Some(0), first),
+            Continuity::Gap {
+                count: 7,
+                last_offset: 7
+            }
+        );
     }
 
     #[test]
@@ -116,7 +131,13 @@ mod tests {
         let i = info(8, 10, 1, 10, 5);
         assert_eq!(first_offset(&i, id(6), 5, false, id(3), Some(3)), None);
         let first = first_offset(&i, id(6), 5, true, id(3), Some(3));
-        assert_eq!(continuity(Some(3), first), Continuity::Gap { count: 2, last_offset: 5 });
+        assert_eq!(
+            continuity(Some(3), first),
+            Continuity::Gap {
+                count: 2,
+                last_offset: 5
+            }
+        );
     }
 
     #[test]

@@ -51,7 +51,10 @@ pub fn from_topics(topics: &[Topic]) -> Vec<Partition> {
 pub fn split_partition(key: &str) -> Option<(&str, u32)> {
     let pos = key.rfind([':', '.', '-', '_'])?;
     let digits = &key[pos + 1..];
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || (digits.len() > 1 && digits.starts_with('0')) {
+    if digits.is_empty()
+        || !digits.bytes().all(|b| b.is_ascii_digit())
+        || (digits.len() > 1 && digits.starts_with('0'))
+    {
         return None;
     }
     let topic = &key[..pos];
@@ -69,7 +72,8 @@ pub fn discover(keys: &[String], retention: &Retention) -> (Vec<Partition>, Vec<
     let mut skipped = Vec::new();
     let no_columns = Arc::new(Vec::new());
     // Numbered keys first, so that they win a collision with a plain key of the same name.
-    let (numbered, plain): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| split_partition(k).is_some());
+    let (numbered, plain): (Vec<&String>, Vec<&String>) =
+        keys.iter().partition(|k| split_partition(k).is_some());
     for key in numbered.into_iter().chain(plain) {
         let (topic, partition) = split_partition(key).unwrap_or((key.as_str(), 0));
         if let Err(e) = layout::validate_topic_name(topic) {
@@ -78,7 +82,10 @@ pub fn discover(keys: &[String], retention: &Retention) -> (Vec<Partition>, Vec<
         }
         let slot = (topic.to_string(), partition);
         if let Some(other) = by_slot.get(&slot) {
-            skipped.push((key.clone(), format!("topic `{topic}` partition {partition} is already stream `{other}`")));
+            skipped.push((
+                key.clone(),
+                format!("topic `{topic}` partition {partition} is already stream `{other}`"),
+            ));
             continue;
         }
         by_slot.insert(slot, key.clone());
@@ -104,7 +111,10 @@ mod tests {
     fn numeric_suffixes_name_partitions() {
         assert_eq!(split_partition("orders:3"), Some(("orders", 3)));
         assert_eq!(split_partition("events.12"), Some(("events", 12)));
-        assert_eq!(split_partition("__strm:app.orders.0"), Some(("__strm:app.orders", 0)));
+        assert_eq!(
+            split_partition("__strm:app.orders.0"),
+            Some(("__strm:app.orders", 0))
+        );
         assert_eq!(split_partition("orders"), None);
         assert_eq!(split_partition("orders:"), None);
         assert_eq!(split_partition("orders:07"), None);
@@ -118,8 +128,10 @@ mod tests {
             .map(|s| s.to_string())
             .collect();
         let (parts, skipped) = discover(&keys, &Retention::default());
-        let got: Vec<(String, u32, String)> =
-            parts.iter().map(|p| (p.topic.clone(), p.partition, p.stream.clone())).collect();
+        let got: Vec<(String, u32, String)> = parts
+            .iter()
+            .map(|p| (p.topic.clone(), p.partition, p.stream.clone()))
+            .collect();
         assert_eq!(
             got,
             vec![

@@ -48,11 +48,10 @@ pub async fn partitions(ctx: &Context, source: &Source) -> Result<Vec<Partition>
     match source {
         Source::Topics(topics) => Ok(partition::from_topics(topics)),
         Source::Discover(retention) => {
-            let keys = ctx
-                .hot
-                .scan_streams()
-                .await
-                .map_err(|source| Error::Tier { partition: "discovery".into(), source })?;
+            let keys = ctx.hot.scan_streams().await.map_err(|source| Error::Tier {
+                partition: "discovery".into(),
+                source,
+            })?;
             let (parts, skipped) = partition::discover(&keys, retention);
             for (key, reason) in skipped {
                 warn!(stream = %key, %reason, "stream key skipped by discovery");
@@ -74,7 +73,11 @@ async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
 ///
 /// # Errors
 /// Only when the partitions cannot be listed; per-partition failures are in the reports.
-pub async fn run_once(ctx: Context, source: &Source, shutdown: CancellationToken) -> Result<Vec<PartitionReport>> {
+pub async fn run_once(
+    ctx: Context,
+    source: &Source,
+    shutdown: CancellationToken,
+) -> Result<Vec<PartitionReport>> {
     let parts = partitions(&ctx, source).await?;
     let concurrency = ctx.config.concurrency;
     let reports = futures::stream::iter(parts.into_iter().map(|p| {
@@ -86,7 +89,9 @@ pub async fn run_once(ctx: Context, source: &Source, shutdown: CancellationToken
     .collect::<Vec<_>>()
     .await;
     let mut reports = reports;
-    reports.sort_by(|a, b| (&a.partition.topic, a.partition.partition).cmp(&(&b.partition.topic, b.partition.partition)));
+    reports.sort_by(|a, b| {
+        (&a.partition.topic, a.partition.partition).cmp(&(&b.partition.topic, b.partition.partition))
+    });
     Ok(reports)
 }
 
@@ -127,7 +132,10 @@ async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken)
                     Metrics::add(&ctx.metrics.errors, 1);
                     warn!(stream = %p.stream, error = %e, attempt, "archiving failed");
                     error = Some(e.to_string());
-                    if matches!(e, Error::StreamRegressed { .. } | Error::ArchiveBehindFence { .. }) {
+                    if matches!(
+                        e,
+                        Error::StreamRegressed { .. } | Error::ArchiveBehindFence { .. }
+                    ) {
                         break;
                     }
                     let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
@@ -141,7 +149,11 @@ async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken)
     if let Err(e) = lease.release(&ctx.hot).await {
         warn!(stream = %p.stream, error = %e, "could not release lease");
     }
-    PartitionReport { partition: p, stats, error }
+    PartitionReport {
+        partition: p,
+        stats,
+        error,
+    }
 }
 
 /// Runs until `shutdown`: each partition is looked at every `poll_interval`, archived when an
@@ -161,7 +173,12 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
                 for p in parts {
                     if running.insert(p.stream.clone()) {
                         info!(stream = %p.stream, topic = %p.topic, partition = p.partition, "archiving partition");
-                        tracker.spawn(daemon_partition(ctx.clone(), p, permits.clone(), shutdown.clone()));
+                        tracker.spawn(daemon_partition(
+                            ctx.clone(),
+                            p,
+                            permits.clone(),
+                            shutdown.clone(),
+                        ));
                     }
                 }
             }

@@ -172,7 +172,10 @@ pub struct Topic {
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::InvalidSettings { key: key.into(), reason: reason.into() }
+    Error::InvalidSettings {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 /// Parses a human duration such as `60s`, `1h30m` or `250ms`.
@@ -180,8 +183,12 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Error {
 /// # Errors
 /// [`Error::InvalidSettings`] naming `key`.
 pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    humantime::parse_duration(value.trim())
-        .map_err(|e| invalid(key, format!("`{value}` is not a duration (e.g. `60s`, `1h`): {e}")))
+    humantime::parse_duration(value.trim()).map_err(|e| {
+        invalid(
+            key,
+            format!("`{value}` is not a duration (e.g. `60s`, `1h`): {e}"),
+        )
+    })
 }
 
 /// Parses a size such as `128MiB`, `8MB`, `4096` (bytes).
@@ -192,7 +199,12 @@ pub fn parse_size(key: &str, value: &str) -> Result<u64> {
     let v = value.trim();
     let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
     let (num, unit) = v.split_at(split);
-    let bad = || invalid(key, format!("`{value}` is not a size (e.g. `128MiB`, `8MB`, `4096`)"));
+    let bad = || {
+        invalid(
+            key,
+            format!("`{value}` is not a size (e.g. `128MiB`, `8MB`, `4096`)"),
+        )
+    };
     let n: u64 = num.parse().map_err(|_| bad())?;
     let mult: u64 = match unit.trim() {
         "" | "B" => 1,
@@ -232,7 +244,10 @@ impl ArchiveSettings {
             return Err(invalid("archive.max_object_bytes", "must be at least 1KiB"));
         }
         if !(1..=22).contains(&cfg.zstd_level) {
-            return Err(invalid("archive.zstd_level", format!("{} is outside 1..=22", cfg.zstd_level)));
+            return Err(invalid(
+                "archive.zstd_level",
+                format!("{} is outside 1..=22", cfg.zstd_level),
+            ));
         }
         if cfg.concurrency == 0 {
             return Err(invalid("archive.concurrency", "must be at least 1"));
@@ -268,7 +283,10 @@ impl TopicSettings {
         if self.partitions > 1 && !templated {
             return Err(invalid(
                 key("streams"),
-                format!("`{}` has no `{{partition}}` but the topic has {} partitions", self.streams, self.partitions),
+                format!(
+                    "`{}` has no `{{partition}}` but the topic has {} partitions",
+                    self.streams, self.partitions
+                ),
             ));
         }
         let streams: Vec<String> = (0..self.partitions)
@@ -289,14 +307,22 @@ impl TopicSettings {
         }
         let mut columns = Vec::new();
         for (name, kind) in &self.columns {
-            let kind: ColumnType = kind
-                .parse()
-                .map_err(|e: streamtier_schemas::Error| invalid(key(&format!("columns.{name}")), e.to_string()))?;
-            columns.push(TypedColumn { name: name.clone(), kind });
+            let kind: ColumnType = kind.parse().map_err(|e: streamtier_schemas::Error| {
+                invalid(key(&format!("columns.{name}")), e.to_string())
+            })?;
+            columns.push(TypedColumn {
+                name: name.clone(),
+                kind,
+            });
         }
         streamtier_schemas::columns::validate_columns(&columns)
             .map_err(|e| invalid(key("columns"), e.to_string()))?;
-        Ok(Topic { name: self.name.clone(), streams, retention, columns })
+        Ok(Topic {
+            name: self.name.clone(),
+            streams,
+            retention,
+            columns,
+        })
     }
 }
 
@@ -305,16 +331,26 @@ impl TopicSettings {
 /// # Errors
 /// [`Error::InvalidSettings`] naming the bad key.
 pub fn check_topics(topics: &[TopicSettings]) -> Result<Vec<Topic>> {
-    let checked = topics.iter().enumerate().map(|(i, t)| t.check(i)).collect::<Result<Vec<_>>>()?;
+    let checked = topics
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t.check(i))
+        .collect::<Result<Vec<_>>>()?;
     let mut names = std::collections::HashSet::new();
     let mut streams = std::collections::HashSet::new();
     for (i, t) in checked.iter().enumerate() {
         if !names.insert(t.name.clone()) {
-            return Err(invalid(format!("topics[{i}].name"), format!("topic `{}` is configured twice", t.name)));
+            return Err(invalid(
+                format!("topics[{i}].name"),
+                format!("topic `{}` is configured twice", t.name),
+            ));
         }
         for s in &t.streams {
             if !streams.insert(s.clone()) {
-                return Err(invalid(format!("topics[{i}].streams"), format!("stream `{s}` belongs to two topics")));
+                return Err(invalid(
+                    format!("topics[{i}].streams"),
+                    format!("stream `{s}` belongs to two topics"),
+                ));
             }
         }
     }
@@ -357,7 +393,11 @@ mod tests {
     fn bad_topics_name_the_key() {
         let mut t = topic();
         t.partitions = 0;
-        assert!(t.check(2).unwrap_err().to_string().contains("topics[2].partitions"));
+        assert!(t
+            .check(2)
+            .unwrap_err()
+            .to_string()
+            .contains("topics[2].partitions"));
         let mut t = topic();
         t.streams = "orders".into();
         assert!(t.check(0).unwrap_err().to_string().contains("topics[0].streams"));
@@ -366,16 +406,27 @@ mod tests {
         assert!(t.check(0).unwrap_err().to_string().contains("topics[0].name"));
         let mut t = topic();
         t.columns.insert("amount".into(), "decimal".into());
-        assert!(t.check(0).unwrap_err().to_string().contains("topics[0].columns.amount"));
+        assert!(t
+            .check(0)
+            .unwrap_err()
+            .to_string()
+            .contains("topics[0].columns.amount"));
         let mut t = topic();
         t.retain_for = "forever".into();
-        assert!(t.check(0).unwrap_err().to_string().contains("topics[0].retain_for"));
+        assert!(t
+            .check(0)
+            .unwrap_err()
+            .to_string()
+            .contains("topics[0].retain_for"));
     }
 
     #[test]
     fn duplicate_streams_are_refused() {
         let mut b = topic();
         b.name = "other".into();
-        assert!(check_topics(&[topic(), b]).unwrap_err().to_string().contains("topics[1].streams"));
+        assert!(check_topics(&[topic(), b])
+            .unwrap_err()
+            .to_string()
+            .contains("topics[1].streams"));
     }
 }

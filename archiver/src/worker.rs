@@ -96,7 +96,12 @@ enum Built {
 impl PartitionWorker {
     /// A worker for `p`.
     pub fn new(ctx: Context, p: Partition) -> Self {
-        Self { ctx, p, chain: None, batch_entries: 100 }
+        Self {
+            ctx,
+            p,
+            chain: None,
+            batch_entries: 100,
+        }
     }
 
     /// The partition.
@@ -105,7 +110,10 @@ impl PartitionWorker {
     }
 
     fn tier(&self) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
-        move |source| Error::Tier { partition: self.p.label(), source }
+        move |source| Error::Tier {
+            partition: self.p.label(),
+            source,
+        }
     }
 
     /// Runs one pass; between objects it renews `lease` and stops if it was lost or `shutdown`
@@ -115,7 +123,12 @@ impl PartitionWorker {
     /// # Errors
     /// Any failure of Redis, the store or the encoder; the chain is re-read from the store on
     /// the next pass.
-    pub async fn pass(&mut self, mode: Mode, lease: Option<&Lease>, shutdown: &CancellationToken) -> Result<PassStats> {
+    pub async fn pass(
+        &mut self,
+        mode: Mode,
+        lease: Option<&Lease>,
+        shutdown: &CancellationToken,
+    ) -> Result<PassStats> {
         let result = self.pass_inner(mode, lease, shutdown).await;
         if result.is_err() {
             // Whatever we believed may be stale now: the store decides again next time.
@@ -130,7 +143,12 @@ impl PartitionWorker {
         result
     }
 
-    async fn pass_inner(&mut self, mode: Mode, lease: Option<&Lease>, shutdown: &CancellationToken) -> Result<PassStats> {
+    async fn pass_inner(
+        &mut self,
+        mode: Mode,
+        lease: Option<&Lease>,
+        shutdown: &CancellationToken,
+    ) -> Result<PassStats> {
         let mut stats = PassStats::default();
         let mut end: Option<StreamId> = None;
         let mut started = false;
@@ -147,7 +165,10 @@ impl PartitionWorker {
                 self.chain = Some(chain::resync(&self.ctx.hot, &self.ctx.store, &self.p).await?);
             }
             let mut object_stats = PassStats::default();
-            match self.build_object(mode, &mut end, &mut started, &mut object_stats).await? {
+            match self
+                .build_object(mode, &mut end, &mut started, &mut object_stats)
+                .await?
+            {
                 Built::Stored => {}
                 Built::Resync => {
                     self.chain = None;
@@ -170,7 +191,11 @@ impl PartitionWorker {
     }
 
     async fn read(&self, after: StreamId, end: Option<StreamId>, count: u64) -> Result<ReadBatch> {
-        self.ctx.hot.read_after(&self.p.stream, after, end, count as usize).await.map_err(self.tier())
+        self.ctx
+            .hot
+            .read_after(&self.p.stream, after, end, count as usize)
+            .await
+            .map_err(self.tier())
     }
 
     /// Reads, encodes and stores the next object of the chain.
@@ -182,7 +207,11 @@ impl PartitionWorker {
         stats: &mut PassStats,
     ) -> Result<Built> {
         let chain = self.chain.clone().unwrap_or_else(Chain::empty);
-        let peek = if mode == Mode::Daemon { 1 } else { self.batch_entries };
+        let peek = if mode == Mode::Daemon {
+            1
+        } else {
+            self.batch_entries
+        };
         let batch = self.read(chain.last_id, *end, peek).await?;
         let Some(info) = batch.info.clone() else {
             return Ok(Built::Idle);
@@ -212,10 +241,16 @@ impl PartitionWorker {
         }
 
         let key = layout::object_key(&self.p.topic, self.p.partition, first);
-        let options = EncodeOptions { zstd_level: self.ctx.config.zstd_level, ..EncodeOptions::default() };
+        let options = EncodeOptions {
+            zstd_level: self.ctx.config.zstd_level,
+            ..EncodeOptions::default()
+        };
         let mut builder = ObjectBuilder::new(&self.p, key.clone(), &self.p.columns, &options)?;
         let hour = layout::hour_of(first);
-        let (max_entries, max_bytes) = (self.ctx.config.max_object_entries, self.ctx.config.max_object_bytes);
+        let (max_entries, max_bytes) = (
+            self.ctx.config.max_object_entries,
+            self.ctx.config.max_object_bytes,
+        );
         let (mut count, mut bytes) = (0u64, 0u64);
         let mut last = chain.last_id;
         let mut last_offset = chain.last_offset;
@@ -224,7 +259,9 @@ impl PartitionWorker {
         loop {
             let info = batch.info.clone().unwrap_or_else(|| info.clone());
             let entries = std::mem::take(&mut batch.entries);
-            let Some(x1) = entries.first().map(|e| e.id) else { break };
+            let Some(x1) = entries.first().map(|e| e.id) else {
+                break;
+            };
             let reached_tail = entries.last().map(|e| e.id) == info.last_entry_id;
             let offset = first_offset(&info, x1, entries.len(), reached_tail, last, last_offset);
             // Compare with the exact offset, or with the estimate kept since an XDEL hid it.
@@ -241,23 +278,36 @@ impl PartitionWorker {
             let check = match (offset, tail_offset, prev) {
                 (None, Some(t), Some(p)) => match t.checked_sub(p + entries.len() as u64) {
                     Some(0) => Continuity::Contiguous,
-                    Some(missing) => Continuity::Gap { count: missing, last_offset: t - entries.len() as u64 },
+                    Some(missing) => Continuity::Gap {
+                        count: missing,
+                        last_offset: t - entries.len() as u64,
+                    },
                     None => Continuity::Inconsistent,
                 },
                 _ => continuity(prev, offset),
             };
             match check {
                 Continuity::Contiguous | Continuity::Unknown => {}
-                Continuity::Gap { count: missing, last_offset: gap_end } => {
+                Continuity::Gap {
+                    count: missing,
+                    last_offset: gap_end,
+                } => {
                     let before = if offset.is_some() { x1 } else { batch_last };
-                    self.record_gap(gap_after, before, &info, missing, gap_end).await?;
+                    self.record_gap(gap_after, before, &info, missing, gap_end)
+                        .await?;
                     stats.gaps += 1;
                 }
                 Continuity::Inconsistent => {
                     return Err(self.regressed(&chain, "has fewer entries ever added than the archive holds"));
                 }
             }
-            let (take, take_bytes) = fit(&entries, hour, max_entries - count, max_bytes.saturating_sub(bytes), count == 0);
+            let (take, take_bytes) = fit(
+                &entries,
+                hour,
+                max_entries - count,
+                max_bytes.saturating_sub(bytes),
+                count == 0,
+            );
             self.adapt(&entries);
             if take == 0 {
                 break;
@@ -305,8 +355,12 @@ impl PartitionWorker {
         };
         let body = builder.finish(meta.clone()).await?;
         let size = body.len() as u64;
-        let outcome =
-            self.ctx.store.put_if_absent(&key, body, &meta.to_s3_metadata()).await.map_err(self.tier())?;
+        let outcome = self
+            .ctx
+            .store
+            .put_if_absent(&key, body, &meta.to_s3_metadata())
+            .await
+            .map_err(self.tier())?;
         let mut chain = chain;
         match outcome {
             PutOutcome::Created => {
@@ -362,7 +416,11 @@ impl PartitionWorker {
     async fn stale(&mut self, fence: StreamId) -> Result<Built> {
         let chain = chain::resync(&self.ctx.hot, &self.ctx.store, &self.p).await?;
         if chain.last_id < fence {
-            return Err(Error::ArchiveBehindFence { partition: self.p.label(), archived: chain.last_id, fence });
+            return Err(Error::ArchiveBehindFence {
+                partition: self.p.label(),
+                archived: chain.last_id,
+                fence,
+            });
         }
         self.chain = Some(chain);
         Ok(Built::Resync)
@@ -405,7 +463,14 @@ impl PartitionWorker {
         self.batch_entries = (self.ctx.config.read_batch_bytes / avg).clamp(1, MAX_BATCH_ENTRIES);
     }
 
-    async fn record_gap(&self, after: StreamId, before: StreamId, info: &StreamInfo, count: u64, last_offset: u64) -> Result<()> {
+    async fn record_gap(
+        &self,
+        after: StreamId,
+        before: StreamId,
+        info: &StreamInfo,
+        count: u64,
+        last_offset: u64,
+    ) -> Result<()> {
         let reason = if after == StreamId::MIN {
             "gone-before-first-seen"
         } else if info.first_id == Some(before) {
@@ -425,7 +490,12 @@ impl PartitionWorker {
             detected_at_ms: self.ctx.clock.now_ms(),
         };
         let key = layout::gap_key(&self.p.topic, self.p.partition, after);
-        let outcome = self.ctx.store.put_if_absent(&key, record.to_json().into(), &[]).await.map_err(self.tier())?;
+        let outcome = self
+            .ctx
+            .store
+            .put_if_absent(&key, record.to_json().into(), &[])
+            .await
+            .map_err(self.tier())?;
         if outcome == PutOutcome::Created {
             error!(stream = %self.p.stream, after_id = %after, before_id = %before, num_entries = count,
                 gap_key = %key, reason, "entries vanished from redis before they were archived");
@@ -437,13 +507,22 @@ impl PartitionWorker {
 
     /// Trims what the chain holds, within the topic's retention and the consumer groups.
     async fn trim(&mut self) -> Result<u64> {
-        let Some(chain) = self.chain.clone() else { return Ok(0) };
+        let Some(chain) = self.chain.clone() else {
+            return Ok(0);
+        };
         if chain.last_key.is_none() {
             return Ok(0);
         }
         let r = &self.p.retention;
-        let keep_from = (!r.retain_for.is_zero())
-            .then(|| StreamId::new(self.ctx.clock.now_ms().saturating_sub(r.retain_for.as_millis() as u64), 0));
+        let keep_from = (!r.retain_for.is_zero()).then(|| {
+            StreamId::new(
+                self.ctx
+                    .clock
+                    .now_ms()
+                    .saturating_sub(r.retain_for.as_millis() as u64),
+                0,
+            )
+        });
         let req = TrimRequest {
             stream: &self.p.stream,
             archived: chain.last_id,
@@ -459,13 +538,17 @@ impl PartitionWorker {
                     warn!(stream = %self.p.stream, groups = ?behind,
                         "retain_max_entries trimmed entries that consumer groups had not yet processed");
                 }
-                self.ctx.metrics.update(&self.p.topic, self.p.partition, |s| s.groups_behind = behind);
+                self.ctx
+                    .metrics
+                    .update(&self.p.topic, self.p.partition, |s| s.groups_behind = behind);
                 Metrics::add(&self.ctx.metrics.trimmed_entries, trimmed);
                 Ok(trimmed)
             }
             TrimOutcome::Missing => Ok(0),
             TrimOutcome::Regressed => Err(self.regressed(&chain, "has a last id below the archive")),
-            TrimOutcome::Recreated => Err(self.regressed(&chain, "has fewer entries ever added than the archive holds")),
+            TrimOutcome::Recreated => {
+                Err(self.regressed(&chain, "has fewer entries ever added than the archive holds"))
+            }
         }
     }
 }
@@ -477,7 +560,10 @@ fn fit(entries: &[Entry], hour: u64, entries_left: u64, bytes_left: u64, empty: 
     for (i, e) in entries.iter().enumerate() {
         let size = e.payload_len() as u64;
         let first_of_object = empty && i == 0;
-        if layout::hour_of(e.id) != hour || i as u64 >= entries_left || (!first_of_object && bytes + size > bytes_left) {
+        if layout::hour_of(e.id) != hour
+            || i as u64 >= entries_left
+            || (!first_of_object && bytes + size > bytes_left)
+        {
             return (i, bytes);
         }
         bytes += size;
@@ -498,7 +584,10 @@ mod tests {
     use bytes::Bytes;
 
     fn e(ms: u64, size: usize) -> Entry {
-        Entry { id: StreamId::new(ms, 0), fields: vec![(Bytes::from_static(b"k"), Bytes::from(vec![0u8; size]))] }
+        Entry {
+            id: StreamId::new(ms, 0),
+            fields: vec![(Bytes::from_static(b"k"), Bytes::from(vec![0u8; size]))],
+        }
     }
 
     #[test]
@@ -518,7 +607,10 @@ mod tests {
     #[test]
     fn backoff_stays_within_its_cap() {
         for attempt in 0..40 {
-            assert!(backoff(attempt, Duration::from_millis(100), Duration::from_secs(5)) <= Duration::from_secs(5));
+            assert!(
+                backoff(attempt, Duration::from_millis(100), Duration::from_secs(5))
+                    <= Duration::from_secs(5)
+            );
         }
     }
 }

@@ -163,16 +163,10 @@ pub fn validate_columns(columns: &[TypedColumn]) -> Result<()> {
         if let Some(fixed) = FIXED_COLUMNS.iter().find(|f| f.eq_ignore_ascii_case(name)) {
             return Err(invalid(format!("collides with fixed column `{fixed}`")));
         }
-        if let Some(part) = PARTITION_COLUMNS
-            .iter()
-            .find(|p| p.eq_ignore_ascii_case(name))
-        {
+        if let Some(part) = PARTITION_COLUMNS.iter().find(|p| p.eq_ignore_ascii_case(name)) {
             return Err(invalid(format!("collides with partition column `{part}`")));
         }
-        if columns[..i]
-            .iter()
-            .any(|c| c.name.eq_ignore_ascii_case(name))
-        {
+        if columns[..i].iter().any(|c| c.name.eq_ignore_ascii_case(name)) {
             return Err(invalid("is defined twice".into()));
         }
     }
@@ -215,7 +209,10 @@ mod tests {
         assert_eq!(parse_value(Bool, "TRUE"), Some(TypedValue::Bool(true)));
         assert_eq!(parse_value(Bool, "0"), Some(TypedValue::Bool(false)));
         assert_eq!(parse_value(Bool, "yes"), None);
-        assert_eq!(parse_value(Timestamp, "1763780645000"), Some(TypedValue::Timestamp(1_763_780_645_000)));
+        assert_eq!(
+            parse_value(Timestamp, "1763780645000"),
+            Some(TypedValue::Timestamp(1_763_780_645_000))
+        );
         assert_eq!(
             parse_value(Timestamp, "2025-11-22T03:04:05.250Z"),
             Some(TypedValue::Timestamp(1_763_780_645_250))
@@ -254,7 +251,10 @@ mod tests {
             (vec![col("x"), col("X")], "X"),
         ] {
             let err = validate_columns(&columns).unwrap_err();
-            assert!(matches!(&err, Error::InvalidColumn { column, .. } if column == bad), "{bad}");
+            assert!(
+                matches!(&err, Error::InvalidColumn { column, .. } if column == bad),
+                "{bad}"
+            );
         }
     }
 }

@@ -42,10 +42,7 @@ impl StreamId {
     pub fn predecessor(self) -> Option<StreamId> {
         match self.seq.checked_sub(1) {
             Some(seq) => Some(StreamId::new(self.ms, seq)),
-            None => self
-                .ms
-                .checked_sub(1)
-                .map(|ms| StreamId::new(ms, u64::MAX)),
+            None => self.ms.checked_sub(1).map(|ms| StreamId::new(ms, u64::MAX)),
         }
     }
 
@@ -131,18 +128,36 @@ mod tests {
         let id = StreamId::new(1_763_780_645_000, 7);
         assert_eq!(id.to_string(), "1763780645000-7");
         assert_eq!("1763780645000-7".parse::<StreamId>().unwrap(), id);
-        assert_eq!(StreamId::MAX.to_string().parse::<StreamId>().unwrap(), StreamId::MAX);
+        assert_eq!(
+            StreamId::MAX.to_string().parse::<StreamId>().unwrap(),
+            StreamId::MAX
+        );
         assert_eq!("0-0".parse::<StreamId>().unwrap(), StreamId::MIN);
     }
 
     #[test]
     fn rejects_malformed_ids_and_names_the_input() {
         for bad in [
-            "", "-", "1", "1-", "-1", "+1-2", "1-+2", " 1-2", "1-2 ", "1--2", "1-2-3", "a-1",
-            "18446744073709551616-0", "1_0-0",
+            "",
+            "-",
+            "1",
+            "1-",
+            "-1",
+            "+1-2",
+            "1-+2",
+            " 1-2",
+            "1-2 ",
+            "1--2",
+            "1-2-3",
+            "a-1",
+            "18446744073709551616-0",
+            "1_0-0",
         ] {
             let err = bad.parse::<StreamId>().unwrap_err();
-            assert!(matches!(&err, Error::InvalidId { input } if input == bad), "{bad}");
+            assert!(
+                matches!(&err, Error::InvalidId { input } if input == bad),
+                "{bad}"
+            );
             assert!(err.to_string().contains(&format!("`{bad}`")));
         }
     }
@@ -175,7 +190,10 @@ mod tests {
         assert_eq!(StreamId::new(5, u64::MAX).successor(), Some(StreamId::new(6, 0)));
         assert_eq!(StreamId::MAX.successor(), None);
         assert_eq!(StreamId::new(5, 5).predecessor(), Some(StreamId::new(5, 4)));
-        assert_eq!(StreamId::new(6, 0).predecessor(), Some(StreamId::new(5, u64::MAX)));
+        assert_eq!(
+            StreamId::new(6, 0).predecessor(),
+            Some(StreamId::new(5, u64::MAX))
+        );
         assert_eq!(StreamId::MIN.predecessor(), None);
         assert_eq!(StreamId::default(), StreamId::MIN);
     }

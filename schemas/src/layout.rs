@@ -248,7 +248,10 @@ mod tests {
             first_id: id,
         };
         assert_eq!(parse_object_key(&key), Some(expected.clone()));
-        assert_eq!(parse_object_key(&format!("archive/v1/{key}")), Some(expected.clone()));
+        assert_eq!(
+            parse_object_key(&format!("archive/v1/{key}")),
+            Some(expected.clone())
+        );
         assert_eq!(parse_object_key(&format!("/{key}")), Some(expected));
         let gap = gap_key("orders", 7, id);
         assert_eq!(parse_object_key(&gap), None);
@@ -277,15 +280,36 @@ mod tests {
 
     #[test]
     fn validates_topic_names() {
-        for good in ["orders", "__strm:app.orders", "a b", "ünïcode", "x.y-z_1", &"a".repeat(200)] {
+        for good in [
+            "orders",
+            "__strm:app.orders",
+            "a b",
+            "ünïcode",
+            "x.y-z_1",
+            &"a".repeat(200),
+        ] {
             validate_topic_name(good).unwrap();
         }
         for bad in [
-            "", ".", "..", "a/b", "a\\b", "a=b", "a%2F", "a\nb", "a\u{7f}", " a", "a ", "\ta",
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "a=b",
+            "a%2F",
+            "a\nb",
+            "a\u{7f}",
+            " a",
+            "a ",
+            "\ta",
             &"a".repeat(201),
         ] {
             let err = validate_topic_name(bad).unwrap_err();
-            assert!(matches!(&err, Error::InvalidTopic { topic, .. } if topic == bad), "{bad}");
+            assert!(
+                matches!(&err, Error::InvalidTopic { topic, .. } if topic == bad),
+                "{bad}"
+            );
         }
     }
 

@@ -1,4 +1,144 @@
-//! placeholder crate docs
+//! The streamtier archive contract: how Redis stream entries are stored as objects.
+//!
+//! streamtier archives Redis Streams entries into zstd-compressed Parquet objects on an
+//! object store (S3 or a directory) and replays them. Everything that must agree between
+//! the archiver, the replayer and outside query engines lives here: [`StreamId`], [`Entry`],
+//! the object key [`layout`], the Parquet encoding ([`ObjectWriter`], [`decode_object`]),
+//! object metadata ([`ObjectMeta`]) and gap records ([`GapRecord`]).
+//!
+//! The crate is pure: no async runtime and no I/O besides in-memory buffers and any
+//! `std::io::Write` sink the caller hands to [`ObjectWriter`].
+//!
+//! # Object layout
+//!
+//! Keys are relative to the store root (the store adds its own prefix):
+//!
+//! ```text
+//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<ms:020>-<seq:020>.parquet   one object
+//! topic=<topic>/partition=<p>/_gaps/<ms:020>-<seq:020>.json                      one gap record
+//! ```
+//!
+//! An object is named after its first entry ID, zero padded so that byte order equals ID
+//! order; `dt` and `hour` are the UTC date and hour of that ID's milliseconds. An object
+//! never spans two hours (the archiver cuts objects at hour boundaries), so the objects of a
+//! partition listed in key order are in ID order and do not overlap. Topic names are checked
+//! by [`validate_topic_name`]: one path segment that is also a valid Hive partition value.
+//!
+//! # Parquet schema
+//!
+//! | column       | Arrow type                                   | Parquet type                         | null |
+//! |--------------|----------------------------------------------|--------------------------------------|------|
+//! | `id`         | `Utf8`, `"<ms>-<seq>"`                       | `BYTE_ARRAY (STRING)`                | no   |
+//! | `ts`         | `Timestamp(Millisecond, "UTC")`, the ID's ms | `INT64 TIMESTAMP(MILLIS, UTC)`       | no   |
+//! | `seq`        | `Int64`, the ID's sequence number            | `INT64`                              | no   |
+//! | `fields`     | `Map<Utf8, Utf8>` (`key_value`: `key`, `value`) | `MAP<STRING, STRING>`             | no   |
+//! | `raw_fields` | `List<Binary>` (`element`)                   | `LIST<BYTE_ARRAY>`                   | yes  |
+//! | typed        | `Utf8` / `Int64` / `Float64` / `Boolean` / `Timestamp(ms, UTC)` | as Arrow          | yes  |
+//!
+//! * `ts` and `seq` hold the unsigned ID halves as `i64`; values above `i64::MAX` wrap to
+//!   negative numbers (year 292 million, or sequence numbers above 2^63). There are no
+//!   unsigned types anywhere, because Athena cannot read them.
+//! * `fields` is the queryable view. When an entry's fields are all valid UTF-8 and no name
+//!   repeats, `fields` holds them exactly, in order, and `raw_fields` is null.
+//! * Otherwise `raw_fields` holds the exact bytes `[name, value, name, value, ...]` in order,
+//!   and `fields` holds a best-effort view: the first occurrence of each name, with names
+//!   and values converted by `String::from_utf8_lossy` (map keys stay unique).
+//! * Typed columns ([`TypedColumn`]) come from the first field of the same name when its
+//!   value is UTF-8 and parses as the column type; otherwise they are null. See
+//!   [`columns`] for the parsing rules.
+//! * Row order is ascending ID order. Statistics are written per page (column index and
+//!   offset index), so engines can prune pages on `ts`/`seq`. The `id` column sorts as text,
+//!   not as IDs: use `ts` and `seq` for range predicates.
+//! * Writer settings: zstd (level 3 by default), at most 65,536 entries per row group, no
+//!   dictionary on `id`/`ts`/`seq`, `created_by` = `streamtier`.
+//!
+//! # Round-trip guarantees
+//!
+//! [`decode_object`] returns exactly the entries given to the writer: IDs, field order,
+//! repeated names, empty names and values, arbitrary binary, and entries without fields all
+//! survive byte for byte. Decoding reads only `id`, `fields` and `raw_fields`, and verifies
+//! that IDs strictly ascend, that the row count and the first and last IDs match the
+//! metadata, and that the entries match the footer's CRC-32 entries checksum (Parquet as
+//! written by parquet-rs has no page checksums, and a damaged zstd page can decode into
+//! different bytes). Damaged objects produce errors whose [`Error::kind`] is
+//! [`ErrorKind::Corrupt`], never a panic.
+//!
+//! # Metadata keys
+//!
+//! The Parquet footer key-value metadata ([`ObjectMeta::to_pairs`]) and, without the
+//! `streamtier.` prefix and with `-` for `_`, the S3 user metadata
+//! ([`ObjectMeta::to_s3_metadata`], values percent-encoded outside printable ASCII):
+//!
+//! | footer key                   | S3 key           | value                                       |
+//! |------------------------------|------------------|---------------------------------------------|
+//! | `streamtier.format_version`  | `format-version` | [`FORMAT_VERSION`] (`1`)                    |
+//! | `streamtier.topic`           | `topic`          | topic name                                  |
+//! | `streamtier.partition`       | `partition`      | partition number                            |
+//! | `streamtier.stream`          | `stream`         | Redis stream key (UTF-8)                    |
+//! | `streamtier.first_id`        | `first-id`       | first entry ID, `<ms>-<seq>`                |
+//! | `streamtier.last_id`         | `last-id`        | last entry ID                               |
+//! | `streamtier.entry_count`     | `entry-count`    | number of entries (at least 1)              |
+//! | `streamtier.last_offset`     | `last-offset`    | entries-added offset of the last entry, when known |
+//! | `streamtier.entries_crc32`   | (footer only)    | checksum, see [`parquet::CHECKSUM_KEY`]     |
+//!
+//! # Querying with Athena
+//!
+//! Partition projection finds objects without a crawler. List the typed columns after
+//! `raw_fields` in their configured order. `topic` is `injected` (queries must say
+//! `topic = '...'`); use `'projection.topic.type' = 'enum'` with
+//! `'projection.topic.values' = 'a,b'` to allow queries across topics.
+//!
+//! ```text
+//! CREATE EXTERNAL TABLE streamtier_entries (
+//!   `id`         string,
+//!   `ts`         timestamp,
+//!   `seq`        bigint,
+//!   `fields`     map<string, string>,
+//!   `raw_fields` array<binary>
+//!   -- typed columns, e.g. `amount` bigint, `carrier` string, `at` timestamp
+//! )
+//! PARTITIONED BY (`topic` string, `partition` int, `dt` string, `hour` int)
+//! STORED AS PARQUET
+//! LOCATION 's3://my-bucket/streamtier/'
+//! TBLPROPERTIES (
+//!   'parquet.compression' = 'ZSTD',
+//!   'projection.enabled' = 'true',
+//!   'projection.topic.type' = 'injected',
+//!   'projection.partition.type' = 'integer',
+//!   'projection.partition.range' = '0,1023',
+//!   'projection.dt.type' = 'date',
+//!   'projection.dt.format' = 'yyyy-MM-dd',
+//!   'projection.dt.range' = '2024-01-01,NOW',
+//!   'projection.dt.interval' = '1',
+//!   'projection.dt.interval.unit' = 'DAYS',
+//!   'projection.hour.type' = 'integer',
+//!   'projection.hour.range' = '0,23',
+//!   'projection.hour.digits' = '2',
+//!   'storage.location.template' =
+//!     's3://my-bucket/streamtier/topic=${topic}/partition=${partition}/dt=${dt}/hour=${hour}/'
+//! );
+//!
+//! SELECT id, ts, fields['carrier'] AS carrier
+//! FROM streamtier_entries
+//! WHERE topic = '__strm:app.orders' AND dt = '2025-11-22' AND hour = 3
+//!   AND element_at(fields, 'carrier') = 'ups'
+//! ORDER BY ts, seq;
+//! ```
+//!
+//! # Querying with DuckDB
+//!
+//! ```text
+//! SELECT id, ts, seq, fields['carrier'] AS carrier, partition, hour
+//! FROM read_parquet(
+//!   's3://my-bucket/streamtier/topic=__strm:app.orders/partition=*/dt=2025-11-22/hour=*/*.parquet',
+//!   hive_partitioning = true)
+//! WHERE ts >= TIMESTAMPTZ '2025-11-22 03:00:00+00' AND fields['carrier'] = 'ups'
+//! ORDER BY ts, seq;
+//! ```
+//!
+//! DuckDB reads `ts` as `TIMESTAMPTZ` (its Python client then needs `pytz`).
+
+#![warn(missing_docs)]
 
 mod civil;
 pub mod columns;
@@ -21,6 +161,5 @@ pub use crate::layout::{
 };
 pub use crate::meta::{ObjectMeta, FORMAT_VERSION};
 pub use crate::parquet::{
-    arrow_schema, decode_object, encode_object, entries_from_batch, read_meta, EncodeOptions,
-    ObjectWriter,
+    arrow_schema, decode_object, encode_object, entries_from_batch, read_meta, EncodeOptions, ObjectWriter,
 };

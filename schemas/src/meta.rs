@@ -99,7 +99,10 @@ impl ObjectMeta {
             .into_iter()
             .filter(|(k, _)| k.starts_with("streamtier."))
             .collect();
-        Self::parse(|key| Ok(map.get(key.footer).map(|v| (*v).to_owned())), |k| k.footer)
+        Self::parse(
+            |key| Ok(map.get(key.footer).map(|v| (*v).to_owned())),
+            |k| k.footer,
+        )
     }
 
     /// Returns the same values as S3 user metadata: keys without the `streamtier.` prefix and
@@ -121,9 +124,7 @@ impl ObjectMeta {
     /// # Errors
     ///
     /// As [`ObjectMeta::from_pairs`], naming the S3 key.
-    pub fn from_s3_metadata<'a>(
-        pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self> {
+    pub fn from_s3_metadata<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Self> {
         let mut map: HashMap<&'static str, &str> = HashMap::new();
         for (k, v) in pairs {
             let lower = k.to_ascii_lowercase();
@@ -153,9 +154,8 @@ impl ObjectMeta {
         text: impl Fn(&Key) -> Result<Option<String>>,
         name: impl Fn(&Key) -> &'static str,
     ) -> Result<Self> {
-        let required = |key: &Key| -> Result<String> {
-            text(key)?.ok_or(Error::MissingMetadata { key: name(key) })
-        };
+        let required =
+            |key: &Key| -> Result<String> { text(key)?.ok_or(Error::MissingMetadata { key: name(key) }) };
         let bad = |key: &Key, value: &str| Error::BadMetadata {
             key: name(key).into(),
             value: value.into(),
@@ -174,8 +174,8 @@ impl ObjectMeta {
         let topic = required(&TOPIC)?;
         validate_topic_name(&topic).map_err(|_| bad(&TOPIC, &topic))?;
         let partition = required(&PARTITION)?;
-        let partition = u32::try_from(number(&PARTITION, partition.clone())?)
-            .map_err(|_| bad(&PARTITION, &partition))?;
+        let partition =
+            u32::try_from(number(&PARTITION, partition.clone())?).map_err(|_| bad(&PARTITION, &partition))?;
         let stream = required(&STREAM)?;
         let id = |key: &Key| -> Result<StreamId> {
             let value = required(key)?;
@@ -190,9 +190,7 @@ impl ObjectMeta {
         if entry_count == 0 {
             return Err(bad(&ENTRY_COUNT, "0"));
         }
-        let last_offset = text(&LAST_OFFSET)?
-            .map(|v| number(&LAST_OFFSET, v))
-            .transpose()?;
+        let last_offset = text(&LAST_OFFSET)?.map(|v| number(&LAST_OFFSET, v)).transpose()?;
         Ok(ObjectMeta {
             topic,
             partition,
@@ -281,7 +279,16 @@ mod tests {
         let keys: Vec<&str> = pairs.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
             keys,
-            ["format-version", "topic", "partition", "stream", "first-id", "last-id", "entry-count", "last-offset"]
+            [
+                "format-version",
+                "topic",
+                "partition",
+                "stream",
+                "first-id",
+                "last-id",
+                "entry-count",
+                "last-offset"
+            ]
         );
         assert!(pairs.contains(&("topic".into(), "__strm:app.orders".into())));
         for (_, v) in &pairs {
@@ -308,11 +315,16 @@ mod tests {
                 })
                 .collect()
         };
-        let err = ObjectMeta::from_pairs(borrowed(&replace("streamtier.format_version", Some("2"))))
-            .unwrap_err();
+        let err =
+            ObjectMeta::from_pairs(borrowed(&replace("streamtier.format_version", Some("2")))).unwrap_err();
         assert!(matches!(err, Error::UnknownFormatVersion { version } if version == "2"));
         let err = ObjectMeta::from_pairs(borrowed(&replace("streamtier.stream", None))).unwrap_err();
-        assert!(matches!(err, Error::MissingMetadata { key: "streamtier.stream" }));
+        assert!(matches!(
+            err,
+            Error::MissingMetadata {
+                key: "streamtier.stream"
+            }
+        ));
         for (key, value) in [
             ("streamtier.partition", "4294967296"),
             ("streamtier.partition", "+1"),
@@ -323,10 +335,12 @@ mod tests {
             ("streamtier.topic", "a/b"),
         ] {
             let err = ObjectMeta::from_pairs(borrowed(&replace(key, Some(value)))).unwrap_err();
-            assert!(matches!(&err, Error::BadMetadata { key: k, .. } if k == key), "{key}: {err}");
+            assert!(
+                matches!(&err, Error::BadMetadata { key: k, .. } if k == key),
+                "{key}: {err}"
+            );
         }
-        let err = ObjectMeta::from_s3_metadata([("format-version", "1"), ("topic", "a%zz")])
-            .unwrap_err();
+        let err = ObjectMeta::from_s3_metadata([("format-version", "1"), ("topic", "a%zz")]).unwrap_err();
         assert!(matches!(err, Error::BadMetadata { key, .. } if key == "topic"));
     }
 }

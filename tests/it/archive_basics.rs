@@ -17,7 +17,13 @@ use crate::harness::s3::S3Sandbox;
 use crate::harness::stream::{archived_entries, gap_records, object_keys, xadd, xrange_all};
 
 pub fn partition(topic: &str, p: u32, stream: &str, retention: Retention) -> Partition {
-    Partition { topic: topic.into(), partition: p, stream: stream.into(), retention, columns: Arc::new(Vec::new()) }
+    Partition {
+        topic: topic.into(),
+        partition: p,
+        stream: stream.into(),
+        retention,
+        columns: Arc::new(Vec::new()),
+    }
 }
 
 fn local_store() -> (tempfile::TempDir, Store) {
@@ -27,7 +33,10 @@ fn local_store() -> (tempfile::TempDir, Store) {
 }
 
 async fn once(worker: &mut PartitionWorker) -> streamtier_archiver::PassStats {
-    worker.pass(Mode::Once, None, &CancellationToken::new()).await.expect("archive pass")
+    worker
+        .pass(Mode::Once, None, &CancellationToken::new())
+        .await
+        .expect("archive pass")
 }
 
 fn entry_strategy() -> impl Strategy<Value = Vec<(Vec<u8>, Vec<u8>)>> {
@@ -45,7 +54,10 @@ fn round_trip_is_byte_exact_for_random_entries() {
     let hot = rt.block_on(redis.hot());
     let con = std::cell::RefCell::new(redis.con());
     let case = std::cell::Cell::new(0u32);
-    let config = ProptestConfig { cases: 24, ..ProptestConfig::default() };
+    let config = ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    };
     proptest!(config, |(entries in proptest::collection::vec(entry_strategy(), 1..120))| {
         case.set(case.get() + 1);
         let case = case.get();
@@ -75,7 +87,12 @@ async fn large_and_binary_values_survive_on_s3() {
     let store = s3.store("archive");
     let mut con = redis.con();
     let big = vec![0xA5u8; 10 * 1024 * 1024];
-    xadd(&mut con, "big:0", "*", &[(b"payload", &big), (b"k", b"\xff\xfe"), (b"k", b"")]);
+    xadd(
+        &mut con,
+        "big:0",
+        "*",
+        &[(b"payload", &big), (b"k", b"\xff\xfe"), (b"k", b"")],
+    );
     xadd(&mut con, "big:0", "*", &[(b"empty", b"")]);
     let source = xrange_all(&mut con, "big:0");
     let ctx = system_context(redis.hot().await, store.clone(), &test_settings(), "t");
@@ -94,7 +111,12 @@ async fn objects_are_split_by_count_and_hour_and_named_by_first_id() {
     for i in 0..120u64 {
         // 60 entries in one hour, 60 in the next
         let ms = if i < 60 { base + i } else { base + hour + i };
-        xadd(&mut con, "h:0", &format!("{ms}-0"), &[(b"i", i.to_string().as_bytes())]);
+        xadd(
+            &mut con,
+            "h:0",
+            &format!("{ms}-0"),
+            &[(b"i", i.to_string().as_bytes())],
+        );
     }
     let ctx = system_context(redis.hot().await, store.clone(), &test_settings(), "t");
     let mut worker = PartitionWorker::new(ctx, partition("h", 0, "h:0", keep_nothing()));
@@ -110,7 +132,12 @@ async fn objects_are_split_by_count_and_hour_and_named_by_first_id() {
 
 fn fill(con: &mut redis::Connection, stream: &str, first_ms: u64, n: u64) {
     for i in 0..n {
-        xadd(con, stream, &format!("{}-0", first_ms + i), &[(b"n", i.to_string().as_bytes())]);
+        xadd(
+            con,
+            stream,
+            &format!("{}-0", first_ms + i),
+            &[(b"n", i.to_string().as_bytes())],
+        );
     }
 }
 
@@ -125,13 +152,25 @@ async fn trimming_keeps_retain_entries_and_retain_for() {
     // retain_entries: keep the newest 30
     let clock = TestClock::at(1_000_000);
     let ctx = context(hot.clone(), store.clone(), &test_settings(), clock.clone(), "t");
-    let keep30 = Retention { retain_entries: 30, retain_for: Duration::ZERO, retain_max_entries: None };
-    once(&mut PartitionWorker::new(ctx.clone(), partition("r", 0, "r:0", keep30))).await;
+    let keep30 = Retention {
+        retain_entries: 30,
+        retain_for: Duration::ZERO,
+        retain_max_entries: None,
+    };
+    once(&mut PartitionWorker::new(
+        ctx.clone(),
+        partition("r", 0, "r:0", keep30),
+    ))
+    .await;
     let left = xrange_all(&mut con, "r:0");
     assert_eq!(left.len(), 30);
     assert_eq!(left[0].id, StreamId::new(1_070, 0));
     // retain_for: the clock says 1_000_000 ms; keep entries younger than (1_000_000 - 998_960) = ids >= 1_040
-    let window = Retention { retain_entries: 0, retain_for: Duration::from_millis(998_960), retain_max_entries: None };
+    let window = Retention {
+        retain_entries: 0,
+        retain_for: Duration::from_millis(998_960),
+        retain_max_entries: None,
+    };
     once(&mut PartitionWorker::new(ctx, partition("r", 1, "r:1", window))).await;
     let left = xrange_all(&mut con, "r:1");
     assert_eq!(left.first().map(|e| e.id), Some(StreamId::new(1_040, 0)));
@@ -147,34 +186,72 @@ async fn consumer_groups_hold_trimming_back_until_delivered_and_acked() {
     let (_dir, store) = local_store();
     let mut con = redis.con();
     fill(&mut con, "g:0", 1_000, 100);
-    let _: () = redis::cmd("XGROUP").arg("CREATE").arg("g:0").arg("workers").arg("0").query(&mut con).unwrap();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("g:0")
+        .arg("workers")
+        .arg("0")
+        .query(&mut con)
+        .unwrap();
     // deliver 40 entries, ack the first 20: entries 1020.. are pending, 1040.. undelivered
     let _: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP").arg("workers").arg("c1").arg("COUNT").arg(40).arg("STREAMS").arg("g:0").arg(">")
+        .arg("GROUP")
+        .arg("workers")
+        .arg("c1")
+        .arg("COUNT")
+        .arg(40)
+        .arg("STREAMS")
+        .arg("g:0")
+        .arg(">")
         .query(&mut con)
         .unwrap();
     for i in 0..20 {
-        let _: i64 = redis::cmd("XACK").arg("g:0").arg("workers").arg(format!("{}-0", 1_000 + i)).query(&mut con).unwrap();
+        let _: i64 = redis::cmd("XACK")
+            .arg("g:0")
+            .arg("workers")
+            .arg(format!("{}-0", 1_000 + i))
+            .query(&mut con)
+            .unwrap();
     }
     let ctx = system_context(redis.hot().await, store.clone(), &test_settings(), "t");
     let mut worker = PartitionWorker::new(ctx.clone(), partition("g", 0, "g:0", keep_nothing()));
     once(&mut worker).await;
     let left = xrange_all(&mut con, "g:0");
-    assert_eq!(left.first().map(|e| e.id), Some(StreamId::new(1_020, 0)), "lowest pending entry must stay");
+    assert_eq!(
+        left.first().map(|e| e.id),
+        Some(StreamId::new(1_020, 0)),
+        "lowest pending entry must stay"
+    );
     // ack everything delivered: now the undelivered ones hold it back
     for i in 20..40 {
-        let _: i64 = redis::cmd("XACK").arg("g:0").arg("workers").arg(format!("{}-0", 1_000 + i)).query(&mut con).unwrap();
+        let _: i64 = redis::cmd("XACK")
+            .arg("g:0")
+            .arg("workers")
+            .arg(format!("{}-0", 1_000 + i))
+            .query(&mut con)
+            .unwrap();
     }
     once(&mut worker).await;
     let left = xrange_all(&mut con, "g:0");
-    assert_eq!(left.first().map(|e| e.id), Some(StreamId::new(1_040, 0)), "undelivered entries must stay");
+    assert_eq!(
+        left.first().map(|e| e.id),
+        Some(StreamId::new(1_040, 0)),
+        "undelivered entries must stay"
+    );
     // a hard cap trims past the stalled group, archived entries only, and reports it
-    let capped = Retention { retain_entries: 0, retain_for: Duration::ZERO, retain_max_entries: Some(10) };
+    let capped = Retention {
+        retain_entries: 0,
+        retain_for: Duration::ZERO,
+        retain_max_entries: Some(10),
+    };
     let mut worker = PartitionWorker::new(ctx.clone(), partition("g", 0, "g:0", capped));
     once(&mut worker).await;
     assert_eq!(xrange_all(&mut con, "g:0").len(), 10);
     let status = ctx.metrics.statuses();
-    assert_eq!(status[&("g".to_string(), 0)].groups_behind, vec!["workers".to_string()]);
+    assert_eq!(
+        status[&("g".to_string(), 0)].groups_behind,
+        vec!["workers".to_string()]
+    );
     assert_eq!(archived_entries(&store, "g", 0).await.len(), 100);
 }
 
@@ -189,8 +266,15 @@ async fn producer_maxlen_leaves_a_gap_record_with_the_exact_count() {
     once(&mut worker).await;
     // 100 more entries, but the producer keeps only the newest 25 (exact MAXLEN)
     for i in 0..100u64 {
-        let _: String = redis::cmd("XADD").arg("m:0").arg("MAXLEN").arg(25).arg(format!("{}-0", 2_000 + i))
-            .arg("n").arg(i).query(&mut con).unwrap();
+        let _: String = redis::cmd("XADD")
+            .arg("m:0")
+            .arg("MAXLEN")
+            .arg(25)
+            .arg(format!("{}-0", 2_000 + i))
+            .arg("n")
+            .arg(i)
+            .query(&mut con)
+            .unwrap();
     }
     let stats = once(&mut worker).await;
     assert_eq!(stats.gaps, 1);
@@ -209,7 +293,12 @@ async fn xdel_and_entries_gone_before_first_seen_are_counted() {
     let mut con = redis.con();
     fill(&mut con, "d:0", 1_000, 20);
     // 5 entries trimmed by someone else before streamtier ever saw the stream
-    let _: i64 = redis::cmd("XTRIM").arg("d:0").arg("MINID").arg("1005").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("XTRIM")
+        .arg("d:0")
+        .arg("MINID")
+        .arg("1005")
+        .query(&mut con)
+        .unwrap();
     // and 3 deleted in the middle
     for id in ["1010-0", "1011-0", "1012-0"] {
         let _: i64 = redis::cmd("XDEL").arg("d:0").arg(id).query(&mut con).unwrap();

@@ -4,4 +4,5 @@
 mod harness;
 
 mod archive_basics;
+mod archive_faults;
 mod store_conformance;

@@ -21,6 +21,14 @@ fn body(text: &str) -> Bytes {
     Bytes::copy_from_slice(text.as_bytes())
 }
 
+/// Writes `text` under `key` without metadata.
+async fn put(store: &Store, key: &str, text: &str) -> PutOutcome {
+    store
+        .put_if_absent(key, body(text), &[])
+        .await
+        .expect("put_if_absent")
+}
+
 fn keys(found: &[ObjectInfo]) -> Vec<&str> {
     found.iter().map(|o| o.key.as_str()).collect()
 }
@@ -31,15 +39,18 @@ fn is_not_found<T: std::fmt::Debug>(result: Result<T, Error>) -> bool {
 
 /// Counts logged requests with `method` whose path ends with `suffix`.
 fn count(s3: &S3Sandbox, method: &str, suffix: &str) -> usize {
-    s3.requests().iter().filter(|(m, p)| m == method && p.ends_with(suffix)).count()
+    s3.requests()
+        .iter()
+        .filter(|(m, p)| m == method && p.ends_with(suffix))
+        .count()
 }
 
 // --- the shared suite ------------------------------------------------------------------------
 
 async fn put_if_absent_never_replaces(store: &Store) {
     let key = "topic=orders/partition=0/dt=2024-01-01/a.parquet";
-    assert_eq!(store.put_if_absent(key, body("first"), &[]).await.unwrap(), PutOutcome::Created);
-    let again = store.put_if_absent(key, body("second, longer"), &[]).await.unwrap();
+    assert_eq!(put(store, key, "first").await, PutOutcome::Created);
+    let again = put(store, key, "second, longer").await;
     assert_eq!(again, PutOutcome::AlreadyExists);
     assert_eq!(store.get(key).await.unwrap(), body("first"));
 }
@@ -48,7 +59,11 @@ async fn concurrent_put_if_absent_creates_once(store: &Store) {
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = store.clone();
-            tokio::spawn(async move { store.put_if_absent("race/x", body(&format!("writer {i}")), &[]).await })
+            tokio::spawn(async move {
+                store
+                    .put_if_absent("race/x", body(&format!("writer {i}")), &[])
+                    .await
+            })
         })
         .collect();
     let outcomes: Vec<PutOutcome> = futures::future::join_all(tasks)
@@ -64,13 +79,20 @@ async fn concurrent_put_if_absent_creates_once(store: &Store) {
 
 async fn reads_whole_ranges_and_suffixes(store: &Store) {
     let key = "r/obj";
-    store.put_if_absent(key, body("0123456789"), &[]).await.unwrap();
+    put(store, key, "0123456789").await;
     assert_eq!(store.get(key).await.unwrap(), body("0123456789"));
     assert_eq!(store.get_range(key, 2..5).await.unwrap(), body("234"));
-    assert_eq!(store.get_range(key, 8..100).await.unwrap(), body("89"), "end is cut at the end");
+    assert_eq!(
+        store.get_range(key, 8..100).await.unwrap(),
+        body("89"),
+        "end is cut at the end"
+    );
     for bad in [5..5, 10..12, 50..60] {
         let result = store.get_range(key, bad.clone()).await;
-        assert!(matches!(result, Err(Error::InvalidRange { .. })), "{bad:?}: {result:?}");
+        assert!(
+            matches!(result, Err(Error::InvalidRange { .. })),
+            "{bad:?}: {result:?}"
+        );
     }
     assert_eq!(store.get_suffix(key, 3).await.unwrap(), body("789"));
     assert_eq!(store.get_suffix(key, 100).await.unwrap(), body("0123456789"));
@@ -86,7 +108,10 @@ async fn head_reports_size_and_metadata(store: &Store, keeps_metadata: bool) {
         ("streamtier-last-id".to_owned(), "1700000000000-5".to_owned()),
         ("streamtier-first-id".to_owned(), "1700000000000-0".to_owned()),
     ];
-    store.put_if_absent("h/obj", body("abcdef"), &metadata).await.unwrap();
+    store
+        .put_if_absent("h/obj", body("abcdef"), &metadata)
+        .await
+        .unwrap();
     let head = store.head("h/obj").await.unwrap();
     assert_eq!((head.key.as_str(), head.size), ("h/obj", 6));
     if keeps_metadata {
@@ -102,36 +127,60 @@ async fn lists_in_byte_order_with_prefix_marker_and_limit(store: &Store) {
     // '-' < '.' < '/' in bytes, unlike a directory walk's order.
     let all = ["a-b", "a.b", "a/b", "a/c/d", "ab", "b/x/y"];
     for key in all.iter().rev() {
-        store.put_if_absent(key, body(key), &[]).await.unwrap();
+        put(store, key, key).await;
     }
     let listed = store.list("", None, None).await.unwrap();
     assert_eq!(keys(&listed), all);
-    assert_eq!(listed[3], ObjectInfo { key: "a/c/d".into(), size: 5 });
-    assert_eq!(keys(&store.list("a/", None, None).await.unwrap()), ["a/b", "a/c/d"]);
+    assert_eq!(
+        listed[3],
+        ObjectInfo {
+            key: "a/c/d".into(),
+            size: 5
+        }
+    );
+    assert_eq!(
+        keys(&store.list("a/", None, None).await.unwrap()),
+        ["a/b", "a/c/d"]
+    );
     assert_eq!(keys(&store.list("a", None, None).await.unwrap()), &all[..5]);
     assert_eq!(keys(&store.list("a/c", None, None).await.unwrap()), ["a/c/d"]);
     assert_eq!(keys(&store.list("b/x/", None, None).await.unwrap()), ["b/x/y"]);
     assert!(store.list("nothing/", None, None).await.unwrap().is_empty());
     assert_eq!(keys(&store.list("", Some("a.b"), None).await.unwrap()), &all[2..]);
-    assert_eq!(keys(&store.list("", Some("a/bb"), None).await.unwrap()), &all[3..]);
-    assert_eq!(keys(&store.list("", Some("a/c"), Some(2)).await.unwrap()), ["a/c/d", "ab"]);
-    assert_eq!(keys(&store.list("a", Some("a/b"), Some(1)).await.unwrap()), ["a/c/d"]);
+    assert_eq!(
+        keys(&store.list("", Some("a/bb"), None).await.unwrap()),
+        &all[3..]
+    );
+    assert_eq!(
+        keys(&store.list("", Some("a/c"), Some(2)).await.unwrap()),
+        ["a/c/d", "ab"]
+    );
+    assert_eq!(
+        keys(&store.list("a", Some("a/b"), Some(1)).await.unwrap()),
+        ["a/c/d"]
+    );
     assert_eq!(keys(&store.list("", None, Some(2)).await.unwrap()), &all[..2]);
     assert!(store.list("", None, Some(0)).await.unwrap().is_empty());
     assert!(store.list("", Some("b/x/y"), None).await.unwrap().is_empty());
 }
 
 async fn delete_removes_and_tolerates_missing(store: &Store) {
-    store.put_if_absent("d/obj", body("x"), &[]).await.unwrap();
+    put(store, "d/obj", "x").await;
     store.delete("d/obj").await.unwrap();
     assert!(is_not_found(store.get("d/obj").await));
     store.delete("d/obj").await.unwrap();
     store.delete("d/never-existed").await.unwrap();
-    let recreated = store.put_if_absent("d/obj", body("y"), &[]).await.unwrap();
+    let recreated = put(store, "d/obj", "y").await;
     assert_eq!(recreated, PutOutcome::Created);
 }
 
 async fn missing_objects_are_not_found(store: &Store) {
+    put(store, "m/dir/obj", "x").await;
+    assert!(
+        is_not_found(store.get("m/dir").await),
+        "a prefix is not an object"
+    );
+    assert!(is_not_found(store.head("m/dir").await));
     assert!(is_not_found(store.get("m/missing").await));
     assert!(is_not_found(store.get_range("m/missing", 0..4).await));
     assert!(is_not_found(store.get_suffix("m/missing", 4).await));
@@ -193,13 +242,16 @@ async fn store_s3_head_round_trips_user_metadata() {
 #[tokio::test]
 async fn store_local_never_lists_temporary_files() {
     let (dir, store) = local();
-    store.put_if_absent("t/real", body("x"), &[]).await.unwrap();
+    put(&store, "t/real", "x").await;
     let tmp = dir.path().join("archive/.streamtier-tmp");
     std::fs::write(tmp.join("left-over.tmp"), b"partial").unwrap();
     std::fs::create_dir_all(tmp.join("t")).unwrap();
     std::fs::write(tmp.join("t/nested"), b"partial").unwrap();
     assert_eq!(keys(&store.list("", None, None).await.unwrap()), ["t/real"]);
-    assert_eq!(keys(&store.list(".streamtier-tmp", None, None).await.unwrap()), Vec::<&str>::new());
+    assert_eq!(
+        keys(&store.list(".streamtier-tmp", None, None).await.unwrap()),
+        Vec::<&str>::new()
+    );
     let tmp_entries = std::fs::read_dir(&tmp).unwrap().count();
     assert_eq!(tmp_entries, 2, "a successful put leaves no temporary file behind");
 }
@@ -221,12 +273,15 @@ async fn store_local_creates_its_root_and_describes_a_file_url() {
 async fn store_s3_prefixes_isolate_stores_in_one_bucket() {
     let s3 = S3Sandbox::start().await;
     let (a, b) = (s3.store("tenant-a"), s3.store("/tenant-b/"));
-    a.put_if_absent("k", body("a"), &[]).await.unwrap();
-    assert_eq!(b.put_if_absent("k", body("b"), &[]).await.unwrap(), PutOutcome::Created);
+    put(&a, "k", "a").await;
+    assert_eq!(put(&b, "k", "b").await, PutOutcome::Created);
     assert_eq!(keys(&a.list("", None, None).await.unwrap()), ["k"]);
     assert_eq!(b.get("k").await.unwrap(), body("b"));
     let root = s3.store("");
-    assert_eq!(keys(&root.list("", None, None).await.unwrap()), ["tenant-a/k", "tenant-b/k"]);
+    assert_eq!(
+        keys(&root.list("", None, None).await.unwrap()),
+        ["tenant-a/k", "tenant-b/k"]
+    );
     assert_eq!(a.describe(), format!("s3://{}/tenant-a", s3.bucket()));
     assert_eq!(root.describe(), format!("s3://{}", s3.bucket()));
 }
@@ -249,7 +304,12 @@ async fn store_s3_lists_across_pages() {
     .unwrap();
     let listed = store.list("k/", None, None).await.unwrap();
     assert_eq!(keys(&listed), all);
-    assert_eq!(count(&s3, "GET", &format!("/{}", s3.bucket())), 2, "two pages of at most 1000");
+    let bucket_path = format!("/{}", s3.bucket());
+    let lists = s3
+        .requests()
+        .into_iter()
+        .filter(|(m, p)| m == "GET" && p.trim_end_matches('/') == bucket_path);
+    assert_eq!(lists.count(), 2, "two pages of at most 1000");
 
     let small = Store::S3(s3.s3_store("p").with_list_page_size(7));
     let page = small.list("k/000", Some("k/00012"), Some(20)).await.unwrap();
@@ -262,19 +322,35 @@ async fn store_s3_lists_across_pages() {
 async fn store_s3_multipart_round_trips_a_20_mib_body() {
     let s3 = S3Sandbox::start().await;
     let store = s3.store("mp");
-    let big: Bytes = (0..20 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect::<Vec<u8>>().into();
+    let big: Bytes = (0..20 * 1024 * 1024u32)
+        .map(|i| (i % 251) as u8)
+        .collect::<Vec<u8>>()
+        .into();
     let meta = [("streamtier-rows".to_owned(), "42".to_owned())];
-    assert_eq!(store.put_if_absent("big", big.clone(), &meta).await.unwrap(), PutOutcome::Created);
+    assert_eq!(
+        store.put_if_absent("big", big.clone(), &meta).await.unwrap(),
+        PutOutcome::Created
+    );
     assert_eq!(count(&s3, "PUT", "/mp/big"), 3, "three 8 MiB parts");
     let head = store.head("big").await.unwrap();
     assert_eq!((head.size, head.metadata), (big.len() as u64, meta.to_vec()));
     assert!(store.get("big").await.unwrap() == big);
-    assert_eq!(store.get_suffix("big", 8).await.unwrap(), big.slice(big.len() - 8..));
+    assert_eq!(
+        store.get_suffix("big", 8).await.unwrap(),
+        big.slice(big.len() - 8..)
+    );
 
     // A second multipart write of the same key is refused at completion, then aborted.
     let other = Bytes::from(vec![7u8; 17 * 1024 * 1024]);
-    assert_eq!(store.put_if_absent("big", other, &[]).await.unwrap(), PutOutcome::AlreadyExists);
-    assert_eq!(count(&s3, "DELETE", "/mp/big"), 1, "the refused upload is aborted");
+    assert_eq!(
+        store.put_if_absent("big", other, &[]).await.unwrap(),
+        PutOutcome::AlreadyExists
+    );
+    assert_eq!(
+        count(&s3, "DELETE", "/mp/big"),
+        1,
+        "the refused upload is aborted"
+    );
     assert!(store.get("big").await.unwrap() == big);
 }
 
@@ -283,7 +359,7 @@ async fn store_s3_throttled_puts_are_retried_by_the_sdk() {
     let s3 = S3Sandbox::start().await;
     let store = s3.store("f");
     s3.faults().inject("PUT", "/f/slow", Fault::Status(503), 2);
-    assert_eq!(store.put_if_absent("slow", body("x"), &[]).await.unwrap(), PutOutcome::Created);
+    assert_eq!(put(&store, "slow", "x").await, PutOutcome::Created);
     assert_eq!(count(&s3, "PUT", "/f/slow"), 3);
     assert_eq!(store.get("slow").await.unwrap(), body("x"));
 }
@@ -292,7 +368,7 @@ async fn store_s3_throttled_puts_are_retried_by_the_sdk() {
 async fn store_s3_persistent_errors_give_up_after_max_attempts() {
     let s3 = S3Sandbox::start().await;
     let store = s3.store("f");
-    store.put_if_absent("down", body("x"), &[]).await.unwrap();
+    put(&store, "down", "x").await;
     s3.faults().inject("GET", "/f/down", Fault::Status(500), 100);
     let err = store.get("down").await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
@@ -305,7 +381,7 @@ async fn store_s3_conditional_write_conflicts_are_retried() {
     let s3 = S3Sandbox::start().await;
     let store = s3.store("f");
     s3.faults().inject("PUT", "/f/contended", Fault::Status(409), 2);
-    let outcome = store.put_if_absent("contended", body("x"), &[]).await.unwrap();
+    let outcome = put(&store, "contended", "x").await;
     assert_eq!(outcome, PutOutcome::Created);
     assert_eq!(count(&s3, "PUT", "/f/contended"), 3);
 }
@@ -315,8 +391,12 @@ async fn store_s3_lost_put_reply_reads_as_already_exists() {
     let s3 = S3Sandbox::start().await;
     let store = s3.store("f");
     s3.faults().inject("PUT", "/f/lost", Fault::DropAfterWrite, 1);
-    let outcome = store.put_if_absent("lost", body("written once"), &[]).await.unwrap();
-    assert_eq!(outcome, PutOutcome::AlreadyExists, "the SDK's retry meets its own write");
+    let outcome = put(&store, "lost", "written once").await;
+    assert_eq!(
+        outcome,
+        PutOutcome::AlreadyExists,
+        "the SDK's retry meets its own write"
+    );
     assert_eq!(count(&s3, "PUT", "/f/lost"), 2);
     assert_eq!(store.get("lost").await.unwrap(), body("written once"));
 }
@@ -325,8 +405,13 @@ async fn store_s3_lost_put_reply_reads_as_already_exists() {
 async fn store_s3_slow_replies_time_out_and_are_retried() {
     let s3 = S3Sandbox::start().await;
     let store = s3.store("f");
-    store.put_if_absent("slow", body("x"), &[]).await.unwrap();
-    s3.faults().inject("GET", "/f/slow", Fault::Delay(ATTEMPT_TIMEOUT + Duration::from_secs(2)), 1);
+    put(&store, "slow", "x").await;
+    s3.faults().inject(
+        "GET",
+        "/f/slow",
+        Fault::Delay(ATTEMPT_TIMEOUT + Duration::from_secs(2)),
+        1,
+    );
     let started = Instant::now();
     assert_eq!(store.get("slow").await.unwrap(), body("x"));
     assert!(started.elapsed() >= ATTEMPT_TIMEOUT);
@@ -344,11 +429,20 @@ async fn store_s3_check_fails_for_a_missing_bucket() {
 
 // --- settings --------------------------------------------------------------------------------
 
+fn settings(url: &str) -> StoreSettings {
+    StoreSettings {
+        url: url.into(),
+        ..StoreSettings::default()
+    }
+}
+
 #[test]
 fn store_settings_parse_url_accepts_and_rejects() {
-    let parse = |url: &str| StoreSettings { url: url.into(), ..StoreSettings::default() }.parse_url();
     let local = |p: &str| StoreUrl::Local(p.into());
-    let s3 = |b: &str, p: &str| StoreUrl::S3 { bucket: b.into(), prefix: p.into() };
+    let s3 = |b: &str, p: &str| StoreUrl::S3 {
+        bucket: b.into(),
+        prefix: p.into(),
+    };
     let accepted = [
         ("./archive", local("./archive")),
         ("relative/dir", local("relative/dir")),
@@ -356,17 +450,18 @@ fn store_settings_parse_url_accepts_and_rejects() {
         ("file:///abs/dir", local("/abs/dir")),
         ("s3://bucket", s3("bucket", "")),
         ("s3://bucket/", s3("bucket", "")),
-        ("s3://my.bucket-1/optional/prefix/", s3("my.bucket-1", "optional/prefix")),
+        (
+            "s3://my.bucket-1/optional/prefix/",
+            s3("my.bucket-1", "optional/prefix"),
+        ),
     ];
     for (url, expected) in accepted {
-        assert_eq!(parse(url).unwrap(), expected, "{url}");
+        assert_eq!(settings(url).parse_url().unwrap(), expected, "{url}");
     }
-    let rejected = [
-        "", "http://x", "s3://", "s3:///prefix", "file://relative", "gs://b", "s3://UPPER", "s3://ab",
-        "s3://bucket_x", "s3://b..b/p", "s3://bucket/a//b",
-    ];
-    for url in rejected {
-        match parse(url) {
+    let rejected = "http://x s3:// s3:///prefix file://relative gs://b s3://UPPER s3://ab \
+                    s3://bucket_x s3://b..b/p s3://bucket/a//b";
+    for url in std::iter::once("").chain(rejected.split_whitespace()) {
+        match settings(url).parse_url() {
             Err(Error::InvalidSettings { key: "store.url", .. }) => {}
             other => panic!("{url:?} should be rejected, got {other:?}"),
         }
@@ -376,21 +471,21 @@ fn store_settings_parse_url_accepts_and_rejects() {
 #[tokio::test]
 async fn store_connect_builds_the_store_the_url_names() {
     let dir = tempfile::tempdir().unwrap();
-    let url = dir.path().join("a").display().to_string();
-    let local = store::connect(&StoreSettings { url, ..StoreSettings::default() }).await.unwrap();
-    assert!(matches!(local, Store::Local(_)));
-    local.check().await.unwrap();
+    let local = store::connect(&settings(&dir.path().join("a").display().to_string())).await;
+    assert!(matches!(local, Ok(Store::Local(_))), "{local:?}");
+    local.unwrap().check().await.unwrap();
 
-    let settings = StoreSettings {
-        url: "s3://archive-bucket/streams".into(),
-        endpoint: Some("http://127.0.0.1:9".into()),
-        region: Some("eu-west-1".into()),
-        force_path_style: true,
-    };
+    let mut settings = settings("s3://archive-bucket/streams");
+    settings.endpoint = Some("http://127.0.0.1:9".into());
+    settings.region = Some("eu-west-1".into());
+    settings.force_path_style = true;
     let s3 = store::connect(&settings).await.unwrap();
     assert_eq!(s3.describe(), "s3://archive-bucket/streams");
 
-    let bad = StoreSettings { endpoint: Some("127.0.0.1:9".into()), ..settings };
-    let err = store::connect(&bad).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidSettings { key: "store.endpoint", .. }), "{err}");
+    settings.endpoint = Some("127.0.0.1:9".into());
+    let err = store::connect(&settings).await.unwrap_err();
+    assert!(
+        err.to_string().starts_with("invalid setting `store.endpoint`"),
+        "{err}"
+    );
 }

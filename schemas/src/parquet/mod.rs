@@ -3,7 +3,10 @@
 //! See the crate docs for the column table. Decoding only reads `id`, `fields` and
 //! `raw_fields`; `ts`, `seq` and typed columns exist for query engines.
 
+mod batch;
+mod checksum;
 mod read;
+mod rows;
 mod write;
 
 use std::sync::Arc;
@@ -12,7 +15,9 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUni
 
 use crate::columns::{ColumnType, TypedColumn};
 
-pub use read::{decode_object, entries_from_batch, read_meta};
+pub use checksum::CHECKSUM_KEY;
+pub use read::{decode_object, read_meta};
+pub use rows::entries_from_batch;
 pub use write::{encode_object, ObjectWriter};
 
 /// Name of the `id` column (`"<ms>-<seq>"` text).
@@ -38,7 +43,7 @@ pub const DEFAULT_ROW_GROUP_ENTRIES: usize = 65_536;
 /// How objects are encoded.
 #[derive(Clone, Debug)]
 pub struct EncodeOptions {
-    /// zstd compression level (1-22).
+    /// zstd compression level: 1-22, 0 for zstd's default, negative for faster modes.
     pub zstd_level: i32,
     /// Maximum number of entries per row group (at least 1); bounds the writer's memory.
     pub row_group_entries: usize,
@@ -75,7 +80,7 @@ fn map_entries_field() -> FieldRef {
 }
 
 /// The element field of `raw_fields`, with the Parquet-conventional name `element`.
-fn raw_element_field() -> FieldRef {
+pub(crate) fn raw_element_field() -> FieldRef {
     Arc::new(Field::new("element", DataType::Binary, false))
 }
 
@@ -122,9 +127,21 @@ pub fn arrow_schema(columns: &[TypedColumn]) -> SchemaRef {
 pub(crate) mod test_support {
     use bytes::Bytes;
 
+    use crate::columns::{ColumnType, TypedColumn};
     use crate::entry::Entry;
     use crate::id::StreamId;
     use crate::meta::ObjectMeta;
+
+    /// One typed column of each type.
+    pub(crate) fn typed_columns() -> Vec<TypedColumn> {
+        vec![
+            TypedColumn::new("carrier", ColumnType::String),
+            TypedColumn::new("amount", ColumnType::Int64),
+            TypedColumn::new("price", ColumnType::Float64),
+            TypedColumn::new("paid", ColumnType::Bool),
+            TypedColumn::new("at", ColumnType::Timestamp),
+        ]
+    }
 
     /// Metadata that matches `entries`.
     pub(crate) fn meta_for(entries: &[Entry]) -> ObjectMeta {
@@ -145,7 +162,12 @@ pub(crate) mod test_support {
             StreamId::new(ms, seq),
             fields
                 .iter()
-                .map(|(n, v)| (Bytes::copy_from_slice(n.as_bytes()), Bytes::copy_from_slice(v.as_bytes())))
+                .map(|(n, v)| {
+                    (
+                        Bytes::copy_from_slice(n.as_bytes()),
+                        Bytes::copy_from_slice(v.as_bytes()),
+                    )
+                })
                 .collect(),
         )
     }

@@ -39,11 +39,21 @@ pub fn test_settings() -> ArchiveSettings {
 
 /// Retention that keeps nothing once archived.
 pub fn keep_nothing() -> Retention {
-    Retention { retain_entries: 0, retain_for: std::time::Duration::ZERO, retain_max_entries: None }
+    Retention {
+        retain_entries: 0,
+        retain_for: std::time::Duration::ZERO,
+        retain_max_entries: None,
+    }
 }
 
 /// An archiver context over real clients.
-pub fn context(hot: Hot, store: Store, settings: &ArchiveSettings, clock: Arc<dyn Clock>, owner: &str) -> Context {
+pub fn context(
+    hot: Hot,
+    store: Store,
+    settings: &ArchiveSettings,
+    clock: Arc<dyn Clock>,
+    owner: &str,
+) -> Context {
     Context {
         hot,
         store,

@@ -29,7 +29,16 @@ impl RedisServer {
             let dir = tempfile::tempdir().expect("tempdir");
             let log = dir.path().join("redis.log");
             let child = Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
                 .arg("--dir")
                 .arg(dir.path())
                 .arg("--logfile")
@@ -68,13 +77,17 @@ impl RedisServer {
 
     /// A synchronous connection for test setup and assertions.
     pub fn con(&self) -> redis::Connection {
-        redis::Client::open(self.url()).and_then(|c| c.get_connection()).expect("connect to test redis")
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test redis")
     }
 
     /// The hot tier over this server, as the archiver uses it.
     pub async fn hot(&self) -> streamtier_tiers::hot::Hot {
         let settings = streamtier_tiers::hot::RedisSettings { url: self.url() };
-        streamtier_tiers::hot::connect(&settings).await.expect("connect hot tier")
+        streamtier_tiers::hot::connect(&settings)
+            .await
+            .expect("connect hot tier")
     }
 
     /// The server's log, for failure messages.

@@ -8,6 +8,7 @@
 //! checks `If-None-Match` and then writes, with nothing in between to stop a second writer).
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -56,6 +57,7 @@ impl S3Sandbox {
         let fs = s3s_fs::FileSystem::new(dir.path()).expect("open s3s-fs root");
         let mut builder = S3ServiceBuilder::new(LockedFs {
             fs,
+            root: dir.path().to_owned(),
             writes: tokio::sync::Mutex::new(()),
         });
         builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
@@ -64,7 +66,9 @@ impl S3Sandbox {
             s3: builder.build(),
             shared: Arc::clone(&shared),
         };
-        let listener = TcpListener::bind(("127.0.0.1", 0)).await.expect("bind sandbox port");
+        let listener = TcpListener::bind(("127.0.0.1", 0))
+            .await
+            .expect("bind sandbox port");
         let endpoint = format!("http://{}", listener.local_addr().expect("local address"));
         let shutdown = CancellationToken::new();
         tokio::spawn(serve(listener, front, shutdown.clone()));
@@ -181,8 +185,8 @@ async fn serve(listener: TcpListener, front: Front, shutdown: CancellationToken)
         let _ = stream.set_nodelay(true);
         let (front, shutdown) = (front.clone(), shutdown.clone());
         tokio::spawn(async move {
-            let conn = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), front);
+            let conn =
+                hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), front);
             tokio::select! {
                 _ = conn => {}
                 () = shutdown.cancelled() => {}
@@ -328,11 +332,25 @@ fn error_response(status: u16, method: &str) -> http::Response<Body> {
 /// before writing) cannot be passed by two writers of the same key.
 struct LockedFs {
     fs: s3s_fs::FileSystem,
+    /// s3s-fs's root: buckets are its directories, keys are paths below them.
+    root: PathBuf,
     writes: tokio::sync::Mutex<()>,
 }
 
+impl LockedFs {
+    /// s3s-fs serves the directory behind a key prefix (`a` when `a/b` exists) as a broken
+    /// object; S3 answers `NoSuchKey`.
+    fn not_a_directory(&self, bucket: &str, key: &str) -> S3Result<()> {
+        if self.root.join(bucket).join(key).is_dir() {
+            return Err(s3s::s3_error!(NoSuchKey));
+        }
+        Ok(())
+    }
+}
+
 /// Implements `S3` for `LockedFs`: `read` operations go straight to s3s-fs, `write` ones run
-/// under the write lock. Generated whole so that `async_trait` sees the expanded methods.
+/// under the write lock, `get_object` and `head_object` work around s3s-fs quirks. Generated whole so
+/// that `async_trait` sees the expanded methods.
 macro_rules! locked_fs_s3 {
     (read { $($r:ident: $ri:ident => $ro:ident;)* } write { $($w:ident: $wi:ident => $wo:ident;)* }) => {
         #[async_trait::async_trait]
@@ -344,6 +362,36 @@ macro_rules! locked_fs_s3 {
                 let _write = self.writes.lock().await;
                 self.fs.$w(req).await
             })*
+
+            async fn head_object(
+                &self,
+                req: S3Request<dto::HeadObjectInput>,
+            ) -> S3Result<S3Response<dto::HeadObjectOutput>> {
+                self.not_a_directory(&req.input.bucket, &req.input.key)?;
+                self.fs.head_object(req).await
+            }
+
+            async fn get_object(
+                &self,
+                mut req: S3Request<dto::GetObjectInput>,
+            ) -> S3Result<S3Response<dto::GetObjectOutput>> {
+                self.not_a_directory(&req.input.bucket, &req.input.key)?;
+                // s3s-fs 0.14.1 seeks to `end - N` for `Range: bytes=-N` without clamping, so a
+                // suffix longer than the object fails with a 500; S3 returns the whole object.
+                if let Some(dto::Range::Suffix { length }) = req.input.range {
+                    let head = dto::HeadObjectInput {
+                        bucket: req.input.bucket.clone(),
+                        key: req.input.key.clone(),
+                        ..Default::default()
+                    };
+                    let head = self.fs.head_object(req.clone().map_input(|_| head)).await?;
+                    let size = head.output.content_length.unwrap_or(0);
+                    if u64::try_from(size).is_ok_and(|size| length >= size) {
+                        req.input.range = None;
+                    }
+                }
+                self.fs.get_object(req).await
+            }
         }
     };
 }
@@ -354,8 +402,6 @@ locked_fs_s3! {
         head_bucket: HeadBucketInput => HeadBucketOutput;
         get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput;
         list_buckets: ListBucketsInput => ListBucketsOutput;
-        get_object: GetObjectInput => GetObjectOutput;
-        head_object: HeadObjectInput => HeadObjectOutput;
         list_objects: ListObjectsInput => ListObjectsOutput;
         list_objects_v2: ListObjectsV2Input => ListObjectsV2Output;
         create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput;

@@ -18,14 +18,27 @@ pub fn xadd(con: &mut redis::Connection, key: &str, id: &str, fields: &[(&[u8], 
 
 /// Every entry of a stream, with fields in order and repeats kept.
 pub fn xrange_all(con: &mut redis::Connection, key: &str) -> Vec<Entry> {
-    let v: Value = redis::cmd("XRANGE").arg(key).arg("-").arg("+").query(con).expect("XRANGE");
-    let Value::Array(items) = v else { panic!("XRANGE reply") };
+    let v: Value = redis::cmd("XRANGE")
+        .arg(key)
+        .arg("-")
+        .arg("+")
+        .query(con)
+        .expect("XRANGE");
+    let Value::Array(items) = v else {
+        panic!("XRANGE reply")
+    };
     items
         .into_iter()
         .map(|item| {
-            let Value::Array(mut pair) = item else { panic!("item") };
-            let Value::Array(flat) = pair.pop().expect("fields") else { panic!("fields") };
-            let Value::BulkString(id) = &pair[0] else { panic!("id") };
+            let Value::Array(mut pair) = item else {
+                panic!("item")
+            };
+            let Value::Array(flat) = pair.pop().expect("fields") else {
+                panic!("fields")
+            };
+            let Value::BulkString(id) = &pair[0] else {
+                panic!("id")
+            };
             let id: StreamId = String::from_utf8(id.clone()).expect("id").parse().expect("id");
             let mut fields = Vec::new();
             let mut it = flat.into_iter();
@@ -58,10 +71,23 @@ pub async fn archived_entries(store: &Store, topic: &str, partition: u32) -> Vec
         let body = store.get(&key).await.expect("get object");
         let (meta, entries) = decode_object(body).expect("decode object");
         if let Some(prev) = out.last() {
-            assert!(meta.first_id > prev.id, "object `{key}` overlaps the previous one (starts {} <= {})", meta.first_id, prev.id);
+            assert!(
+                meta.first_id > prev.id,
+                "object `{key}` overlaps the previous one (starts {} <= {})",
+                meta.first_id,
+                prev.id
+            );
         }
-        assert_eq!(entries.first().map(|e| e.id), Some(meta.first_id), "first id of `{key}`");
-        assert_eq!(entries.last().map(|e| e.id), Some(meta.last_id), "last id of `{key}`");
+        assert_eq!(
+            entries.first().map(|e| e.id),
+            Some(meta.first_id),
+            "first id of `{key}`"
+        );
+        assert_eq!(
+            entries.last().map(|e| e.id),
+            Some(meta.last_id),
+            "last id of `{key}`"
+        );
         out.extend(entries);
     }
     out

@@ -29,7 +29,11 @@ pub struct Lease {
 impl Lease {
     /// A lease on `stream` for `owner` (unique per process), lasting `ttl` after each renewal.
     pub fn new(stream: &str, owner: &str, ttl: Duration) -> Self {
-        Self { key: lease_key(stream), owner: owner.to_string(), ttl }
+        Self {
+            key: lease_key(stream),
+            owner: owner.to_string(),
+            ttl,
+        }
     }
 
     /// Takes or renews the lease; answers whether this owner holds it now.
@@ -44,7 +48,11 @@ impl Lease {
             .arg(self.ttl.as_millis() as u64)
             .invoke_async(&mut con)
             .await
-            .map_err(|source| Error::Redis { op: "lease", key: self.key.clone(), source })?;
+            .map_err(|source| Error::Redis {
+                op: "lease",
+                key: self.key.clone(),
+                source,
+            })?;
         Ok(held == 1)
     }
 
@@ -59,7 +67,11 @@ impl Lease {
             .arg(&self.owner)
             .invoke_async::<i64>(&mut con)
             .await
-            .map_err(|source| Error::Redis { op: "release lease", key: self.key.clone(), source })?;
+            .map_err(|source| Error::Redis {
+                op: "release lease",
+                key: self.key.clone(),
+                source,
+            })?;
         Ok(())
     }
 }

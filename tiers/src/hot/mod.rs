@@ -14,7 +14,7 @@ use streamtier_schemas::{Entry, StreamId};
 
 use crate::{Error, Result};
 
-pub use keys::{chain_key, lease_key, is_internal_key};
+pub use keys::{chain_key, is_internal_key, lease_key};
 pub use lease::Lease;
 use reply::{parse_read, parse_trim};
 
@@ -93,7 +93,11 @@ pub async fn connect(settings: &RedisSettings) -> Result<Hot> {
         .set_max_delay(Duration::from_secs(2));
     let con = ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(|source| Error::Redis { op: "connect", key: redact_url(&settings.url), source })?;
+        .map_err(|source| Error::Redis {
+            op: "connect",
+            key: redact_url(&settings.url),
+            source,
+        })?;
     Ok(Hot::new(con))
 }
 
@@ -206,7 +210,11 @@ impl Hot {
         redis::cmd("PING")
             .query_async::<()>(&mut con)
             .await
-            .map_err(|source| Error::Redis { op: "PING", key: String::new(), source })
+            .map_err(|source| Error::Redis {
+                op: "PING",
+                key: String::new(),
+                source,
+            })
     }
 
     /// Reads up to `count` entries with ids in `(after, end]`, atomically with `XINFO STREAM` and
@@ -233,7 +241,11 @@ impl Hot {
             .arg(count)
             .invoke_async(&mut con)
             .await
-            .map_err(|source| Error::Redis { op: "read batch", key: stream.to_string(), source })?;
+            .map_err(|source| Error::Redis {
+                op: "read batch",
+                key: stream.to_string(),
+                source,
+            })?;
         parse_read(stream, value)
     }
 
@@ -255,7 +267,11 @@ impl Hot {
             .arg(if req.respect_groups { "1" } else { "0" })
             .invoke_async(&mut con)
             .await
-            .map_err(|source| Error::Redis { op: "trim", key: req.stream.to_string(), source })?;
+            .map_err(|source| Error::Redis {
+                op: "trim",
+                key: req.stream.to_string(),
+                source,
+            })?;
         parse_trim(req.stream, value)
     }
 
@@ -270,7 +286,11 @@ impl Hot {
             .arg("hint")
             .query_async(&mut con)
             .await
-            .map_err(|source| Error::Redis { op: "HGET", key: chain_key(stream), source })
+            .map_err(|source| Error::Redis {
+                op: "HGET",
+                key: chain_key(stream),
+                source,
+            })
     }
 
     /// Records `key` as the chain hint if it sorts after the current one.
@@ -288,7 +308,11 @@ impl Hot {
         .arg(key)
         .invoke_async::<()>(&mut con)
         .await
-        .map_err(|source| Error::Redis { op: "set hint", key: chain_key(stream), source })
+        .map_err(|source| Error::Redis {
+            op: "set hint",
+            key: chain_key(stream),
+            source,
+        })
     }
 
     /// All keys of type stream (`SCAN … TYPE stream`), without streamtier's and Runnel's own keys.
@@ -308,7 +332,11 @@ impl Hot {
                 .arg("stream")
                 .query_async(&mut con)
                 .await
-                .map_err(|source| Error::Redis { op: "SCAN", key: String::new(), source })?;
+                .map_err(|source| Error::Redis {
+                    op: "SCAN",
+                    key: String::new(),
+                    source,
+                })?;
             for key in batch {
                 // Stream keys that are not UTF-8 cannot name a topic; they are left alone.
                 if let Ok(key) = String::from_utf8(key) {

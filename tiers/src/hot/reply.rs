@@ -8,7 +8,10 @@ use super::{ReadBatch, StreamInfo, TrimOutcome};
 use crate::{Error, Result};
 
 fn protocol(stream: &str, reason: impl Into<String>) -> Error {
-    Error::Protocol { key: stream.to_string(), reason: reason.into() }
+    Error::Protocol {
+        key: stream.to_string(),
+        reason: reason.into(),
+    }
 }
 
 fn text(stream: &str, v: &Value) -> Result<String> {
@@ -36,7 +39,8 @@ fn int(stream: &str, v: &Value) -> Result<u64> {
 
 fn id(stream: &str, v: &Value) -> Result<StreamId> {
     let t = text(stream, v)?;
-    t.parse().map_err(|_| protocol(stream, format!("bad entry id `{t}`")))
+    t.parse()
+        .map_err(|_| protocol(stream, format!("bad entry id `{t}`")))
 }
 
 fn opt_id(stream: &str, v: &Value) -> Result<Option<StreamId>> {
@@ -84,14 +88,22 @@ pub(crate) fn parse_entries(stream: &str, v: Value) -> Result<Vec<Entry>> {
             _ => return Err(protocol(stream, "XRANGE fields are not an array")),
         };
         if flat.len() % 2 != 0 {
-            return Err(protocol(stream, format!("entry `{entry_id}` has an odd number of field items")));
+            return Err(protocol(
+                stream,
+                format!("entry `{entry_id}` has an odd number of field items"),
+            ));
         }
         let mut fields = Vec::with_capacity(flat.len() / 2);
         let mut it = flat.into_iter();
         while let (Some(n), Some(v)) = (it.next(), it.next()) {
             match (bulk(n), bulk(v)) {
                 (Some(n), Some(v)) => fields.push((n, v)),
-                _ => return Err(protocol(stream, format!("entry `{entry_id}` has a non-string field"))),
+                _ => {
+                    return Err(protocol(
+                        stream,
+                        format!("entry `{entry_id}` has a non-string field"),
+                    ))
+                }
             }
         }
         entries.push(Entry { id: entry_id, fields });
@@ -110,10 +122,17 @@ pub(crate) fn parse_read(stream: &str, v: Value) -> Result<ReadBatch> {
     let exists = int(stream, &items[0])? == 1;
     let fence = opt_id(stream, &items[1])?;
     if !exists {
-        return Ok(ReadBatch { entries: Vec::new(), info: None, fence });
+        return Ok(ReadBatch {
+            entries: Vec::new(),
+            info: None,
+            fence,
+        });
     }
     if items.len() != 10 {
-        return Err(protocol(stream, format!("read reply has {} items, expected 10", items.len())));
+        return Err(protocol(
+            stream,
+            format!("read reply has {} items, expected 10", items.len()),
+        ));
     }
     let entries_v = items.pop().unwrap_or(Value::Nil);
     let info = StreamInfo {
@@ -125,12 +144,20 @@ pub(crate) fn parse_read(stream: &str, v: Value) -> Result<ReadBatch> {
         recorded_first_id: id(stream, &items[7])?,
         last_entry_id: opt_id(stream, &items[8])?,
     };
-    Ok(ReadBatch { entries: parse_entries(stream, entries_v)?, info: Some(info), fence })
+    Ok(ReadBatch {
+        entries: parse_entries(stream, entries_v)?,
+        info: Some(info),
+        fence,
+    })
 }
 
 pub(crate) fn parse_trim(stream: &str, v: Value) -> Result<TrimOutcome> {
     let items = array(stream, &v)?;
-    let status = items.first().map(|s| text(stream, s)).transpose()?.unwrap_or_default();
+    let status = items
+        .first()
+        .map(|s| text(stream, s))
+        .transpose()?
+        .unwrap_or_default();
     match status.as_str() {
         "missing" => Ok(TrimOutcome::Missing),
         "regressed" => Ok(TrimOutcome::Regressed),

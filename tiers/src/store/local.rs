@@ -32,7 +32,11 @@ fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Err
 }
 
 fn not_found_or(op: &'static str, key: &str, path: &Path, source: io::Error) -> Error {
-    if source.kind() == io::ErrorKind::NotFound {
+    // A directory is a key prefix, not an object (as on S3).
+    if matches!(
+        source.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::IsADirectory
+    ) {
         Error::NotFound { key: key.to_owned() }
     } else {
         io_err(op, path)(source)
@@ -49,9 +53,7 @@ impl LocalStore {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io_err("create directory", &root))?;
         let root = fs::canonicalize(&root).map_err(io_err("resolve directory", &root))?;
-        Ok(Self {
-            root: Arc::new(root),
-        })
+        Ok(Self { root: Arc::new(root) })
     }
 
     /// Returns the absolute root directory.
@@ -88,8 +90,8 @@ impl LocalStore {
         body: Bytes,
         _metadata: &[(String, String)],
     ) -> Result<PutOutcome> {
-        let path = self.path_of(key);
-        self.blocking(move |root| put_blocking(root, &path, &body))
+        let (key, path) = (key.to_owned(), self.path_of(key));
+        self.blocking(move |root| put_blocking(root, &key, &path, &body))
             .await
     }
 
@@ -188,8 +190,7 @@ impl LocalStore {
 fn read_at(file: &mut File, path: &Path, start: u64, end: u64) -> Result<Bytes> {
     let len = usize::try_from(end - start).map_err(|e| io_err("read", path)(io::Error::other(e)))?;
     let mut buf = vec![0; len];
-    file.seek(SeekFrom::Start(start))
-        .map_err(io_err("seek", path))?;
+    file.seek(SeekFrom::Start(start)).map_err(io_err("seek", path))?;
     file.read_exact(&mut buf).map_err(io_err("read", path))?;
     Ok(Bytes::from(buf))
 }
@@ -210,10 +211,18 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err("sync directory", dir))
 }
 
-fn put_blocking(root: &Path, path: &Path, body: &[u8]) -> Result<PutOutcome> {
+fn put_blocking(root: &Path, key: &str, path: &Path, body: &[u8]) -> Result<PutOutcome> {
     // Cheap early answer; the hard link below is what decides atomically.
-    if fs::symlink_metadata(path).is_ok() {
-        return Ok(PutOutcome::AlreadyExists);
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            // S3 can hold both `a` and `a/b`; a directory tree cannot.
+            return Err(Error::InvalidKey {
+                key: key.to_owned(),
+                reason: "a directory of other keys has this name".to_owned(),
+            });
+        }
+        Ok(_) => return Ok(PutOutcome::AlreadyExists),
+        Err(_) => {}
     }
     let tmp_dir = root.join(TMP_DIR_NAME);
     fs::create_dir_all(&tmp_dir).map_err(io_err("create directory", &tmp_dir))?;
@@ -288,10 +297,7 @@ fn walk(root: &Path, prefix: &str, start_after: Option<&str>) -> Result<Vec<Obje
                 && key.starts_with(prefix)
                 && start_after.is_none_or(|after| key.as_str() > after)
             {
-                let size = entry
-                    .metadata()
-                    .map_err(io_err("stat", &entry.path()))?
-                    .len();
+                let size = entry.metadata().map_err(io_err("stat", &entry.path()))?.len();
                 found.push(ObjectInfo { key, size });
             }
         }

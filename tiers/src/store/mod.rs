@@ -235,7 +235,10 @@ pub(crate) fn validate_key(key: &str) -> Result<()> {
         validate_segment(key, segment)?;
     }
     if key.split('/').next() == Some(TMP_DIR_NAME) {
-        return Err(invalid_key(key, "keys under the temporary directory are reserved"));
+        return Err(invalid_key(
+            key,
+            "keys under the temporary directory are reserved",
+        ));
     }
     Ok(())
 }

@@ -72,9 +72,7 @@ fn classify<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>, status: Option<u16
     }
 }
 
-fn failure<E: ProvideErrorMetadata>(
-    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> Failure {
+fn failure<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> Failure {
     classify(err, err.raw_response().map(|r| r.status().as_u16()))
 }
 
@@ -250,9 +248,7 @@ impl S3Store {
             .buffered(PART_CONCURRENCY)
             .try_collect()
             .await?;
-        let completed = CompletedMultipartUpload::builder()
-            .set_parts(Some(parts))
-            .build();
+        let completed = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
         let mut attempt = 0;
         loop {
             let result = self
@@ -362,7 +358,9 @@ impl S3Store {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let want = limit.map_or(self.list_page_size, |l| (l - found.len()).min(self.list_page_size));
+            let want = limit.map_or(self.list_page_size, |l| {
+                (l - found.len()).min(self.list_page_size)
+            });
             let page = self
                 .client
                 .list_objects_v2()

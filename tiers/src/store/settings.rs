@@ -242,7 +242,15 @@ mod tests {
         for ok in ["abc", "my-bucket.v2", "a1b"] {
             assert!(url(&format!("s3://{ok}")).is_ok(), "{ok}");
         }
-        for bad in ["ab", "Upper", "under_score", "-lead", "trail-", "a..b", &"a".repeat(64)] {
+        for bad in [
+            "ab",
+            "Upper",
+            "under_score",
+            "-lead",
+            "trail-",
+            "a..b",
+            &"a".repeat(64),
+        ] {
             assert!(url(&format!("s3://{bad}/x")).is_err(), "{bad}");
         }
     }
