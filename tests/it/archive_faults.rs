@@ -47,7 +47,11 @@ async fn assert_exactly_once(
         .collect();
     let union: BTreeSet<StreamId> = unique.union(&in_redis).copied().collect();
     let missing: Vec<_> = produced.difference(&union).take(5).collect();
-    assert!(missing.is_empty(), "{stream}: entries lost, e.g. {missing:?}; redis log:\n{}", redis.log());
+    assert!(
+        missing.is_empty(),
+        "{stream}: entries lost, e.g. {missing:?}; redis log:\n{}",
+        redis.log()
+    );
     let extra: Vec<_> = union.difference(produced).take(5).collect();
     assert!(extra.is_empty(), "{stream}: entries nobody produced: {extra:?}");
     let last = archived.last().copied().unwrap_or(StreamId::MIN);

@@ -5,4 +5,5 @@ mod harness;
 
 mod archive_basics;
 mod archive_faults;
+mod archive_readers;
 mod store_conformance;
