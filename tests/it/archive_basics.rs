@@ -312,3 +312,42 @@ async fn xdel_and_entries_gone_before_first_seen_are_counted() {
     assert!(gaps.iter().all(|g| g.after_id == StreamId::MIN), "{gaps:?}");
     assert_eq!(archived_entries(&store, "d", 0).await.len(), 12);
 }
+
+#[tokio::test]
+async fn a_recreated_or_regressed_stream_is_reported_and_never_trimmed() {
+    let redis = RedisServer::start();
+    let (_dir, store) = local_store();
+    let mut con = redis.con();
+    fill(&mut con, "x:0", 1_000, 30);
+    let ctx = system_context(redis.hot().await, store.clone(), &test_settings(), "t");
+    let mut worker = PartitionWorker::new(ctx.clone(), partition("x", 0, "x:0", keep_nothing()));
+    once(&mut worker).await;
+    assert!(xrange_all(&mut con, "x:0").is_empty());
+    // Deleted and recreated below the archive (as after a failover to a stale replica).
+    let _: i64 = redis::cmd("DEL").arg("x:0").query(&mut con).unwrap();
+    fill(&mut con, "x:0", 10, 5);
+    let err = worker
+        .pass(Mode::Once, None, &CancellationToken::new())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("x:0"), "{err}");
+    assert_eq!(
+        xrange_all(&mut con, "x:0").len(),
+        5,
+        "a regressed stream must not be trimmed"
+    );
+    // Recreated with new ids above the archive but fewer entries ever added than archived.
+    let _: i64 = redis::cmd("DEL").arg("x:0").query(&mut con).unwrap();
+    fill(&mut con, "x:0", 5_000, 5);
+    let mut worker = PartitionWorker::new(ctx, partition("x", 0, "x:0", keep_nothing()));
+    assert!(worker
+        .pass(Mode::Once, None, &CancellationToken::new())
+        .await
+        .is_err());
+    assert_eq!(
+        xrange_all(&mut con, "x:0").len(),
+        5,
+        "a recreated stream must not be trimmed"
+    );
+    assert_eq!(archived_entries(&store, "x", 0).await.len(), 30);
+}
