@@ -89,7 +89,8 @@ enum Built {
     Stored,
     /// Nothing is due (or nothing is there).
     Idle,
-    /// The chain moved under us (another archiver): start over from the store.
+    /// The chain moved under us (another archiver): start over from the chain end now in
+    /// `self.chain` (`None` means: read it from the store first).
     Resync,
 }
 
@@ -171,7 +172,6 @@ impl PartitionWorker {
             {
                 Built::Stored => {}
                 Built::Resync => {
-                    self.chain = None;
                     stats.add(&object_stats);
                     continue;
                 }
@@ -338,6 +338,7 @@ impl PartitionWorker {
                 break;
             }
             if batch.fence.is_some_and(|f| f > chain.last_id) {
+                self.chain = None;
                 return Ok(Built::Resync);
             }
         }
@@ -365,6 +366,7 @@ impl PartitionWorker {
         match outcome {
             PutOutcome::Created => {
                 if !self.verify_placement(&chain, &key, &meta).await? {
+                    self.chain = None;
                     return Ok(Built::Resync);
                 }
                 info!(stream = %self.p.stream, object_key = %key, first_id = %first, last_id = %last,

@@ -178,6 +178,7 @@ pub struct Hot {
     con: ConnectionManager,
     read: Script,
     trim: Script,
+    hint: Script,
 }
 
 impl fmt::Debug for Hot {
@@ -193,6 +194,11 @@ impl Hot {
             con,
             read: Script::new(include_str!("read.lua")),
             trim: Script::new(include_str!("trim.lua")),
+            hint: Script::new(
+                "local h = redis.call('HGET', KEYS[1], 'hint') \
+                 if not h or ARGV[1] > h then redis.call('HSET', KEYS[1], 'hint', ARGV[1]) end \
+                 return 1",
+            ),
         }
     }
 
@@ -299,20 +305,16 @@ impl Hot {
     /// [`Error::Redis`] when Redis fails.
     pub async fn set_chain_hint(&self, stream: &str, key: &str) -> Result<()> {
         let mut con = self.con.clone();
-        Script::new(
-            "local h = redis.call('HGET', KEYS[1], 'hint') \
-             if not h or ARGV[1] > h then redis.call('HSET', KEYS[1], 'hint', ARGV[1]) end \
-             return 1",
-        )
-        .key(chain_key(stream))
-        .arg(key)
-        .invoke_async::<()>(&mut con)
-        .await
-        .map_err(|source| Error::Redis {
-            op: "set hint",
-            key: chain_key(stream),
-            source,
-        })
+        self.hint
+            .key(chain_key(stream))
+            .arg(key)
+            .invoke_async::<()>(&mut con)
+            .await
+            .map_err(|source| Error::Redis {
+                op: "set hint",
+                key: chain_key(stream),
+                source,
+            })
     }
 
     /// All keys of type stream (`SCAN … TYPE stream`), without streamtier's and Runnel's own keys.
