@@ -20,12 +20,41 @@ fn free_port() -> u16 {
         .expect("no free port on 127.0.0.1")
 }
 
+/// A free port whose cluster-bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 impl RedisServer {
     /// Starts a server and waits until it answers PING; retries on a port clash.
     pub fn start() -> RedisServer {
+        Self::start_with(&[], free_port)
+    }
+
+    /// Starts a server with cluster mode enabled (no slots assigned yet).
+    pub fn start_cluster_node() -> RedisServer {
+        Self::start_with(
+            &[
+                "--cluster-enabled",
+                "yes",
+                "--cluster-config-file",
+                "nodes.conf",
+                "--cluster-node-timeout",
+                "5000",
+            ],
+            free_cluster_port,
+        )
+    }
+
+    fn start_with(extra: &[&str], pick_port: fn() -> u16) -> RedisServer {
         let mut last_log = String::new();
         for _ in 0..5 {
-            let port = free_port();
+            let port = pick_port();
             let dir = tempfile::tempdir().expect("tempdir");
             let log = dir.path().join("redis.log");
             let child = Command::new("redis-server")
@@ -43,6 +72,7 @@ impl RedisServer {
                 .arg(dir.path())
                 .arg("--logfile")
                 .arg(&log)
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -84,7 +114,10 @@ impl RedisServer {
 
     /// The hot tier over this server, as the archiver uses it.
     pub async fn hot(&self) -> streamtier_tiers::hot::Hot {
-        let settings = streamtier_tiers::hot::RedisSettings { url: self.url() };
+        let settings = streamtier_tiers::hot::RedisSettings {
+            url: self.url(),
+            ..Default::default()
+        };
         streamtier_tiers::hot::connect(&settings)
             .await
             .expect("connect hot tier")
@@ -93,6 +126,58 @@ impl RedisServer {
     /// The server's log, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("redis.log")).unwrap_or_default()
+    }
+}
+
+/// A three-primary Redis Cluster of real servers, all slots assigned.
+pub struct RedisCluster {
+    /// The nodes; any of them is a seed.
+    pub nodes: Vec<RedisServer>,
+}
+
+impl RedisCluster {
+    /// Starts three nodes, joins them with `redis-cli --cluster create`, waits for `cluster_state:ok`.
+    pub fn start() -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start_cluster_node()).collect();
+        let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&addrs)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli must be installed with redis-server");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let ok = nodes.iter().all(|n| {
+                redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query::<String>(&mut n.con())
+                    .is_ok_and(|info| info.contains("cluster_state:ok"))
+            });
+            if ok {
+                return RedisCluster { nodes };
+            }
+            assert!(Instant::now() < deadline, "the cluster did not converge");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A seed URL.
+    pub fn url(&self) -> String {
+        self.nodes[0].url()
+    }
+
+    /// A synchronous slot-routing connection for test setup and assertions.
+    pub fn con(&self) -> redis::cluster::ClusterConnection {
+        redis::cluster::ClusterClient::new(self.nodes.iter().map(RedisServer::url).collect::<Vec<_>>())
+            .and_then(|c| c.get_connection())
+            .expect("connect to test cluster")
     }
 }
 

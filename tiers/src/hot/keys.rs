@@ -15,9 +15,15 @@ pub fn is_internal_key(key: &str) -> bool {
 /// may touch both.
 fn companion_key(kind: &str, stream: &str) -> String {
     if has_hash_tag(stream) {
+        // The prefix has no braces, so the stream's own tag decides the slot.
         format!("{KEY_PREFIX}{kind}:{stream}")
-    } else {
+    } else if !stream.is_empty() && !stream.contains('}') {
+        // The whole stream key becomes the tag: the same bytes, the same slot.
         format!("{KEY_PREFIX}{kind}:{{{stream}}}")
+    } else {
+        // A key like `a{}b` hashes whole but cannot be a tag (it holds `}`): use a short tag
+        // that lands in the same slot instead.
+        format!("{KEY_PREFIX}{kind}:{{{}}}{stream}", tag_for_slot(slot(stream.as_bytes())))
     }
 }
 
@@ -27,6 +33,38 @@ fn has_hash_tag(key: &str) -> bool {
         Some(open) => matches!(key[open + 1..].find('}'), Some(close) if close > 0),
         None => false,
     }
+}
+
+/// The cluster slot of a key (CRC-16/XMODEM of its hash tag or of the whole key, mod 16384).
+fn slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            rest.iter().position(|b| *b == b'}').filter(|close| *close > 0).map(|close| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16(hashed) % 16_384
+}
+
+fn crc16(bytes: &[u8]) -> u16 {
+    let mut crc: u16 = 0;
+    for b in bytes {
+        crc ^= u16::from(*b) << 8;
+        for _ in 0..8 {
+            crc = if crc & 0x8000 != 0 { (crc << 1) ^ 0x1021 } else { crc << 1 };
+        }
+    }
+    crc
+}
+
+/// The first of `0`, `1`, … (in hex) that hashes to `slot`; every slot has one below 2^20.
+fn tag_for_slot(slot_wanted: u16) -> String {
+    (0u32..)
+        .map(|n| format!("{n:x}"))
+        .find(|tag| slot(tag.as_bytes()) == slot_wanted)
+        .unwrap_or_default()
 }
 
 /// The hash that caches a stream's archive chain: `wm` (fence watermark) and `hint` (last key).
@@ -47,8 +85,19 @@ mod tests {
     fn companion_keys_share_the_streams_slot() {
         assert_eq!(chain_key("orders:0"), "streamtier:chain:{orders:0}");
         assert_eq!(chain_key("__strm:{app}.s.1"), "streamtier:chain:__strm:{app}.s.1");
-        // An empty tag does not count: Redis hashes the whole key then.
-        assert_eq!(lease_key("a{}b"), "streamtier:lease:{a{}b}");
+        for stream in ["orders:0", "__strm:{app}.s.1", "a{}b", "a}b", "{}", "x{", "}{", "{a}{b}", ""] {
+            for key in [chain_key(stream), lease_key(stream)] {
+                assert_eq!(slot(key.as_bytes()), slot(stream.as_bytes()), "{key} vs {stream}");
+            }
+        }
+    }
+
+    #[test]
+    fn slots_match_redis() {
+        // Values from `CLUSTER KEYSLOT`.
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), slot(b"user1000"));
+        assert_eq!(slot(b"123456789"), 0x31C3 % 16_384);
     }
 
     #[test]

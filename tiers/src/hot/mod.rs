@@ -1,19 +1,19 @@
 //! The hot tier: Redis streams, read in atomic batches and trimmed by one Lua script.
 
+mod conn;
 mod keys;
 mod lease;
 mod reply;
 
 use std::fmt;
-use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use serde::{Deserialize, Serialize};
 use streamtier_schemas::{Entry, StreamId};
 
 use crate::{Error, Result};
 
+pub use conn::RedisConn;
 pub use keys::{chain_key, is_internal_key, lease_key};
 pub use lease::Lease;
 use reply::{parse_read, parse_trim};
@@ -28,6 +28,13 @@ pub struct RedisSettings {
     /// `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS).
     #[serde(default = "default_url")]
     pub url: String,
+    /// Talk to a Redis Cluster (`url` and `nodes` are seed nodes). Unset: ask the server
+    /// (`INFO cluster`) when connecting.
+    #[serde(default)]
+    pub cluster: Option<bool>,
+    /// More cluster seed nodes besides `url`, in case that one is down at start.
+    #[serde(default)]
+    pub nodes: Vec<String>,
 }
 
 fn default_url() -> String {
@@ -36,7 +43,11 @@ fn default_url() -> String {
 
 impl Default for RedisSettings {
     fn default() -> Self {
-        Self { url: default_url() }
+        Self {
+            url: default_url(),
+            cluster: None,
+            nodes: Vec::new(),
+        }
     }
 }
 
@@ -44,6 +55,8 @@ impl fmt::Debug for RedisSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSettings")
             .field("url", &redact_url(&self.url))
+            .field("cluster", &self.cluster)
+            .field("nodes", &self.nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
             .finish()
     }
 }
@@ -72,33 +85,31 @@ impl RedisSettings {
             key: "redis.url",
             reason: format!("`{}` is not a Redis URL: {e}", redact_url(&self.url)),
         })?;
+        for (i, node) in self.nodes.iter().enumerate() {
+            redis::Client::open(node.as_str()).map_err(|e| Error::InvalidSettings {
+                key: "redis.nodes",
+                reason: format!("entry {i} `{}` is not a Redis URL: {e}", redact_url(node)),
+            })?;
+        }
+        if !self.nodes.is_empty() && self.cluster == Some(false) {
+            return Err(Error::InvalidSettings {
+                key: "redis.nodes",
+                reason: "seed nodes only make sense with a cluster; remove them or set redis.cluster = true"
+                    .into(),
+            });
+        }
         Ok(())
     }
 }
 
-/// Connects to Redis with a reconnecting connection (retries with backoff inside the client).
+/// Connects to Redis (a single server or a cluster) with a reconnecting connection that retries
+/// with backoff inside the client.
 ///
 /// # Errors
 /// [`Error::InvalidSettings`] for a bad URL, [`Error::Redis`] when the first connection fails.
 pub async fn connect(settings: &RedisSettings) -> Result<Hot> {
     settings.validate()?;
-    let client = redis::Client::open(settings.url.as_str()).map_err(|e| Error::InvalidSettings {
-        key: "redis.url",
-        reason: e.to_string(),
-    })?;
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(5)))
-        .set_response_timeout(Some(Duration::from_secs(30)))
-        .set_number_of_retries(3)
-        .set_max_delay(Duration::from_secs(2));
-    let con = ConnectionManager::new_with_config(client, config)
-        .await
-        .map_err(|source| Error::Redis {
-            op: "connect",
-            key: redact_url(&settings.url),
-            source,
-        })?;
-    Ok(Hot::new(con))
+    Ok(Hot::new(conn::open(settings).await?))
 }
 
 /// What `XINFO STREAM` says about a stream, read atomically with a batch.
@@ -175,7 +186,7 @@ pub enum TrimOutcome {
 /// A cheap-to-clone handle on the hot tier.
 #[derive(Clone)]
 pub struct Hot {
-    con: ConnectionManager,
+    con: RedisConn,
     read: Script,
     trim: Script,
     hint: Script,
@@ -189,7 +200,7 @@ impl fmt::Debug for Hot {
 
 impl Hot {
     /// Wraps a connection built at the edge.
-    pub fn new(con: ConnectionManager) -> Self {
+    pub fn new(con: RedisConn) -> Self {
         Self {
             con,
             read: Script::new(include_str!("read.lua")),
@@ -203,8 +214,13 @@ impl Hot {
     }
 
     /// The connection, for callers that need plain commands.
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> RedisConn {
         self.con.clone()
+    }
+
+    /// Answers whether this is a cluster connection.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.con, RedisConn::Cluster(_))
     }
 
     /// Answers whether Redis is reachable.
@@ -322,36 +338,13 @@ impl Hot {
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
     pub async fn scan_streams(&self) -> Result<Vec<String>> {
-        let mut con = self.con.clone();
-        let mut cursor: u64 = 0;
-        let mut keys = Vec::new();
-        loop {
-            let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("COUNT")
-                .arg(1000)
-                .arg("TYPE")
-                .arg("stream")
-                .query_async(&mut con)
-                .await
-                .map_err(|source| Error::Redis {
-                    op: "SCAN",
-                    key: String::new(),
-                    source,
-                })?;
-            for key in batch {
-                // Stream keys that are not UTF-8 cannot name a topic; they are left alone.
-                if let Ok(key) = String::from_utf8(key) {
-                    if !is_internal_key(&key) {
-                        keys.push(key);
-                    }
-                }
-            }
-            cursor = next;
-            if cursor == 0 {
-                break;
-            }
-        }
+        let mut keys: Vec<String> = conn::scan_stream_keys(&self.con)
+            .await?
+            .into_iter()
+            // Stream keys that are not UTF-8 cannot name a topic; they are left alone.
+            .filter_map(|key| String::from_utf8(key).ok())
+            .filter(|key| !is_internal_key(key))
+            .collect();
         keys.sort();
         keys.dedup();
         Ok(keys)
