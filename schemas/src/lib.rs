@@ -80,6 +80,7 @@
 //! | `streamtier.entry_count`     | `entry-count`    | number of entries (at least 1)              |
 //! | `streamtier.last_offset`     | `last-offset`    | entries-added offset of the last entry, when known |
 //! | `streamtier.entries_crc32`   | (footer only)    | checksum, see [`parquet::CHECKSUM_KEY`]     |
+//! | `streamtier.blocks_crc32`    | (footer only)    | per-block checksums, see [`parquet::BLOCKS_KEY`] |
 //!
 //! # Querying with Athena
 //!

@@ -13,6 +13,14 @@ use crate::error::{Error, Result};
 
 /// Footer key of the entries checksum.
 pub const CHECKSUM_KEY: &str = "streamtier.entries_crc32";
+/// Footer key of the block checksums: `<rows>:<crc32>` per block of consecutive entries,
+/// comma-separated, in row order. A reader that decodes whole blocks can prove each one
+/// before it hands its entries on, without reading the whole object first.
+pub const BLOCKS_KEY: &str = "streamtier.blocks_crc32";
+/// A block ends after this many entries…
+pub const BLOCK_ENTRIES: u64 = 1024;
+/// …or once its payload reaches this many bytes, whichever comes first.
+pub const BLOCK_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Incremental checksum of entries.
 #[derive(Clone, Default)]
@@ -38,6 +46,110 @@ impl EntriesChecksum {
     pub(crate) fn finish(self) -> String {
         format!("{:08x}", self.0.finalize())
     }
+}
+
+/// One checked block: its number of rows and the CRC-32 of its entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Entries in the block.
+    pub rows: u64,
+    /// CRC-32 of the block's canonical entry stream.
+    pub crc32: u32,
+}
+
+/// Cuts entries into blocks and checksums each.
+#[derive(Clone, Default)]
+pub(crate) struct BlockChecksums {
+    current: crc32fast::Hasher,
+    rows: u64,
+    bytes: u64,
+    done: Vec<Block>,
+}
+
+impl BlockChecksums {
+    /// Adds entries, in order.
+    pub(crate) fn update(&mut self, entries: &[Entry]) {
+        for entry in entries {
+            let mut one = EntriesChecksum(std::mem::take(&mut self.current));
+            one.update(std::slice::from_ref(entry));
+            self.current = one.0;
+            self.rows += 1;
+            self.bytes += entry.payload_len() as u64;
+            if self.rows >= BLOCK_ENTRIES || self.bytes >= BLOCK_BYTES {
+                self.close();
+            }
+        }
+    }
+
+    fn close(&mut self) {
+        if self.rows > 0 {
+            let crc32 = std::mem::take(&mut self.current).finalize();
+            self.done.push(Block {
+                rows: self.rows,
+                crc32,
+            });
+            self.rows = 0;
+            self.bytes = 0;
+        }
+    }
+
+    /// Returns the footer value.
+    pub(crate) fn finish(mut self) -> String {
+        self.close();
+        format_blocks(&self.done)
+    }
+}
+
+fn format_blocks(blocks: &[Block]) -> String {
+    blocks
+        .iter()
+        .map(|b| format!("{}:{:08x}", b.rows, b.crc32))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Parses the footer value of [`BLOCKS_KEY`].
+///
+/// # Errors
+/// [`Error::Corrupt`] when it is malformed.
+pub fn parse_blocks(value: &str) -> Result<Vec<Block>> {
+    value
+        .split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let parsed = part.split_once(':').and_then(|(rows, crc)| {
+                Some(Block {
+                    rows: rows.parse().ok().filter(|r| *r > 0)?,
+                    crc32: u32::from_str_radix(crc, 16).ok().filter(|_| crc.len() == 8)?,
+                })
+            });
+            parsed.ok_or_else(|| Error::corrupt(format!("bad block checksum `{part}` in `{BLOCKS_KEY}`")))
+        })
+        .collect()
+}
+
+/// Checks the entries of one whole block.
+///
+/// # Errors
+/// [`Error::Corrupt`] when the count or the checksum differs.
+pub fn verify_block(entries: &[Entry], block: Block) -> Result<()> {
+    if entries.len() as u64 != block.rows {
+        return Err(Error::corrupt(format!(
+            "a block holds {} entries but its checksum covers {}",
+            entries.len(),
+            block.rows
+        )));
+    }
+    let mut checksum = EntriesChecksum::default();
+    checksum.update(entries);
+    let actual = checksum.0.finalize();
+    if actual != block.crc32 {
+        return Err(Error::corrupt(format!(
+            "block checksum is `{actual:08x}` but the footer says `{:08x}`",
+            block.crc32
+        )));
+    }
+    Ok(())
 }
 
 /// Checks `entries` against the footer value `expected`.
@@ -89,5 +201,39 @@ mod tests {
         let err = verify(&a, Some("00000000")).unwrap_err();
         assert!(matches!(err, Error::Corrupt { .. }));
         assert!(matches!(verify(&a, None), Err(Error::MissingMetadata { .. })));
+    }
+
+    #[test]
+    fn blocks_cut_by_count_and_bytes_and_parse_back() {
+        let small: Vec<Entry> = (0..(BLOCK_ENTRIES * 2 + 5))
+            .map(|i| {
+                Entry::new(
+                    StreamId::new(i, 0),
+                    vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v"))],
+                )
+            })
+            .collect();
+        let mut blocks = BlockChecksums::default();
+        blocks.update(&small[..10]);
+        blocks.update(&small[10..]);
+        let parsed = parse_blocks(&blocks.finish()).unwrap();
+        assert_eq!(
+            parsed.iter().map(|b| b.rows).collect::<Vec<_>>(),
+            vec![BLOCK_ENTRIES, BLOCK_ENTRIES, 5]
+        );
+        let first = &small[..BLOCK_ENTRIES as usize];
+        verify_block(first, parsed[0]).unwrap();
+        assert!(verify_block(&small[1..=BLOCK_ENTRIES as usize], parsed[0]).is_err());
+        let big = Bytes::from(vec![0u8; (BLOCK_BYTES / 2) as usize]);
+        let large: Vec<Entry> = (0..3)
+            .map(|i| Entry::new(StreamId::new(i, 0), vec![(Bytes::new(), big.clone())]))
+            .collect();
+        let mut blocks = BlockChecksums::default();
+        blocks.update(&large);
+        let parsed = parse_blocks(&blocks.finish()).unwrap();
+        assert_eq!(parsed.iter().map(|b| b.rows).collect::<Vec<_>>(), vec![2, 1]);
+        assert!(parse_blocks("12:zz").is_err());
+        assert!(parse_blocks("0:00000000").is_err());
+        assert_eq!(parse_blocks("").unwrap(), vec![]);
     }
 }

@@ -15,8 +15,8 @@ use arrow_schema::{DataType, Field, FieldRef, Fields, Schema, SchemaRef, TimeUni
 
 use crate::columns::{ColumnType, TypedColumn};
 
-pub use checksum::CHECKSUM_KEY;
-pub use read::{decode_object, read_meta};
+pub use checksum::{parse_blocks, verify_block, Block, BLOCKS_KEY, BLOCK_BYTES, BLOCK_ENTRIES, CHECKSUM_KEY};
+pub use read::{check_chunk_ranges, decode_object, guarded, key_value, meta_of, read_meta, reader_schema};
 pub use rows::entries_from_batch;
 pub use write::{encode_object, ObjectWriter};
 

@@ -36,7 +36,10 @@ fn parse_footer(data: &Bytes) -> Result<ParquetMetaData> {
 }
 
 /// Rejects column chunks that lie outside the file: parquet-rs panics on negative ranges.
-fn check_chunk_ranges(metadata: &ParquetMetaData, file_len: usize) -> Result<()> {
+///
+/// # Errors
+/// [`Error::Corrupt`] naming the first such chunk.
+pub fn check_chunk_ranges(metadata: &ParquetMetaData, file_len: usize) -> Result<()> {
     for (group, row_group) in metadata.row_groups().iter().enumerate() {
         for chunk in row_group.columns() {
             let start = chunk.dictionary_page_offset().unwrap_or(chunk.data_page_offset());
@@ -57,7 +60,11 @@ fn check_chunk_ranges(metadata: &ParquetMetaData, file_len: usize) -> Result<()>
     Ok(())
 }
 
-fn meta_of(metadata: &ParquetMetaData) -> Result<ObjectMeta> {
+/// The streamtier metadata of a parsed footer.
+///
+/// # Errors
+/// As [`ObjectMeta::from_pairs`].
+pub fn meta_of(metadata: &ParquetMetaData) -> Result<ObjectMeta> {
     let pairs = metadata
         .file_metadata()
         .key_value_metadata()
@@ -68,7 +75,7 @@ fn meta_of(metadata: &ParquetMetaData) -> Result<ObjectMeta> {
 }
 
 /// Returns the value of a footer key-value pair.
-fn key_value(metadata: &ParquetMetaData, key: &str) -> Option<String> {
+pub fn key_value(metadata: &ParquetMetaData, key: &str) -> Option<String> {
     metadata
         .file_metadata()
         .key_value_metadata()?
@@ -92,7 +99,7 @@ pub fn read_meta(data: Bytes) -> Result<ObjectMeta> {
 /// parquet-rs still panics on some damaged inputs (found by the byte-flip proptest below, e.g.
 /// an `unwrap` in its map reader). A damaged object must be an error, not a crashed worker.
 /// The default panic hook still prints the message; nothing is observed after the unwind.
-fn guarded<T>(step: impl FnOnce() -> Result<T>) -> Result<T> {
+pub fn guarded<T>(step: impl FnOnce() -> Result<T>) -> Result<T> {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(step)).unwrap_or_else(|payload| {
         let message = payload
             .downcast_ref::<&str>()
@@ -131,26 +138,7 @@ fn decode_unguarded(data: Bytes) -> Result<(ObjectMeta, Vec<Entry>)> {
 
     let plain =
         ArrowReaderMetadata::try_new(metadata.clone(), ArrowReaderOptions::new()).map_err(unreadable)?;
-    let file_schema = plain.schema();
-    let mut roots = Vec::with_capacity(3);
-    for name in [COL_ID, COL_FIELDS, COL_RAW_FIELDS] {
-        let index = file_schema
-            .index_of(name)
-            .map_err(|_| Error::corrupt(format!("column `{name}` is missing")))?;
-        roots.push(index);
-    }
-    // Read text and binary with 64-bit offsets: a batch of large values may exceed 2 GiB.
-    let wide = Schema::new_with_metadata(
-        file_schema
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                COL_FIELDS | COL_RAW_FIELDS => Arc::new(widen_field(f)),
-                _ => f.clone(),
-            })
-            .collect::<Fields>(),
-        file_schema.metadata().clone(),
-    );
+    let (wide, roots) = reader_schema(plain.schema())?;
     let options = ArrowReaderOptions::new().with_schema(Arc::new(wide));
     let reader_meta = ArrowReaderMetadata::try_new(metadata, options)
         .map_err(|e| Error::corrupt(format!("unexpected column types: {e}")))?;
@@ -193,6 +181,34 @@ fn verify(meta: &ObjectMeta, entries: &[Entry]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The schema to decode entries with (text and binary widened to 64-bit offsets: a batch of
+/// large values may exceed 2 GiB) and the root columns entries need (`id`, `fields`,
+/// `raw_fields`), for [`ProjectionMask::roots`].
+///
+/// # Errors
+/// [`Error::Corrupt`] when one of those columns is missing.
+pub fn reader_schema(file_schema: &Schema) -> Result<(Schema, Vec<usize>)> {
+    let mut roots = Vec::with_capacity(3);
+    for name in [COL_ID, COL_FIELDS, COL_RAW_FIELDS] {
+        let index = file_schema
+            .index_of(name)
+            .map_err(|_| Error::corrupt(format!("column `{name}` is missing")))?;
+        roots.push(index);
+    }
+    let wide = Schema::new_with_metadata(
+        file_schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                COL_FIELDS | COL_RAW_FIELDS => Arc::new(widen_field(f)),
+                _ => f.clone(),
+            })
+            .collect::<Fields>(),
+        file_schema.metadata().clone(),
+    );
+    Ok((wide, roots))
 }
 
 /// Returns `field` with 32-bit-offset text and binary types replaced by 64-bit ones.

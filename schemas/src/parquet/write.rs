@@ -11,7 +11,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::batch::{batch_len, build_batch};
-use super::checksum::{EntriesChecksum, CHECKSUM_KEY};
+use super::checksum::{BlockChecksums, EntriesChecksum, BLOCKS_KEY, CHECKSUM_KEY};
 use super::{EncodeOptions, COL_ID, COL_SEQ, COL_TS, CREATED_BY};
 use crate::columns::{validate_columns, TypedColumn};
 use crate::entry::Entry;
@@ -32,6 +32,7 @@ pub struct ObjectWriter<W: Write + Send> {
     first_id: Option<StreamId>,
     last_id: Option<StreamId>,
     checksum: EntriesChecksum,
+    blocks: BlockChecksums,
 }
 
 impl<W: Write + Send> ObjectWriter<W> {
@@ -73,6 +74,7 @@ impl<W: Write + Send> ObjectWriter<W> {
             first_id: None,
             last_id: None,
             checksum: EntriesChecksum::default(),
+            blocks: BlockChecksums::default(),
         })
     }
 
@@ -102,6 +104,7 @@ impl<W: Write + Send> ObjectWriter<W> {
                 .write(&batch)
                 .map_err(|source| Error::Parquet { source })?;
             self.checksum.update(&rest[..take]);
+            self.blocks.update(&rest[..take]);
             rest = &rest[take..];
         }
         if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
@@ -154,6 +157,9 @@ impl<W: Write + Send> ObjectWriter<W> {
         let checksum = std::mem::take(&mut self.checksum).finish();
         self.writer
             .append_key_value_metadata(KeyValue::new(CHECKSUM_KEY.to_owned(), checksum));
+        let blocks = std::mem::take(&mut self.blocks).finish();
+        self.writer
+            .append_key_value_metadata(KeyValue::new(BLOCKS_KEY.to_owned(), blocks));
         self.writer
             .into_inner()
             .map_err(|source| Error::Parquet { source })
