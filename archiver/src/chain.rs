@@ -123,6 +123,13 @@ pub async fn resync(hot: &Hot, store: &Store, p: &Partition) -> Result<Chain> {
         None => Ok(Chain::empty()),
         Some(key) => {
             let meta = object_meta(store, p, &key).await?;
+            if meta.stream != p.stream {
+                return Err(Error::ForeignChain {
+                    partition: p.label(),
+                    stream: p.stream.clone(),
+                    owner: meta.stream,
+                });
+            }
             Ok(Chain {
                 last_id: meta.last_id,
                 last_offset: meta.last_offset,

@@ -61,6 +61,20 @@ pub enum Error {
         /// What Redis says was committed.
         fence: StreamId,
     },
+    /// The partition's archive in the store was written from another stream key (a discovered
+    /// key took over a topic and partition, or a template changed); nothing is archived or
+    /// trimmed until the configuration says which stream the partition is.
+    #[error(
+        "{partition}: the archive holds stream `{owner}`, not `{stream}`; not archiving `{stream}` there"
+    )]
+    ForeignChain {
+        /// `topic/partition`.
+        partition: String,
+        /// The stream this worker was given.
+        stream: String,
+        /// The stream the archive's last object names.
+        owner: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("{partition}: encoder task failed: {reason}")]
     Task {
@@ -78,7 +92,7 @@ impl Error {
             Error::InvalidSettings { .. } => ErrorKind::InvalidInput,
             Error::Tier { source, .. } => source.kind(),
             Error::Format { .. } | Error::ArchiveBehindFence { .. } => ErrorKind::Corrupt,
-            Error::StreamRegressed { .. } => ErrorKind::Conflict,
+            Error::StreamRegressed { .. } | Error::ForeignChain { .. } => ErrorKind::Conflict,
             Error::Task { .. } => ErrorKind::Internal,
         }
     }

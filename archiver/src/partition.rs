@@ -64,17 +64,29 @@ pub fn split_partition(key: &str) -> Option<(&str, u32)> {
     Some((topic, digits.parse().ok()?))
 }
 
+/// Which stream key holds each `(topic, partition)`, as far as the caller knows.
+pub type Owners = BTreeMap<(String, u32), String>;
+
 /// Turns discovered stream keys into partitions: `name<sep><n>` is partition n of topic `name`,
 /// any other key a single-partition topic. Keys that cannot name a topic, or that collide with
 /// another key's topic and partition, are returned in the second list with the reason.
-pub fn discover(keys: &[String], retention: &Retention) -> (Vec<Partition>, Vec<(String, String)>) {
+///
+/// On a collision, the key in `owners` (the one already archived there) keeps the slot;
+/// otherwise a numbered key wins over a plain key of the same name.
+pub fn discover(
+    keys: &[String],
+    retention: &Retention,
+    owners: &Owners,
+) -> (Vec<Partition>, Vec<(String, String)>) {
     let mut by_slot: BTreeMap<(String, u32), String> = BTreeMap::new();
     let mut skipped = Vec::new();
     let no_columns = Arc::new(Vec::new());
-    // Numbered keys first, so that they win a collision with a plain key of the same name.
-    let (numbered, plain): (Vec<&String>, Vec<&String>) =
-        keys.iter().partition(|k| split_partition(k).is_some());
-    for key in numbered.into_iter().chain(plain) {
+    let owning: Vec<&String> = keys.iter().filter(|k| owners.values().any(|o| o == *k)).collect();
+    let (numbered, plain): (Vec<&String>, Vec<&String>) = keys
+        .iter()
+        .filter(|k| !owning.contains(k))
+        .partition(|k| split_partition(k).is_some());
+    for key in owning.into_iter().chain(numbered).chain(plain) {
         let (topic, partition) = split_partition(key).unwrap_or((key.as_str(), 0));
         if let Err(e) = layout::validate_topic_name(topic) {
             skipped.push((key.clone(), e.to_string()));
@@ -127,7 +139,7 @@ mod tests {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let (parts, skipped) = discover(&keys, &Retention::default());
+        let (parts, skipped) = discover(&keys, &Retention::default(), &Owners::new());
         let got: Vec<(String, u32, String)> = parts
             .iter()
             .map(|p| (p.topic.clone(), p.partition, p.stream.clone()))
@@ -142,5 +154,14 @@ mod tests {
         );
         let skipped: Vec<&str> = skipped.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(skipped, vec!["bad/name:1", "orders"]);
+        // A key that already owns the slot keeps it.
+        let owners: Owners = [(("orders".to_string(), 0), "orders".to_string())].into();
+        let (parts, skipped) = discover(&keys, &Retention::default(), &owners);
+        assert!(parts
+            .iter()
+            .any(|p| p.topic == "orders" && p.partition == 0 && p.stream == "orders"));
+        assert!(skipped
+            .iter()
+            .any(|(k, why)| k == "orders:0" && why.contains("`orders`")));
     }
 }

@@ -1,7 +1,7 @@
 //! Running the archiver: once over everything present (cron), or as a daemon until shutdown.
 
 use std::collections::HashSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use crate::metrics::Metrics;
-use crate::partition::{self, Partition};
+use crate::partition::{self, Owners, Partition};
 use crate::settings::{Retention, Topic};
 use crate::worker::{backoff, Context, Mode, PartitionWorker, PassStats};
 use crate::{Error, Result};
@@ -40,23 +40,24 @@ pub struct PartitionReport {
     pub error: Option<String>,
 }
 
-/// Lists the partitions of `source` now.
+/// Lists the partitions of `source` now, and the discovered keys skipped with the reason;
+/// `owners` keep their slots (see [`partition::discover`]).
 ///
 /// # Errors
 /// [`Error::Tier`] when discovery cannot scan Redis.
-pub async fn partitions(ctx: &Context, source: &Source) -> Result<Vec<Partition>> {
+pub async fn partitions(
+    ctx: &Context,
+    source: &Source,
+    owners: &Owners,
+) -> Result<(Vec<Partition>, Vec<(String, String)>)> {
     match source {
-        Source::Topics(topics) => Ok(partition::from_topics(topics)),
+        Source::Topics(topics) => Ok((partition::from_topics(topics), Vec::new())),
         Source::Discover(retention) => {
             let keys = ctx.hot.scan_streams().await.map_err(|source| Error::Tier {
                 partition: "discovery".into(),
                 source,
             })?;
-            let (parts, skipped) = partition::discover(&keys, retention);
-            for (key, reason) in skipped {
-                warn!(stream = %key, %reason, "stream key skipped by discovery");
-            }
-            Ok(parts)
+            Ok(partition::discover(&keys, retention, owners))
         }
     }
 }
@@ -78,7 +79,10 @@ pub async fn run_once(
     source: &Source,
     shutdown: CancellationToken,
 ) -> Result<Vec<PartitionReport>> {
-    let parts = partitions(&ctx, source).await?;
+    let (parts, skipped) = partitions(&ctx, source, &Owners::new()).await?;
+    for (key, reason) in skipped {
+        warn!(stream = %key, %reason, "stream key skipped by discovery");
+    }
     let concurrency = ctx.config.concurrency;
     let reports = futures::stream::iter(parts.into_iter().map(|p| {
         let ctx = ctx.clone();
@@ -165,21 +169,38 @@ async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken)
 pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> Result<()> {
     let tracker = TaskTracker::new();
     let permits = Arc::new(Semaphore::new(ctx.config.concurrency));
-    let mut running: HashSet<String> = HashSet::new();
+    // Slot -> stream: live workers, and owners learnt from the archive itself.
+    let owners: Arc<Mutex<Owners>> = Arc::default();
+    let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let discovering = matches!(source, Source::Discover(_));
+    let mut warned: HashSet<(String, String)> = HashSet::new();
     let mut first = true;
     loop {
-        match partitions(&ctx, &source).await {
-            Ok(parts) => {
-                for p in parts {
-                    if running.insert(p.stream.clone()) {
-                        info!(stream = %p.stream, topic = %p.topic, partition = p.partition, "archiving partition");
-                        tracker.spawn(daemon_partition(
-                            ctx.clone(),
-                            p,
-                            permits.clone(),
-                            shutdown.clone(),
-                        ));
+        let known = owners.lock().map(|o| o.clone()).unwrap_or_default();
+        match partitions(&ctx, &source, &known).await {
+            Ok((parts, skipped)) => {
+                for (key, reason) in skipped {
+                    if warned.insert((key.clone(), reason.clone())) {
+                        warn!(stream = %key, %reason, "stream key skipped by discovery");
                     }
+                }
+                for p in parts {
+                    if !claim(&owners, &running, &p) {
+                        continue;
+                    }
+                    info!(stream = %p.stream, topic = %p.topic, partition = p.partition, "archiving partition");
+                    let shared = Shared {
+                        owners: owners.clone(),
+                        running: running.clone(),
+                        discovering,
+                    };
+                    tracker.spawn(daemon_partition(
+                        ctx.clone(),
+                        p,
+                        permits.clone(),
+                        shutdown.clone(),
+                        shared,
+                    ));
                 }
             }
             Err(e) if first => return Err(e),
@@ -203,7 +224,41 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
     Ok(())
 }
 
-async fn daemon_partition(ctx: Context, p: Partition, permits: Arc<Semaphore>, shutdown: CancellationToken) {
+/// What the daemon's workers share: who holds which slot, and which streams have a worker.
+struct Shared {
+    owners: Arc<Mutex<Owners>>,
+    running: Arc<Mutex<HashSet<String>>>,
+    discovering: bool,
+}
+
+/// Takes `p`'s slot for its stream unless the stream already has a worker or another stream's
+/// live worker holds the slot.
+fn claim(owners: &Mutex<Owners>, running: &Mutex<HashSet<String>>, p: &Partition) -> bool {
+    let (Ok(mut owners), Ok(mut running)) = (owners.lock(), running.lock()) else {
+        return false;
+    };
+    if running.contains(&p.stream) {
+        return false;
+    }
+    let slot = (p.topic.clone(), p.partition);
+    if owners
+        .get(&slot)
+        .is_some_and(|o| *o != p.stream && running.contains(o))
+    {
+        return false;
+    }
+    owners.insert(slot, p.stream.clone());
+    running.insert(p.stream.clone());
+    true
+}
+
+async fn daemon_partition(
+    ctx: Context,
+    p: Partition,
+    permits: Arc<Semaphore>,
+    shutdown: CancellationToken,
+    shared: Shared,
+) {
     let lease = Lease::new(&p.stream, &ctx.owner, ctx.config.lease_ttl);
     let mut worker = PartitionWorker::new(ctx.clone(), p.clone());
     let mut failures = 0u32;
@@ -219,6 +274,15 @@ async fn daemon_partition(ctx: Context, p: Partition, permits: Arc<Semaphore>, s
                     Ok(_) => {
                         failures = 0;
                         ctx.config.poll_interval
+                    }
+                    Err(Error::ForeignChain { owner, .. }) if shared.discovering => {
+                        // The archive says which key this slot is: hand it over and stop.
+                        warn!(stream = %p.stream, %owner, topic = %p.topic, partition = p.partition,
+                            "the archive of this partition belongs to another stream key; leaving it to that key");
+                        if let Ok(mut owners) = shared.owners.lock() {
+                            owners.insert((p.topic.clone(), p.partition), owner);
+                        }
+                        break;
                     }
                     Err(e) => {
                         Metrics::add(&ctx.metrics.errors, 1);
@@ -242,5 +306,8 @@ async fn daemon_partition(ctx: Context, p: Partition, permits: Arc<Semaphore>, s
     }
     if let Err(e) = lease.release(&ctx.hot).await {
         warn!(stream = %p.stream, error = %e, "could not release lease");
+    }
+    if let Ok(mut running) = shared.running.lock() {
+        running.remove(&p.stream);
     }
 }

@@ -15,7 +15,12 @@ fn fill(cluster: &RedisCluster) {
     for p in 0..PARTITIONS {
         for i in 0..PER_STREAM {
             let value = format!("{p}-{i}");
-            xadd(&mut con, &format!("orders:{p}"), "*", &[(b"v", value.as_bytes()), (b"\xff", b"")]);
+            xadd(
+                &mut con,
+                &format!("orders:{p}"),
+                "*",
+                &[(b"v", value.as_bytes()), (b"\xff", b"")],
+            );
         }
     }
     let holding = cluster
@@ -23,7 +28,10 @@ fn fill(cluster: &RedisCluster) {
         .iter()
         .filter(|n| redis::cmd("DBSIZE").query::<u64>(&mut n.con()).expect("DBSIZE") > 0)
         .count();
-    assert!(holding >= 2, "the test streams should spread over several primaries");
+    assert!(
+        holding >= 2,
+        "the test streams should spread over several primaries"
+    );
 }
 
 fn run(config_toml: &str) -> (tempfile::TempDir, String) {
@@ -53,7 +61,9 @@ async fn assert_archived(store: &Store) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn archives_and_trims_every_partition_on_a_cluster() {
-    let cluster = tokio::task::spawn_blocking(RedisCluster::start).await.expect("cluster");
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("cluster");
     fill(&cluster);
     let archive = tempfile::tempdir().expect("tempdir");
     // `cluster` is left unset: the archiver asks the seed node and finds cluster mode on.
@@ -64,9 +74,14 @@ async fn archives_and_trims_every_partition_on_a_cluster() {
         cluster.url(),
         archive.path().display()
     );
-    let (_dir, stdout) = tokio::task::spawn_blocking(move || run(&toml)).await.expect("run");
+    let (_dir, stdout) = tokio::task::spawn_blocking(move || run(&toml))
+        .await
+        .expect("run");
     for p in 0..PARTITIONS {
-        assert!(stdout.contains(&format!("orders/{p} (orders:{p})")), "summary: {stdout}");
+        assert!(
+            stdout.contains(&format!("orders/{p} (orders:{p})")),
+            "summary: {stdout}"
+        );
     }
     let store = Store::Local(LocalStore::new(archive.path()).expect("local store"));
     assert_archived(&store).await;
@@ -81,7 +96,9 @@ async fn archives_and_trims_every_partition_on_a_cluster() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovers_streams_on_every_primary() {
-    let cluster = tokio::task::spawn_blocking(RedisCluster::start).await.expect("cluster");
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("cluster");
     fill(&cluster);
     let archive = tempfile::tempdir().expect("tempdir");
     let toml = format!(
@@ -89,9 +106,17 @@ async fn discovers_streams_on_every_primary() {
         cluster.url(),
         archive.path().display()
     );
-    let (_dir, stdout) = tokio::task::spawn_blocking(move || run(&toml)).await.expect("run");
+    let (_dir, stdout) = tokio::task::spawn_blocking(move || run(&toml))
+        .await
+        .expect("run");
     for p in 0..PARTITIONS {
-        assert!(stdout.contains(&format!("orders/{p} (orders:{p})")), "summary: {stdout}");
+        assert!(
+            stdout.contains(&format!("orders/{p} (orders:{p})")),
+            "summary: {stdout}"
+        );
     }
-    assert_archived(&Store::Local(LocalStore::new(archive.path()).expect("local store"))).await;
+    assert_archived(&Store::Local(
+        LocalStore::new(archive.path()).expect("local store"),
+    ))
+    .await;
 }

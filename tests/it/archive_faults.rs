@@ -22,7 +22,7 @@ use crate::harness::stream::{archived_entries, xadd, xrange_all};
 
 /// Asserts that Redis and the archive together hold every produced id exactly once (entries
 /// retained in Redis after archiving may appear in both) and that the archive has no duplicate.
-async fn assert_exactly_once(
+pub(crate) async fn assert_exactly_once(
     redis: &RedisServer,
     store: &Store,
     topic: &str,

@@ -4,6 +4,8 @@
 mod harness;
 
 mod archive_basics;
+mod archive_cluster;
+mod archive_daemon;
 mod archive_faults;
 mod archive_readers;
 mod store_conformance;

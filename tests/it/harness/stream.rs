@@ -6,7 +6,12 @@ use streamtier_schemas::{decode_object, layout, Entry, StreamId};
 use streamtier_tiers::store::Store;
 
 /// `XADD key id f v [f v …]` with binary-safe fields; returns the id Redis assigned.
-pub fn xadd(con: &mut impl redis::ConnectionLike, key: &str, id: &str, fields: &[(&[u8], &[u8])]) -> StreamId {
+pub fn xadd(
+    con: &mut impl redis::ConnectionLike,
+    key: &str,
+    id: &str,
+    fields: &[(&[u8], &[u8])],
+) -> StreamId {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(key).arg(id);
     for (n, v) in fields {

@@ -149,7 +149,9 @@ async fn primaries(con: &mut ClusterConnection) -> Result<Vec<(String, u16)>> {
             _ => return Err(protocol("a primary has no host")),
         };
         let port = match primary.get(1) {
-            Some(Value::Int(p)) => u16::try_from(*p).map_err(|_| protocol("a primary's port is out of range"))?,
+            Some(Value::Int(p)) => {
+                u16::try_from(*p).map_err(|_| protocol("a primary's port is out of range"))?
+            }
             _ => return Err(protocol("a primary has no port")),
         };
         if !nodes.contains(&(host.clone(), port)) {
