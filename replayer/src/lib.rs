@@ -1,6 +1,47 @@
 //! The replayer: replays archived ID or time ranges back into partition streams, in order and
 //! exactly once, at a controlled rate.
 //!
-//! Not built yet. It will read the archive through the contract in `streamtier-schemas` (object
-//! layout, Parquet schema, footer metadata) and the tiers in `streamtier-tiers`; nothing in the
-//! archiver depends on it.
+//! A job ([`job::JobRecord`], kept in Redis) names a topic's partitions, an id range and a
+//! target template. For each partition a [`source::PartitionSource`] reads the range wherever it
+//! lives (archived objects, then Redis) and the [`engine::Replayer`] writes it to the target in
+//! batches, each batch together with the job's cursor in one Lua script.
+//!
+//! # Invariants
+//!
+//! 1. **Order.** Within a partition, entries reach the target in source-id order; the source's
+//!    cursor only moves forward and every batch starts above it.
+//! 2. **Exactly once.** A batch and the cursor that says it was written change together
+//!    (`replay.lua`), and the script checks the cursor it expects first (compare-and-set). A
+//!    crash before the script leaves neither; after it, both. A restarted job reads the cursor
+//!    and goes on after it; a retry whose first attempt landed sees its own cursor and counts
+//!    the batch once; a second runner of the same job finds the cursor moved and stops.
+//! 3. **Nothing half-written.** The script checks everything that could fail (cursor, original
+//!    id order) before its first `XADD`, and the engine refuses entries a script cannot write
+//!    (no fields, too many) before calling it.
+//! 4. **Seamless range.** Archive and Redis are joined at the cursor: Redis is read only after
+//!    the archive is exhausted, and when Redis no longer holds the entry after the cursor, the
+//!    archive is listed again for objects written meanwhile (see [`source`]).
+//! 5. **Proven bytes.** Every block of entries from an object is checked against the footer's
+//!    block checksum before it is written anywhere; a missing or damaged object fails the job
+//!    naming the object and the last entry written, and nothing after it is written.
+//! 6. **Bounded memory.** One job holds at most `partition_concurrency` partitions, each with
+//!    one checksum block (at most 1,024 entries or 4 MiB plus one entry) and one Redis batch in
+//!    memory; objects are read by byte ranges, never whole (except objects written before block
+//!    checksums existed).
+//! 7. **Paced.** Each batch takes tokens from its job's bucket and from the server-wide bucket
+//!    before it is written; at most `max_jobs` jobs run, the rest queue.
+
+pub mod archive;
+pub mod engine;
+mod error;
+pub mod job;
+pub mod plan;
+pub mod range;
+pub mod rate;
+pub mod source;
+
+pub use engine::{ReplayLimits, ReplayMetrics, Replayer};
+pub use error::{Error, Result};
+pub use job::{Ids, JobRecord, JobState, JobStore, ReplayRequest};
+pub use plan::{JobPlan, PartitionPlan, SourcePartition};
+pub use range::IdRange;

@@ -51,7 +51,7 @@ fn digits(bytes: &[u8], start: usize, len: usize) -> Option<u32> {
 /// Parses an RFC 3339 timestamp (`2026-11-22T03:04:05Z`, `2026-11-22T03:04:05.123456+01:00`)
 /// into Unix epoch milliseconds. Fractions beyond milliseconds are truncated toward the past;
 /// a leap second (`:60`) counts as the first millisecond of the next minute.
-pub(crate) fn parse_rfc3339_ms(s: &str) -> Option<i64> {
+pub fn parse_rfc3339_ms(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
         return None;

@@ -151,6 +151,7 @@ pub mod layout;
 pub mod meta;
 pub mod parquet;
 
+pub use crate::civil::parse_rfc3339_ms;
 pub use crate::columns::{validate_columns, ColumnType, TypedColumn};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, ErrorKind, Result};

@@ -8,4 +8,5 @@ mod archive_cluster;
 mod archive_daemon;
 mod archive_faults;
 mod archive_readers;
+mod replay_engine;
 mod store_conformance;

@@ -3,6 +3,7 @@
 mod conn;
 mod keys;
 mod lease;
+mod replay;
 mod reply;
 
 use std::fmt;
@@ -14,8 +15,9 @@ use streamtier_schemas::{Entry, StreamId};
 use crate::{Error, Result};
 
 pub use conn::RedisConn;
-pub use keys::{chain_key, is_internal_key, lease_key};
+pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
 pub use lease::Lease;
+pub use replay::{replay_cursor_key, IdMode, ReplayBatch, ReplayWrite, MAX_REPLAY_FIELDS};
 use reply::{parse_read, parse_trim};
 
 /// Default Redis URL.
@@ -56,7 +58,10 @@ impl fmt::Debug for RedisSettings {
         f.debug_struct("RedisSettings")
             .field("url", &redact_url(&self.url))
             .field("cluster", &self.cluster)
-            .field("nodes", &self.nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>())
+            .field(
+                "nodes",
+                &self.nodes.iter().map(|n| redact_url(n)).collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -190,6 +195,7 @@ pub struct Hot {
     read: Script,
     trim: Script,
     hint: Script,
+    replay: Script,
 }
 
 impl fmt::Debug for Hot {
@@ -210,6 +216,7 @@ impl Hot {
                  if not h or ARGV[1] > h then redis.call('HSET', KEYS[1], 'hint', ARGV[1]) end \
                  return 1",
             ),
+            replay: replay::script(),
         }
     }
 
@@ -269,6 +276,18 @@ impl Hot {
                 source,
             })?;
         parse_read(stream, value)
+    }
+
+    /// What `XINFO STREAM` says about `stream` (`None` when it does not exist).
+    ///
+    /// # Errors
+    /// As [`Hot::read_after`].
+    pub async fn stream_info(&self, stream: &str) -> Result<Option<StreamInfo>> {
+        // An empty id range: the read script answers with the bookkeeping only.
+        Ok(self
+            .read_after(stream, StreamId::MIN, Some(StreamId::MIN), 1)
+            .await?
+            .info)
     }
 
     /// Trims archived entries in one atomic script (see `trim.lua`).

@@ -1,0 +1,463 @@
+//! Reading the archived part of a range: choose objects by key, row groups and pages by `ts`
+//! statistics, decode whole checksum blocks and prove each one before handing it on.
+
+use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
+use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream};
+use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
+use parquet::errors::ParquetError;
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::statistics::Statistics;
+use streamtier_schemas::parquet::{
+    check_chunk_ranges, guarded, key_value, meta_of, parse_blocks, reader_schema, verify_block, Block,
+    BLOCKS_KEY, COL_TS,
+};
+use streamtier_schemas::{decode_object, entries_from_batch, layout, Entry, ObjectMeta, StreamId};
+use streamtier_tiers::store::Store;
+
+use crate::range::IdRange;
+
+/// Bytes fetched from an object's end in the first request, to find its footer and page index.
+const FOOTER_PREFETCH: usize = 64 * 1024;
+/// Listing page size.
+const LIST_PAGE: usize = 1000;
+
+/// One archived object of a partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectRef {
+    /// Key in the store.
+    pub key: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// Its first entry id (from the key).
+    pub first_id: StreamId,
+}
+
+/// Walks a partition's objects in id order, skipping those that end at or before a cursor and
+/// stopping at the first that starts at or after the range end.
+pub struct ObjectLister {
+    store: Store,
+    prefix: String,
+    start_after: Option<String>,
+    buffered: VecDeque<ObjectRef>,
+    exhausted: bool,
+    to: Option<StreamId>,
+}
+
+impl ObjectLister {
+    /// Lists objects that may hold ids after `after` (all when `None`) and below `to`.
+    pub fn new(
+        store: Store,
+        topic: &str,
+        partition: u32,
+        after: Option<StreamId>,
+        to: Option<StreamId>,
+    ) -> Self {
+        // Objects never span two hours, so the one holding the first id after `after` starts
+        // in `after`'s hour or later: list from that hour's prefix (gap records sort earlier).
+        let start_after = after.map(|id| {
+            let hour = layout::hour_prefix(topic, partition, layout::hour_of(id));
+            hour.trim_end_matches('/').to_string()
+        });
+        ObjectLister {
+            store,
+            prefix: layout::partition_prefix(topic, partition),
+            start_after,
+            buffered: VecDeque::new(),
+            exhausted: false,
+            to,
+        }
+    }
+
+    async fn fill(&mut self) -> streamtier_tiers::Result<()> {
+        while self.buffered.len() < 2 && !self.exhausted {
+            let page = self
+                .store
+                .list(&self.prefix, self.start_after.as_deref(), Some(LIST_PAGE))
+                .await?;
+            self.exhausted = page.len() < LIST_PAGE;
+            if let Some(last) = page.last() {
+                self.start_after = Some(last.key.clone());
+            }
+            for info in page {
+                let Some(parsed) = layout::parse_object_key(&info.key) else {
+                    continue;
+                };
+                if self.to.is_some_and(|to| parsed.first_id >= to) {
+                    self.exhausted = true;
+                    break;
+                }
+                self.buffered.push_back(ObjectRef {
+                    key: info.key,
+                    size: info.size,
+                    first_id: parsed.first_id,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The next object that may hold ids after `after`.
+    ///
+    /// # Errors
+    /// The store's errors.
+    pub async fn next_after(
+        &mut self,
+        after: Option<StreamId>,
+    ) -> streamtier_tiers::Result<Option<ObjectRef>> {
+        loop {
+            self.fill().await?;
+            let Some(object) = self.buffered.pop_front() else {
+                return Ok(None);
+            };
+            // An object's ids lie below the next object's first id.
+            let ends_before = match (self.buffered.front(), after) {
+                (Some(next), Some(after)) => after.successor().is_none_or(|s| next.first_id <= s),
+                _ => false,
+            };
+            if !ends_before {
+                return Ok(Some(object));
+            }
+        }
+    }
+}
+
+/// An object in the store as Parquet's async reader sees it.
+struct StoreFile {
+    store: Store,
+    key: String,
+    size: u64,
+    fetched: Arc<AtomicU64>,
+}
+
+fn external(e: streamtier_tiers::Error) -> ParquetError {
+    ParquetError::External(Box::new(e))
+}
+
+impl AsyncFileReader for StoreFile {
+    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
+        async move {
+            let data = self.store.get_range(&self.key, range).await.map_err(external)?;
+            self.fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+            Ok(data)
+        }
+        .boxed()
+    }
+
+    fn get_metadata<'a>(
+        &'a mut self,
+        _options: Option<&'a ArrowReaderOptions>,
+    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
+        async move {
+            let size = self.size;
+            let metadata = ParquetMetaDataReader::new()
+                .with_page_index_policy(PageIndexPolicy::Optional)
+                .with_prefetch_hint(Some(FOOTER_PREFETCH))
+                .load_and_finish(&mut *self, size)
+                .await?;
+            Ok(Arc::new(metadata))
+        }
+        .boxed()
+    }
+}
+
+/// What went wrong reading an object.
+pub type ObjectError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Reads an object's footer metadata (one ranged read, usually).
+///
+/// # Errors
+/// The store's errors or a description of the damage.
+pub async fn object_meta(store: &Store, object: &ObjectRef) -> Result<ObjectMeta, ObjectError> {
+    let mut file = StoreFile {
+        store: store.clone(),
+        key: object.key.clone(),
+        size: object.size,
+        fetched: Arc::new(AtomicU64::new(0)),
+    };
+    let metadata = file.get_metadata(None).await?;
+    Ok(meta_of(&metadata)?)
+}
+
+/// The verified blocks of one object that overlap a range, decoded one at a time.
+pub struct ObjectBlocks {
+    stream: Option<ParquetRecordBatchStream<StoreFile>>,
+    /// Blocks still to come, in order.
+    blocks: VecDeque<Block>,
+    pending: Vec<Entry>,
+    /// Entries of an object without block checksums, decoded whole and verified.
+    whole: Option<std::vec::IntoIter<Entry>>,
+    range: IdRange,
+    after: Option<StreamId>,
+    last_seen: Option<StreamId>,
+    meta: ObjectMeta,
+    fetched: Arc<AtomicU64>,
+}
+
+/// Opens `object` for the ids in `range` that are above `after`.
+///
+/// # Errors
+/// The store's errors, or a description of the damage when the footer is unreadable.
+pub async fn open_object(
+    store: &Store,
+    object: &ObjectRef,
+    range: IdRange,
+    after: Option<StreamId>,
+) -> Result<ObjectBlocks, ObjectError> {
+    let fetched = Arc::new(AtomicU64::new(0));
+    let mut file = StoreFile {
+        store: store.clone(),
+        key: object.key.clone(),
+        size: object.size,
+        fetched: fetched.clone(),
+    };
+    let metadata = file.get_metadata(None).await?;
+    check_chunk_ranges(&metadata, object.size as usize)?;
+    let meta = meta_of(&metadata)?;
+    if meta.first_id != object.first_id {
+        return Err(format!(
+            "footer says the first id is `{}`, the key says `{}`",
+            meta.first_id, object.first_id
+        )
+        .into());
+    }
+    let Some(blocks) = key_value(&metadata, BLOCKS_KEY) else {
+        // Written before block checksums: verify the whole object (bounded by the archiver's
+        // `max_object_bytes`).
+        let data = store.get(&object.key).await?;
+        fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let (meta, entries) = decode_object(data)?;
+        return Ok(ObjectBlocks {
+            stream: None,
+            blocks: VecDeque::new(),
+            pending: Vec::new(),
+            whole: Some(entries.into_iter()),
+            range,
+            after,
+            last_seen: None,
+            meta,
+            fetched,
+        });
+    };
+    let blocks = parse_blocks(&blocks)?;
+    let total: u64 = blocks.iter().map(|b| b.rows).sum();
+    if total != meta.entry_count {
+        return Err(format!(
+            "block checksums cover {total} entries, the footer says {}",
+            meta.entry_count
+        )
+        .into());
+    }
+    let candidates = candidate_rows(&metadata, range, after);
+    let (chosen, rows) = blocks_covering(&blocks, candidates);
+    let plain = ArrowReaderMetadata::try_new(
+        metadata.clone(),
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )?;
+    let (wide, roots) = reader_schema(plain.schema())?;
+    let options = ArrowReaderOptions::new()
+        .with_page_index_policy(PageIndexPolicy::Optional)
+        .with_schema(Arc::new(wide));
+    let reader_meta = ArrowReaderMetadata::try_new(metadata.clone(), options)?;
+    let mask = ProjectionMask::roots(reader_meta.parquet_schema(), roots);
+    let (groups, selection) = select_rows(&metadata, rows);
+    let batch = chosen.iter().map(|b| b.rows).min().unwrap_or(1).max(1) as usize;
+    let stream = if chosen.is_empty() {
+        None
+    } else {
+        let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(file, reader_meta)
+            .with_projection(mask)
+            .with_row_groups(groups)
+            .with_row_selection(selection)
+            .with_batch_size(batch);
+        Some(builder.build()?)
+    };
+    Ok(ObjectBlocks {
+        stream,
+        blocks: chosen.into(),
+        pending: Vec::new(),
+        whole: None,
+        range,
+        after,
+        last_seen: None,
+        meta,
+        fetched,
+    })
+}
+
+/// Rows (global indexes) that may hold ids in `range` above `after`, from row-group statistics
+/// and, when present, the page index of `ts`.
+fn candidate_rows(metadata: &ParquetMetaData, range: IdRange, after: Option<StreamId>) -> Range<u64> {
+    let lo_ms = after.map_or(range.from.ms, |a| a.ms.max(range.from.ms)) as i64;
+    let hi_ms = range.to.map_or(i64::MAX, |to| to.ms.min(i64::MAX as u64) as i64);
+    let ts_col = metadata
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .iter()
+        .position(|c| c.path().string() == COL_TS);
+    let mut lo: Option<u64> = None;
+    let mut hi = 0u64;
+    let mut start = 0u64;
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        let rows = group.num_rows() as u64;
+        let mut spans: Vec<(u64, u64, Option<i64>, Option<i64>)> = Vec::new();
+        let page_index = metadata.page_index_for_row_group(g);
+        if let Some(col) = ts_col {
+            if let (Some(ColumnIndexMetaData::INT64(index)), Some(locs)) =
+                (page_index.column_index(col), page_index.offset_index(col))
+            {
+                let locs = locs.page_locations();
+                for (p, loc) in locs.iter().enumerate() {
+                    let end = locs.get(p + 1).map_or(rows, |n| n.first_row_index as u64);
+                    spans.push((
+                        start + loc.first_row_index as u64,
+                        start + end,
+                        index.min_value(p).copied(),
+                        index.max_value(p).copied(),
+                    ));
+                }
+            }
+        }
+        if spans.is_empty() {
+            let stats = ts_col.and_then(|c| group.column(c).statistics());
+            let (min, max) = match stats {
+                Some(Statistics::Int64(s)) => (s.min_opt().copied(), s.max_opt().copied()),
+                _ => (None, None),
+            };
+            spans.push((start, start + rows, min, max));
+        }
+        for (s, e, min, max) in spans {
+            let overlaps = max.is_none_or(|max| max >= lo_ms) && min.is_none_or(|min| min <= hi_ms);
+            if overlaps {
+                lo.get_or_insert(s);
+                hi = e;
+            }
+        }
+        start += rows;
+    }
+    match lo {
+        Some(lo) => lo..hi,
+        None => 0..0,
+    }
+}
+
+/// The blocks that cover `rows` and their row span.
+fn blocks_covering(blocks: &[Block], rows: Range<u64>) -> (Vec<Block>, Range<u64>) {
+    if rows.is_empty() {
+        return (Vec::new(), 0..0);
+    }
+    let mut start = 0u64;
+    let mut first = None;
+    let mut span_start = 0;
+    let mut chosen = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let end = start + block.rows;
+        if end > rows.start && start < rows.end {
+            if first.is_none() {
+                first = Some(i);
+                span_start = start;
+            }
+            chosen.push(*block);
+        }
+        start = end;
+    }
+    let span_end = span_start + chosen.iter().map(|b| b.rows).sum::<u64>();
+    (chosen, span_start..span_end)
+}
+
+/// Row groups that intersect `rows` and the selection within them.
+fn select_rows(metadata: &ParquetMetaData, rows: Range<u64>) -> (Vec<usize>, RowSelection) {
+    let mut groups = Vec::new();
+    let mut selectors = Vec::new();
+    let mut start = 0u64;
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        let end = start + group.num_rows() as u64;
+        if end > rows.start && start < rows.end {
+            let (s, e) = (rows.start.max(start), rows.end.min(end));
+            groups.push(g);
+            if s > start {
+                selectors.push(RowSelector::skip((s - start) as usize));
+            }
+            selectors.push(RowSelector::select((e - s) as usize));
+            if end > e {
+                selectors.push(RowSelector::skip((end - e) as usize));
+            }
+        }
+        start = end;
+    }
+    (groups, RowSelection::from(selectors))
+}
+
+impl ObjectBlocks {
+    /// The object's footer metadata.
+    pub fn meta(&self) -> &ObjectMeta {
+        &self.meta
+    }
+
+    /// Bytes fetched from the store for this object so far, footer included.
+    pub fn bytes_fetched(&self) -> u64 {
+        self.fetched.load(Ordering::Relaxed)
+    }
+
+    /// The next verified block's entries that lie in the range above the cursor (possibly
+    /// empty), or `None` at the end.
+    ///
+    /// # Errors
+    /// A description of the damage or the store's error.
+    pub async fn next_block(&mut self) -> Result<Option<Vec<Entry>>, ObjectError> {
+        if let Some(whole) = self.whole.as_mut() {
+            let chunk: Vec<Entry> = whole.by_ref().take(1024).collect();
+            if chunk.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some(self.keep(chunk)));
+        }
+        let Some(block) = self.blocks.front().copied() else {
+            return Ok(None);
+        };
+        while (self.pending.len() as u64) < block.rows {
+            let Some(stream) = self.stream.as_mut() else {
+                return Err("the object ended before its last block".into());
+            };
+            let next = std::panic::AssertUnwindSafe(stream.next()).catch_unwind().await;
+            let batch = match next {
+                Ok(Some(batch)) => batch?,
+                Ok(None) => return Err("the object ended before its last block".into()),
+                Err(_) => return Err("parquet reader panicked on damaged data".into()),
+            };
+            let entries = guarded(|| entries_from_batch(&batch))?;
+            self.pending.extend(entries);
+        }
+        self.blocks.pop_front();
+        let rest = self.pending.split_off(block.rows as usize);
+        let entries = std::mem::replace(&mut self.pending, rest);
+        verify_block(&entries, block)?;
+        if let Some(pair) = entries.windows(2).find(|w| w[0].id >= w[1].id) {
+            return Err(format!("ids not ascending: `{}` before `{}`", pair[0].id, pair[1].id).into());
+        }
+        if let (Some(last), Some(first)) = (self.last_seen, entries.first()) {
+            if first.id <= last {
+                return Err(format!("ids not ascending: `{last}` before `{}`", first.id).into());
+            }
+        }
+        Ok(Some(self.keep(entries)))
+    }
+
+    fn keep(&mut self, mut entries: Vec<Entry>) -> Vec<Entry> {
+        if let Some(last) = entries.last() {
+            self.last_seen = Some(last.id);
+        }
+        let (range, after) = (self.range, self.after);
+        entries.retain(|e| range.contains(e.id) && after.is_none_or(|a| e.id > a));
+        entries
+    }
+}

@@ -1,0 +1,665 @@
+//! Running jobs: a bounded number at once (the rest queue), partitions concurrently within a
+//! job, every batch written with its cursor in one script, paced by token buckets.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use streamtier_schemas::{Entry, StreamId};
+use streamtier_tiers::hot::{Hot, IdMode, ReplayBatch, ReplayWrite};
+use streamtier_tiers::store::Store;
+use streamtier_tiers::ErrorKind;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::job::{new_job_id, now_rfc3339, Ids, JobRecord, JobState, JobStore, PartitionJob};
+use crate::plan::JobPlan;
+use crate::rate::TokenBucket;
+use crate::source::PartitionSource;
+use crate::{Error, Result};
+
+/// Limits of the `[replay]` section, checked.
+#[derive(Clone, Debug)]
+pub struct ReplayLimits {
+    /// Jobs running at once; the rest queue.
+    pub max_jobs: usize,
+    /// Partitions of one job replayed at once.
+    pub partition_concurrency: usize,
+    /// Entries per second for a job that does not ask.
+    pub default_rate: u64,
+    /// Most entries per second for one job, and for all jobs together.
+    pub max_rate: u64,
+    /// Most entries per write script.
+    pub batch_entries: usize,
+    /// Most payload bytes per write script.
+    pub batch_bytes: usize,
+}
+
+impl Default for ReplayLimits {
+    fn default() -> Self {
+        ReplayLimits {
+            max_jobs: 2,
+            partition_concurrency: 4,
+            default_rate: 20_000,
+            max_rate: 200_000,
+            batch_entries: 500,
+            batch_bytes: 1 << 20,
+        }
+    }
+}
+
+/// Counters for metrics.
+#[derive(Debug, Default)]
+pub struct ReplayMetrics {
+    /// Entries written by replays.
+    pub entries: AtomicU64,
+    /// Write scripts run.
+    pub batches: AtomicU64,
+    /// Retried failures of Redis or the store.
+    pub retries: AtomicU64,
+    /// Objects opened.
+    pub objects: AtomicU64,
+    /// Bytes fetched from the store.
+    pub bytes: AtomicU64,
+}
+
+/// Why a partition stopped early.
+enum Stop {
+    /// Cancelled by request.
+    Cancelled,
+    /// The process is shutting down: the job stays `running` and resumes at the next start.
+    Shutdown,
+    /// An error that ends the job.
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Self {
+        Stop::Failed(e)
+    }
+}
+
+struct Inner {
+    hot: Hot,
+    store: Store,
+    jobs: JobStore,
+    limits: ReplayLimits,
+    global: TokenBucket,
+    slots: Semaphore,
+    shutdown: CancellationToken,
+    running: Mutex<HashMap<String, CancellationToken>>,
+    tasks: TaskTracker,
+    metrics: ReplayMetrics,
+}
+
+/// The replay engine; cheap to clone.
+#[derive(Clone)]
+pub struct Replayer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Replayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replayer")
+            .field("limits", &self.inner.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Answers whether an error may go away by itself (Redis or the store unavailable).
+pub fn retryable(e: &Error) -> bool {
+    match e {
+        Error::Tier { source, .. } => source.kind() == ErrorKind::Unavailable,
+        Error::BadObject { source, .. } => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(c) = cause {
+                if let Some(t) = c.downcast_ref::<streamtier_tiers::Error>() {
+                    return t.kind() == ErrorKind::Unavailable;
+                }
+                if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
+                    if let Some(t) = inner.downcast_ref::<streamtier_tiers::Error>() {
+                        return t.kind() == ErrorKind::Unavailable;
+                    }
+                }
+                cause = c.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+const MAX_ATTEMPTS: u32 = 8;
+
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(6));
+    Duration::from_millis(base + rand::random::<u64>() % (base / 2 + 1))
+}
+
+/// Cuts `entries` into write batches.
+fn chunks(entries: &[Entry], max_entries: usize, max_bytes: usize) -> Vec<&[Entry]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let len = e.payload_len();
+        if i > start && (i - start >= max_entries || bytes + len > max_bytes) {
+            out.push(&entries[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
+}
+
+impl Replayer {
+    /// An engine over clients built at the edge; `shutdown` stops every job between batches.
+    pub fn new(hot: Hot, store: Store, limits: ReplayLimits, shutdown: CancellationToken) -> Self {
+        Replayer {
+            inner: Arc::new(Inner {
+                jobs: JobStore::new(hot.clone()),
+                hot,
+                store,
+                global: TokenBucket::new(limits.max_rate),
+                slots: Semaphore::new(limits.max_jobs.max(1)),
+                limits,
+                shutdown,
+                running: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                metrics: ReplayMetrics::default(),
+            }),
+        }
+    }
+
+    /// The job records.
+    pub fn jobs(&self) -> &JobStore {
+        &self.inner.jobs
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &ReplayLimits {
+        &self.inner.limits
+    }
+
+    /// The counters.
+    pub fn metrics(&self) -> &ReplayMetrics {
+        &self.inner.metrics
+    }
+
+    /// The hot tier.
+    pub fn hot(&self) -> &Hot {
+        &self.inner.hot
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Records a new queued job for `plan`.
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when Redis fails.
+    pub async fn create(&self, plan: &JobPlan) -> Result<JobRecord> {
+        let record = JobRecord {
+            id: new_job_id(),
+            state: JobState::Queued,
+            request: plan.request.clone(),
+            range: plan.range,
+            rate_limit: plan.rate,
+            partitions: plan
+                .partitions
+                .iter()
+                .map(|(partition, stream, target)| PartitionJob {
+                    partition: *partition,
+                    stream: stream.clone(),
+                    target: target.clone(),
+                    entries_replayed: 0,
+                    last_source_id: None,
+                    done: false,
+                })
+                .collect(),
+            entries_replayed: 0,
+            objects_read: 0,
+            bytes_read: 0,
+            error: None,
+            created_at: now_rfc3339(),
+            started_at: None,
+            finished_at: None,
+        };
+        self.inner.jobs.save(&record).await?;
+        Ok(record)
+    }
+
+    /// Starts a recorded job in the background (it queues for a slot).
+    pub fn spawn(&self, record: JobRecord) {
+        let this = self.clone();
+        self.inner.tasks.spawn(async move {
+            let id = record.id.clone();
+            if let Err(e) = this.run(record, |_| {}).await {
+                tracing::error!(job = %id, error = %e, "replay job could not be recorded");
+            }
+        });
+    }
+
+    /// Starts every job left `queued` or `running` by a previous process.
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when Redis fails.
+    pub async fn resume_unfinished(&self) -> Result<usize> {
+        let (ids, _) = self.inner.jobs.list(0, u64::MAX / 2).await?;
+        let mut resumed = 0;
+        for id in ids.into_iter().rev() {
+            match self.inner.jobs.get(&id).await {
+                Ok(record) if !record.state.is_final() => {
+                    tracing::info!(job = %id, "resuming replay job");
+                    self.spawn(record);
+                    resumed += 1;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(job = %id, error = %e, "skipping unreadable job record"),
+            }
+        }
+        Ok(resumed)
+    }
+
+    /// Asks a job to stop between batches; a queued job stops before it starts.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Tier`].
+    pub async fn cancel(&self, id: &str) -> Result<JobRecord> {
+        let record = self.inner.jobs.get(id).await?;
+        if record.state.is_final() {
+            return Ok(record);
+        }
+        self.inner.jobs.request_cancel(id).await?;
+        if let Some(token) = self.inner.running.lock().map_err(|_| poisoned())?.get(id) {
+            token.cancel();
+        }
+        Ok(record)
+    }
+
+    /// Waits until every job task has stopped (after `shutdown` was cancelled).
+    pub async fn wait_stopped(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
+    /// Runs a recorded job to its end in this task, calling `progress` after every batch.
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when the job record cannot be written; the job's own failure is in the
+    /// returned record's `error`.
+    pub async fn run(
+        &self,
+        mut record: JobRecord,
+        progress: impl Fn(&JobRecord) + Send + Sync,
+    ) -> Result<JobRecord> {
+        let inner = &self.inner;
+        let token = inner.shutdown.child_token();
+        inner
+            .running
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(record.id.clone(), token.clone());
+        let _permit = tokio::select! {
+            permit = inner.slots.acquire() => permit.map_err(|_| poisoned())?,
+            () = token.cancelled() => {
+                return self.finish(record, Stop::Shutdown, &token).await;
+            }
+        };
+        if inner.jobs.cancel_requested(&record.id).await? {
+            return self.finish(record, Stop::Cancelled, &token).await;
+        }
+        record.state = JobState::Running;
+        record.started_at.get_or_insert_with(now_rfc3339);
+        inner.jobs.save(&record).await?;
+        let shared = Arc::new(Mutex::new(record.clone()));
+        let job_rate = TokenBucket::new(record.rate_limit);
+        let todo: Vec<usize> = (0..record.partitions.len())
+            .filter(|i| !record.partitions[*i].done)
+            .collect();
+        let _saver = {
+            let (shared, jobs, token) = (shared.clone(), inner.jobs.clone(), token.clone());
+            AbortOnDrop(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                loop {
+                    tokio::select! {
+                        _ = tick.tick() => {}
+                        () = token.cancelled() => return,
+                    }
+                    let snapshot = shared.lock().map(|r| r.clone()).ok();
+                    if let Some(snapshot) = snapshot {
+                        if let Err(e) = jobs.save(&snapshot).await {
+                            tracing::warn!(job = %snapshot.id, error = %e, "could not save progress");
+                        }
+                    }
+                }
+            }))
+        };
+        let results: Vec<std::result::Result<(), Stop>> = futures::stream::iter(todo)
+            .map(|i| {
+                let (shared, job_rate, token, progress) = (&shared, &job_rate, &token, &progress);
+                async move {
+                    let result = self.run_partition(shared, i, job_rate, token, progress).await;
+                    if matches!(result, Err(Stop::Failed(_))) {
+                        // Stop the sibling partitions: the job has failed.
+                        token.cancel();
+                    }
+                    result
+                }
+            })
+            .buffer_unordered(inner.limits.partition_concurrency.max(1))
+            .collect()
+            .await;
+        let outcome =
+            results
+                .into_iter()
+                .filter_map(std::result::Result::err)
+                .fold(None, |acc, stop| match (acc, stop) {
+                    (Some(Stop::Failed(e)), _) | (_, Stop::Failed(e)) => Some(Stop::Failed(e)),
+                    (Some(Stop::Cancelled), _) | (_, Stop::Cancelled) => Some(Stop::Cancelled),
+                    _ => Some(Stop::Shutdown),
+                });
+        drop(_saver);
+        let record = shared.lock().map_err(|_| poisoned())?.clone();
+        match outcome {
+            None => {
+                let mut record = record;
+                record.state = JobState::Succeeded;
+                record.finished_at = Some(now_rfc3339());
+                inner.jobs.save(&record).await?;
+                self.forget(&record.id);
+                progress(&record);
+                Ok(record)
+            }
+            Some(stop) => self.finish(record, stop, &token).await,
+        }
+    }
+
+    fn forget(&self, id: &str) {
+        if let Ok(mut running) = self.inner.running.lock() {
+            running.remove(id);
+        }
+    }
+
+    async fn finish(
+        &self,
+        mut record: JobRecord,
+        stop: Stop,
+        token: &CancellationToken,
+    ) -> Result<JobRecord> {
+        self.forget(&record.id);
+        match stop {
+            Stop::Shutdown if self.inner.shutdown.is_cancelled() => {
+                // Stays queued or running: the next start resumes it.
+                self.inner.jobs.save(&record).await?;
+                return Ok(record);
+            }
+            Stop::Shutdown | Stop::Cancelled => {
+                token.cancel();
+                record.state = JobState::Cancelled;
+            }
+            Stop::Failed(e) => {
+                tracing::error!(job = %record.id, error = %e, "replay job failed");
+                record.state = JobState::Failed;
+                record.error = Some(e.to_string());
+            }
+        }
+        record.finished_at = Some(now_rfc3339());
+        self.inner.jobs.save(&record).await?;
+        Ok(record)
+    }
+
+    async fn run_partition(
+        &self,
+        shared: &Arc<Mutex<JobRecord>>,
+        index: usize,
+        job_rate: &TokenBucket,
+        token: &CancellationToken,
+        progress: &(impl Fn(&JobRecord) + Send + Sync),
+    ) -> std::result::Result<(), Stop> {
+        let inner = &self.inner;
+        let (id, topic, range, ids, origin, part) = {
+            let r = shared.lock().map_err(|_| Stop::Failed(poisoned()))?;
+            (
+                r.id.clone(),
+                r.request.topic.clone(),
+                r.range,
+                r.request.ids,
+                r.request.origin_field.clone(),
+                r.partitions[index].clone(),
+            )
+        };
+        let mode = match ids {
+            Ids::New => IdMode::New,
+            Ids::Original => IdMode::Original,
+        };
+        let origin_prefix = format!("{}/", part.stream);
+        let origin = origin.as_deref().map(|f| (f, origin_prefix.as_str()));
+        let mut attempt = 0u32;
+        'resume: loop {
+            let (mut cursor, total) = inner
+                .hot
+                .replay_cursor(&part.target, &id)
+                .await
+                .map_err(Error::tier(format!("read cursor of `{}`", part.target)))?;
+            self.update(shared, index, total, cursor, false);
+            let mut source = PartitionSource::new(
+                inner.hot.clone(),
+                inner.store.clone(),
+                &topic,
+                part.partition,
+                &part.stream,
+                range,
+                cursor,
+            );
+            let mut seen = source.stats;
+            let mut last_cancel_check = tokio::time::Instant::now();
+            loop {
+                if token.is_cancelled() {
+                    return Err(if inner.shutdown.is_cancelled() {
+                        Stop::Shutdown
+                    } else {
+                        Stop::Cancelled
+                    });
+                }
+                if last_cancel_check.elapsed() >= Duration::from_millis(250) {
+                    last_cancel_check = tokio::time::Instant::now();
+                    if inner.jobs.cancel_requested(&id).await.unwrap_or(false) {
+                        return Err(Stop::Cancelled);
+                    }
+                }
+                let next = source.next_batch().await;
+                let delta = (
+                    source.stats.objects_read - seen.objects_read,
+                    source.stats.bytes_read - seen.bytes_read,
+                );
+                seen = source.stats;
+                self.count_reads(shared, delta);
+                let entries = match next {
+                    Ok(Some(entries)) => entries,
+                    Ok(None) => break,
+                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                        attempt += 1;
+                        inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue 'resume;
+                    }
+                    Err(e) => return Err(Stop::Failed(e)),
+                };
+                for chunk in chunks(&entries, inner.limits.batch_entries, inner.limits.batch_bytes) {
+                    let n = chunk.len() as u64;
+                    tokio::select! {
+                        () = async { job_rate.acquire(n).await; inner.global.acquire(n).await; } => {}
+                        () = token.cancelled() => {
+                            return Err(if inner.shutdown.is_cancelled() { Stop::Shutdown } else { Stop::Cancelled });
+                        }
+                    }
+                    let last = chunk[chunk.len() - 1].id;
+                    let total = self
+                        .write(&id, &part.target, cursor, chunk, mode, origin, &mut attempt)
+                        .await?;
+                    cursor = Some(last);
+                    attempt = 0;
+                    self.update(shared, index, total, cursor, false);
+                    if let Ok(r) = shared.lock() {
+                        progress(&r);
+                    }
+                }
+            }
+            let total = shared
+                .lock()
+                .map(|r| r.partitions[index].entries_replayed)
+                .unwrap_or(0);
+            self.update(shared, index, total, cursor, true);
+            return Ok(());
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        job: &str,
+        target: &str,
+        expected: Option<StreamId>,
+        chunk: &[Entry],
+        ids: IdMode,
+        origin: Option<(&str, &str)>,
+        attempt: &mut u32,
+    ) -> std::result::Result<u64, Stop> {
+        let last = chunk[chunk.len() - 1].id;
+        let batch = ReplayBatch {
+            target,
+            job,
+            expected,
+            entries: chunk,
+            ids,
+            origin,
+        };
+        loop {
+            match self.inner.hot.write_replay_batch(&batch).await {
+                Ok(ReplayWrite::Written { total }) => {
+                    self.inner
+                        .metrics
+                        .entries
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    self.inner.metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    return Ok(total);
+                }
+                // A retry after a lost reply: the first attempt landed.
+                Ok(ReplayWrite::CursorMoved { cursor, total }) if *attempt > 0 && cursor == Some(last) => {
+                    self.inner
+                        .metrics
+                        .entries
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    return Ok(total);
+                }
+                Ok(ReplayWrite::CursorMoved { .. }) => {
+                    return Err(Stop::Failed(Error::Preempted {
+                        job: job.to_string(),
+                        target: target.to_string(),
+                    }))
+                }
+                Ok(ReplayWrite::IdConflict { target_last }) => {
+                    return Err(Stop::Failed(Error::Conflict {
+                        target: target.to_string(),
+                        target_last,
+                        first: chunk[0].id,
+                    }))
+                }
+                Err(e) if e.kind() == ErrorKind::Unavailable && *attempt < MAX_ATTEMPTS => {
+                    *attempt += 1;
+                    self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(job, target, attempt = *attempt, error = %e, "retrying replay write");
+                    tokio::time::sleep(backoff(*attempt)).await;
+                }
+                Err(e) => {
+                    return Err(Stop::Failed(Error::Tier {
+                        context: format!("write `{target}`"),
+                        source: e,
+                    }))
+                }
+            }
+        }
+    }
+
+    fn update(
+        &self,
+        shared: &Arc<Mutex<JobRecord>>,
+        index: usize,
+        total: u64,
+        cursor: Option<StreamId>,
+        done: bool,
+    ) {
+        if let Ok(mut r) = shared.lock() {
+            let p = &mut r.partitions[index];
+            p.entries_replayed = total;
+            p.last_source_id = cursor.map(|c| c.to_string());
+            p.done = done;
+            r.entries_replayed = r.partitions.iter().map(|p| p.entries_replayed).sum();
+        }
+    }
+
+    fn count_reads(&self, shared: &Arc<Mutex<JobRecord>>, (objects, bytes): (u64, u64)) {
+        if objects == 0 && bytes == 0 {
+            return;
+        }
+        self.inner.metrics.objects.fetch_add(objects, Ordering::Relaxed);
+        self.inner.metrics.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Ok(mut r) = shared.lock() {
+            r.objects_read += objects;
+            r.bytes_read += bytes;
+        }
+    }
+}
+
+/// Aborts a background task when its owner goes away (also when the owner's future is dropped).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn poisoned() -> Error {
+    Error::BadRecord {
+        job: String::new(),
+        reason: "internal lock poisoned".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn chunks_respect_both_limits() {
+        let e = |i: u64, len: usize| {
+            Entry::new(
+                StreamId::new(i, 0),
+                vec![(Bytes::new(), Bytes::from(vec![0; len]))],
+            )
+        };
+        let entries: Vec<Entry> = (0..10).map(|i| e(i, 10)).collect();
+        let sizes: Vec<usize> = chunks(&entries, 4, 1000).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![4, 4, 2]);
+        let sizes: Vec<usize> = chunks(&entries, 100, 25).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 2, 2, 2]);
+        // One entry larger than the byte limit still goes, alone.
+        let big = vec![e(0, 5), e(1, 100), e(2, 5)];
+        let sizes: Vec<usize> = chunks(&big, 100, 50).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert!(chunks(&[], 4, 4).is_empty());
+    }
+}

@@ -1,0 +1,267 @@
+//! Turning a request into a job: resolving the range end, checking original-id targets, and the
+//! dry-run plan of what a replay would read.
+
+use serde::{Deserialize, Serialize};
+use streamtier_schemas::StreamId;
+use streamtier_tiers::hot::Hot;
+use streamtier_tiers::store::Store;
+
+use crate::archive::ObjectLister;
+use crate::job::{expand_target, Ids, ReplayRequest, DEFAULT_TARGET};
+use crate::range::IdRange;
+use crate::{Error, Result};
+
+/// One partition of a topic as the caller's configuration names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourcePartition {
+    /// Partition number.
+    pub partition: u32,
+    /// Its stream key.
+    pub stream: String,
+}
+
+/// A checked job, ready to be submitted.
+#[derive(Clone, Debug)]
+pub struct JobPlan {
+    /// The request.
+    pub request: ReplayRequest,
+    /// The range with `to` fixed.
+    pub range: IdRange,
+    /// Entries per second.
+    pub rate: u64,
+    /// `(partition, source stream, target stream)`.
+    pub partitions: Vec<(u32, String, String)>,
+}
+
+/// What a replay would read, per partition.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionPlan {
+    /// Partition number.
+    pub partition: u32,
+    /// Source stream.
+    pub stream: String,
+    /// Target stream.
+    pub target: String,
+    /// Archived objects that overlap the range.
+    pub objects: u64,
+    /// Entries in those objects (whole objects; the edges may hold entries outside the range).
+    pub archived_entries: u64,
+    /// Bytes of those objects (an upper bound on what is fetched).
+    pub bytes: u64,
+    /// Entries in the range that Redis holds beyond the archive.
+    pub redis_entries: u64,
+}
+
+/// Fixes an open range end at the newest entry of the partitions now, so that a job ends even
+/// while producers keep writing.
+///
+/// # Errors
+/// [`Error::Tier`] when Redis fails.
+pub async fn resolve_range(hot: &Hot, range: IdRange, partitions: &[SourcePartition]) -> Result<IdRange> {
+    if range.to.is_some() {
+        return Ok(range);
+    }
+    let mut newest: Option<StreamId> = None;
+    for p in partitions {
+        let info = hot
+            .stream_info(&p.stream)
+            .await
+            .map_err(Error::tier(format!("read `{}`", p.stream)))?;
+        if let Some(info) = info {
+            newest = newest.max(Some(info.last_generated_id));
+        }
+    }
+    // Without any stream in Redis the archive is complete: read it to its end.
+    Ok(IdRange {
+        from: range.from,
+        to: newest.map(|n| n.successor().unwrap_or(StreamId::MAX)),
+    })
+}
+
+/// Builds the plan of a checked request.
+///
+/// # Errors
+/// [`Error::NotFound`] for a partition the topic does not have, [`Error::Unacceptable`] for a
+/// target that writes into a source stream or streamtier's own keys unless `allowed` says so.
+pub fn build_plan(
+    request: &ReplayRequest,
+    range: IdRange,
+    rate: u64,
+    sources: &[SourcePartition],
+    target_allowed: impl Fn(&str) -> Result<()>,
+) -> Result<JobPlan> {
+    let chosen: Vec<&SourcePartition> = match &request.partitions {
+        None => sources.iter().collect(),
+        Some(wanted) => {
+            let mut chosen = Vec::new();
+            for (i, p) in wanted.iter().enumerate() {
+                let found = sources
+                    .iter()
+                    .find(|s| s.partition == *p)
+                    .ok_or_else(|| Error::NotFound {
+                        what: format!("partition {p} of topic `{}` (partitions[{i}])", request.topic),
+                    })?;
+                if chosen.iter().any(|c: &&SourcePartition| c.partition == *p) {
+                    return Err(Error::Invalid {
+                        field: format!("partitions[{i}]"),
+                        reason: format!("partition {p} is listed twice"),
+                    });
+                }
+                chosen.push(found);
+            }
+            chosen
+        }
+    };
+    if chosen.is_empty() {
+        return Err(Error::Unacceptable {
+            field: "partitions".into(),
+            reason: "no partition to replay".into(),
+        });
+    }
+    let template = request.target.as_deref().unwrap_or(DEFAULT_TARGET);
+    crate::job::check_target_template(template, chosen.len())?;
+    let mut partitions = Vec::with_capacity(chosen.len());
+    for p in chosen {
+        let target = expand_target(template, &request.topic, p.partition, &p.stream);
+        target_allowed(&target)?;
+        if partitions
+            .iter()
+            .any(|(_, _, t): &(u32, String, String)| *t == target)
+        {
+            return Err(Error::Unacceptable {
+                field: "target".into(),
+                reason: format!("two partitions would both write into `{target}`"),
+            });
+        }
+        partitions.push((p.partition, p.stream.clone(), target));
+    }
+    if request.ids == Ids::Original && request.origin_field.is_some() {
+        return Err(Error::Unacceptable {
+            field: "origin_field".into(),
+            reason: "only with `ids: new`; original ids already name the source entry".into(),
+        });
+    }
+    if let Some(field) = &request.origin_field {
+        if field.is_empty() {
+            return Err(Error::Invalid {
+                field: "origin_field".into(),
+                reason: "must not be empty".into(),
+            });
+        }
+    }
+    Ok(JobPlan {
+        request: request.clone(),
+        range,
+        rate,
+        partitions,
+    })
+}
+
+/// With original ids, refuses a target that already holds an id at or above the first one the
+/// replay would write (approximated here by `from` or the first archived id; the write script
+/// checks exactly, before writing anything).
+///
+/// # Errors
+/// [`Error::Conflict`] naming the target, [`Error::Tier`] when Redis or the store fails.
+pub async fn check_original_targets(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<()> {
+    if plan.request.ids != Ids::Original {
+        return Ok(());
+    }
+    for (partition, stream, target) in &plan.partitions {
+        let Some(info) = hot
+            .stream_info(target)
+            .await
+            .map_err(Error::tier(format!("read `{target}`")))?
+        else {
+            continue;
+        };
+        let mut first = plan.range.from;
+        let mut lister = ObjectLister::new(
+            store.clone(),
+            &plan.request.topic,
+            *partition,
+            plan.range.from.predecessor(),
+            plan.range.to,
+        );
+        let next = lister
+            .next_after(plan.range.from.predecessor())
+            .await
+            .map_err(Error::tier(format!("list archive of `{stream}`")))?;
+        match next {
+            Some(object) => first = first.max(object.first_id),
+            None => {
+                if let Some(redis_first) = hot
+                    .stream_info(stream)
+                    .await
+                    .map_err(Error::tier(format!("read `{stream}`")))?
+                    .and_then(|i| i.first_id)
+                {
+                    first = first.max(redis_first);
+                }
+            }
+        }
+        if info.last_generated_id >= first && info.last_generated_id != StreamId::MIN {
+            return Err(Error::Conflict {
+                target: target.clone(),
+                target_last: info.last_generated_id,
+                first,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// What the plan would read, without writing anything.
+///
+/// # Errors
+/// [`Error::Tier`] when Redis or the store fails, [`Error::BadObject`] for an unreadable footer.
+pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<PartitionPlan>> {
+    let mut out = Vec::with_capacity(plan.partitions.len());
+    for (partition, stream, target) in &plan.partitions {
+        let mut item = PartitionPlan {
+            partition: *partition,
+            stream: stream.clone(),
+            target: target.clone(),
+            ..PartitionPlan::default()
+        };
+        let after = plan.range.from.predecessor();
+        let mut lister = ObjectLister::new(
+            store.clone(),
+            &plan.request.topic,
+            *partition,
+            after,
+            plan.range.to,
+        );
+        let mut last_archived: Option<StreamId> = None;
+        while let Some(object) = lister
+            .next_after(after)
+            .await
+            .map_err(Error::tier(format!("list archive of `{stream}`")))?
+        {
+            let meta = crate::archive::object_meta(store, &object)
+                .await
+                .map_err(|source| Error::BadObject {
+                    partition: format!("{}/{partition}", plan.request.topic),
+                    key: object.key.clone(),
+                    last_written: None,
+                    source,
+                })?;
+            item.objects += 1;
+            item.archived_entries += meta.entry_count;
+            item.bytes += object.size;
+            last_archived = Some(meta.last_id);
+        }
+        let mut cursor = last_archived.max(after).unwrap_or(StreamId::MIN);
+        loop {
+            let batch = hot
+                .read_after(stream, cursor, plan.range.last(), 10_000)
+                .await
+                .map_err(Error::tier(format!("read `{stream}`")))?;
+            let Some(last) = batch.entries.last() else { break };
+            cursor = last.id;
+            item.redis_entries += batch.entries.iter().filter(|e| plan.range.contains(e.id)).count() as u64;
+        }
+        out.push(item);
+    }
+    Ok(out)
+}

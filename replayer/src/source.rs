@@ -1,0 +1,312 @@
+//! One partition's entries in a range, wherever they live: archived objects first, then the part
+//! still only in Redis, with no duplicate and no hole at the seam.
+//!
+//! The source keeps a cursor (the last id handed out). It reads the archive from the cursor on;
+//! when the archive is exhausted it reads Redis after the cursor. Redis trims with `MINID`, so
+//! when the stream's first entry is at or before the cursor's successor, Redis holds every
+//! entry after the cursor. Otherwise entries between the cursor and Redis' first entry were
+//! trimmed; if the archive grew meanwhile (new objects after the last one read) the source goes
+//! back to it, else those entries were never archived (a recorded gap) and Redis goes on.
+
+use streamtier_schemas::{layout, Entry, StreamId};
+use streamtier_tiers::hot::Hot;
+use streamtier_tiers::store::Store;
+
+use crate::archive::{open_object, ObjectBlocks, ObjectLister, ObjectRef};
+use crate::range::IdRange;
+use crate::{Error, Result};
+
+/// Entries read from Redis per request.
+pub const REDIS_BATCH: usize = 1000;
+
+/// Where a source reads from now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Archive,
+    Redis,
+    Done,
+}
+
+/// Counters of what a source read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceStats {
+    /// Objects opened.
+    pub objects_read: u64,
+    /// Bytes fetched from the store.
+    pub bytes_read: u64,
+    /// Entries read from Redis.
+    pub redis_entries: u64,
+}
+
+/// Reads one partition's range in id order.
+pub struct PartitionSource {
+    hot: Hot,
+    store: Store,
+    topic: String,
+    partition: u32,
+    stream: String,
+    range: IdRange,
+    cursor: Option<StreamId>,
+    phase: Phase,
+    lister: Option<ObjectLister>,
+    current: Option<(ObjectRef, ObjectBlocks)>,
+    last_object: Option<String>,
+    /// Last id and entries-added offset of the previous object read, to prove continuity.
+    previous: Option<(StreamId, Option<u64>)>,
+    /// What was read so far.
+    pub stats: SourceStats,
+}
+
+impl PartitionSource {
+    /// A source for `stream` (partition `partition` of `topic`), resuming after `cursor`.
+    pub fn new(
+        hot: Hot,
+        store: Store,
+        topic: &str,
+        partition: u32,
+        stream: &str,
+        range: IdRange,
+        cursor: Option<StreamId>,
+    ) -> Self {
+        PartitionSource {
+            hot,
+            store,
+            topic: topic.to_string(),
+            partition,
+            stream: stream.to_string(),
+            range,
+            cursor,
+            phase: Phase::Archive,
+            lister: None,
+            current: None,
+            last_object: None,
+            previous: None,
+            stats: SourceStats::default(),
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("{}/{}", self.topic, self.partition)
+    }
+
+    /// The exclusive lower bound of what is still to come.
+    fn after(&self) -> Option<StreamId> {
+        self.cursor.or_else(|| self.range.from.predecessor())
+    }
+
+    /// The next entries in id order (never empty), or `None` when the range is done.
+    ///
+    /// # Errors
+    /// [`Error::BadObject`] for a missing or damaged object (naming the last id handed out),
+    /// [`Error::Tier`] when Redis or the store fails.
+    pub async fn next_batch(&mut self) -> Result<Option<Vec<Entry>>> {
+        loop {
+            if self.after().is_some_and(|a| self.range.ends_at_or_before(a)) {
+                self.phase = Phase::Done;
+            }
+            match self.phase {
+                Phase::Done => return Ok(None),
+                Phase::Archive => {
+                    if let Some(entries) = self.next_archived().await? {
+                        return Ok(Some(entries));
+                    }
+                }
+                Phase::Redis => {
+                    if let Some(entries) = self.next_from_redis().await? {
+                        return Ok(Some(entries));
+                    }
+                }
+            }
+        }
+    }
+
+    fn bad_object(&self, key: &str, source: crate::archive::ObjectError) -> Error {
+        Error::BadObject {
+            partition: self.label(),
+            key: key.to_string(),
+            last_written: self.cursor,
+            source,
+        }
+    }
+
+    /// One step in the archive; `None` means "look again" (the phase may have changed).
+    async fn next_archived(&mut self) -> Result<Option<Vec<Entry>>> {
+        if self.current.is_none() {
+            let after = self.after();
+            let lister = self.lister.get_or_insert_with(|| {
+                ObjectLister::new(
+                    self.store.clone(),
+                    &self.topic,
+                    self.partition,
+                    after,
+                    self.range.to,
+                )
+            });
+            let next = lister
+                .next_after(after)
+                .await
+                .map_err(Error::tier(format!("{}: list archive", self.topic)))?;
+            let Some(object) = next else {
+                self.lister = None;
+                self.phase = Phase::Redis;
+                return Ok(None);
+            };
+            let blocks = open_object(&self.store, &object, self.range, after)
+                .await
+                .map_err(|e| self.bad_object(&object.key, e))?;
+            self.stats.objects_read += 1;
+            let (first_offset, last_offset) = {
+                let meta = blocks.meta();
+                (
+                    meta.last_offset.map(|l| (l + 1).saturating_sub(meta.entry_count)),
+                    meta.last_offset,
+                )
+            };
+            if let (Some((prev_last, Some(prev_offset))), Some(first_offset)) = (self.previous, first_offset)
+            {
+                if first_offset != prev_offset + 1
+                    && !Self::gap_recorded(
+                        self.store.clone(),
+                        self.topic.clone(),
+                        self.partition,
+                        prev_last,
+                        object.first_id,
+                    )
+                    .await?
+                {
+                    let reason = format!(
+                        "the archive has a hole before this object: entries-added offsets jump from \
+                         {prev_offset} to {first_offset} after `{prev_last}` and no gap record explains it \
+                         (an object is missing)"
+                    );
+                    return Err(self.bad_object(&object.key, reason.into()));
+                }
+            }
+            self.previous = Some((blocks.meta().last_id, last_offset));
+            self.last_object = Some(object.key.clone());
+            self.current = Some((object, blocks));
+        }
+        let Some((object, blocks)) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        match blocks.next_block().await {
+            Ok(Some(entries)) => {
+                let after = self.after();
+                let entries: Vec<Entry> = entries
+                    .into_iter()
+                    .filter(|e| after.is_none_or(|a| e.id > a))
+                    .collect();
+                match entries.last() {
+                    Some(last) => {
+                        self.cursor = Some(last.id);
+                        Ok(Some(entries))
+                    }
+                    None => Ok(None),
+                }
+            }
+            Ok(None) => {
+                self.stats.bytes_read += blocks.bytes_fetched();
+                self.current = None;
+                Ok(None)
+            }
+            Err(e) => {
+                let key = object.key.clone();
+                Err(self.bad_object(&key, e))
+            }
+        }
+    }
+
+    /// Answers whether a gap record explains missing entries after `after` and before `before`.
+    /// (Inputs by value, like [`Self::archive_grew`].)
+    async fn gap_recorded(
+        store: Store,
+        topic: String,
+        partition: u32,
+        after: StreamId,
+        before: StreamId,
+    ) -> Result<bool> {
+        let prefix = layout::gaps_prefix(&topic, partition);
+        let start = after.predecessor().map(|p| layout::gap_key(&topic, partition, p));
+        let page = store
+            .list(&prefix, start.as_deref(), Some(1))
+            .await
+            .map_err(Error::tier(format!("{topic}/{partition}: list gaps")))?;
+        Ok(page
+            .first()
+            .and_then(|o| layout::parse_gap_key(&o.key))
+            .is_some_and(|g| g.after >= after && g.after < before))
+    }
+
+    /// Answers whether objects were added after the last one read.
+    ///
+    /// Takes its inputs by value: the future must not borrow the whole source (its Parquet
+    /// stream is `Send` but not `Sync`).
+    async fn archive_grew(
+        store: Store,
+        prefix: String,
+        start: Option<String>,
+        to: Option<StreamId>,
+    ) -> Result<bool> {
+        let page = store
+            .list(&prefix, start.as_deref(), Some(100))
+            .await
+            .map_err(Error::tier(format!("list `{prefix}`")))?;
+        Ok(page.iter().any(|o| {
+            streamtier_schemas::layout::parse_object_key(&o.key)
+                .is_some_and(|k| to.is_none_or(|to| k.first_id < to))
+        }))
+    }
+
+    fn grew_args(&self) -> (Store, String, Option<String>, Option<StreamId>) {
+        let layout_start = self.after().map(|a| {
+            let hour = layout::hour_prefix(&self.topic, self.partition, layout::hour_of(a));
+            hour.trim_end_matches('/').to_string()
+        });
+        (
+            self.store.clone(),
+            layout::partition_prefix(&self.topic, self.partition),
+            self.last_object.clone().or(layout_start),
+            self.range.to,
+        )
+    }
+
+    /// One step in Redis; `None` means "look again".
+    async fn next_from_redis(&mut self) -> Result<Option<Vec<Entry>>> {
+        let after = self.after().unwrap_or(StreamId::MIN);
+        let batch = self
+            .hot
+            .read_after(&self.stream, after, self.range.last(), REDIS_BATCH)
+            .await
+            .map_err(Error::tier(format!("{}: read `{}`", self.label(), self.stream)))?;
+        let Some(info) = batch.info else {
+            self.phase = Phase::Done;
+            return Ok(None);
+        };
+        let complete = info
+            .first_id
+            .is_none_or(|first| after.successor().is_none_or(|s| first <= s));
+        let (store, prefix, start, to) = self.grew_args();
+        if !complete && Self::archive_grew(store, prefix, start, to).await? {
+            // The archiver moved on and trimmed while we read: the entries between the cursor and
+            // Redis' first entry are in the new objects.
+            self.phase = Phase::Archive;
+            return Ok(None);
+        }
+        let entries: Vec<Entry> = batch
+            .entries
+            .into_iter()
+            .filter(|e| self.range.contains(e.id))
+            .collect();
+        match entries.last() {
+            Some(last) => {
+                self.cursor = Some(last.id);
+                self.stats.redis_entries += entries.len() as u64;
+                Ok(Some(entries))
+            }
+            None => {
+                self.phase = Phase::Done;
+                Ok(None)
+            }
+        }
+    }
+}

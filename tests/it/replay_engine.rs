@@ -1,0 +1,356 @@
+//! The replay engine in-process against a real Redis and store: seamless ranges, both id modes,
+//! damaged objects, interruption and resume, cancel, conflicts, pacing.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use streamtier_archiver::settings::Retention;
+use streamtier_archiver::PartitionWorker;
+use streamtier_replayer::plan::{build_plan, check_original_targets, resolve_range, SourcePartition};
+use streamtier_replayer::{IdRange, Ids, JobRecord, JobState, ReplayLimits, ReplayRequest, Replayer};
+use streamtier_schemas::{Entry, StreamId};
+use streamtier_tiers::hot::Hot;
+use streamtier_tiers::store::{LocalStore, Store};
+use tokio_util::sync::CancellationToken;
+
+use crate::archive_basics::partition;
+use crate::harness::archiver::{system_context, test_settings};
+use crate::harness::redis::RedisServer;
+use crate::harness::stream::{object_keys, xadd, xrange_all};
+
+/// 2025-11-01T00:00:00Z
+const T0: u64 = 1_761_955_200_000;
+
+/// Entries one second apart from `T0 + first` seconds, with binary values and repeated names.
+fn produce(con: &mut redis::Connection, stream: &str, first: u64, n: u64) -> Vec<Entry> {
+    for i in first..first + n {
+        let id = format!("{}-{}", T0 + i * 1000, i % 3);
+        let i_text = i.to_string();
+        xadd(
+            con,
+            stream,
+            &id,
+            &[
+                (b"i", i_text.as_bytes()),
+                (b"bin", &[0xff, 0, (i % 256) as u8]),
+                (b"i", b"again"),
+            ],
+        );
+    }
+    xrange_all(con, stream)
+        .into_iter()
+        .filter(|e| e.id >= StreamId::new(T0 + first * 1000, 0))
+        .collect()
+}
+
+struct Fixture {
+    redis: RedisServer,
+    hot: Hot,
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    store: Store,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let redis = RedisServer::start();
+        let hot = redis.hot().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().to_path_buf();
+        let store = Store::Local(LocalStore::new(&root).expect("store"));
+        Fixture {
+            redis,
+            hot,
+            _dir: dir,
+            root,
+            store,
+        }
+    }
+
+    /// Archives `stream` as orders/`p`, keeping the newest `keep` entries in Redis.
+    async fn archive(&self, p: u32, stream: &str, keep: u64) {
+        let ctx = system_context(self.hot.clone(), self.store.clone(), &test_settings(), "t");
+        let retention = Retention {
+            retain_entries: keep,
+            retain_for: Duration::ZERO,
+            retain_max_entries: None,
+        };
+        let mut worker = PartitionWorker::new(ctx, partition("orders", p, stream, retention));
+        worker
+            .pass(streamtier_archiver::Mode::Once, None, &CancellationToken::new())
+            .await
+            .expect("archive");
+    }
+
+    fn replayer(&self, rate: u64) -> Replayer {
+        let limits = ReplayLimits {
+            default_rate: rate,
+            max_rate: rate.max(1_000_000),
+            batch_entries: 40,
+            ..ReplayLimits::default()
+        };
+        Replayer::new(
+            self.hot.clone(),
+            self.store.clone(),
+            limits,
+            CancellationToken::new(),
+        )
+    }
+
+    async fn job(
+        &self,
+        replayer: &Replayer,
+        request: ReplayRequest,
+        partitions: u32,
+    ) -> streamtier_replayer::Result<JobRecord> {
+        let sources: Vec<SourcePartition> = (0..partitions)
+            .map(|p| SourcePartition {
+                partition: p,
+                stream: format!("orders:{p}"),
+            })
+            .collect();
+        let range = IdRange::parse(request.from.as_deref(), request.to.as_deref())?;
+        let range = resolve_range(&self.hot, range, &sources).await?;
+        let rate = request.rate_limit.unwrap_or(replayer.limits().default_rate);
+        let plan = build_plan(&request, range, rate, &sources, |_| Ok(()))?;
+        check_original_targets(&self.hot, &self.store, &plan).await?;
+        replayer.create(&plan).await
+    }
+}
+
+fn request(target: &str, ids: Ids) -> ReplayRequest {
+    ReplayRequest {
+        topic: "orders".into(),
+        target: Some(target.into()),
+        ids,
+        ..ReplayRequest::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn original_ids_restore_an_identical_stream_across_the_seam() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    // Entries across an hour boundary: several objects, cut at the hour; 40 archived entries
+    // stay in Redis and 60 more were never archived.
+    let mut produced = produce(&mut con, "orders:0", 3500, 300);
+    f.archive(0, "orders:0", 40).await;
+    assert_eq!(xrange_all(&mut con, "orders:0").len(), 40);
+    produced.extend(produce(&mut con, "orders:0", 3800, 60));
+    assert_eq!(produced.len(), 360);
+
+    let replayer = f.replayer(1_000_000);
+    let record = f
+        .job(&replayer, request("restore:{partition}", Ids::Original), 1)
+        .await
+        .expect("job");
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(
+        xrange_all(&mut con, "restore:0"),
+        produced,
+        "the restored stream differs"
+    );
+    assert_eq!(done.entries_replayed, 360);
+    assert_eq!(
+        done.partitions[0].last_source_id,
+        Some(produced[359].id.to_string())
+    );
+    assert!(done.objects_read >= 6, "read {} objects", done.objects_read);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_ids_replay_a_time_range_with_the_origin_field() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    let mut produced = produce(&mut con, "orders:0", 0, 200);
+    f.archive(0, "orders:0", 10).await;
+    produced.extend(produce(&mut con, "orders:0", 200, 100));
+    // [T0+150s, T0+250s): half archived, half only in Redis.
+    let mut req = request("copy:{stream}", Ids::New);
+    req.from = Some("2025-11-01T00:02:30Z".into());
+    req.to = Some("2025-11-01T00:04:10Z".into());
+    req.origin_field = Some("_origin".into());
+    let replayer = f.replayer(1_000_000);
+    let record = f.job(&replayer, req, 1).await.expect("job");
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+
+    let expected: Vec<&Entry> = produced
+        .iter()
+        .filter(|e| e.id >= StreamId::new(T0 + 150_000, 0) && e.id < StreamId::new(T0 + 250_000, 0))
+        .collect();
+    assert_eq!(expected.len(), 100);
+    let copied = xrange_all(&mut con, "copy:orders:0");
+    assert_eq!(copied.len(), expected.len());
+    for (got, want) in copied.iter().zip(&expected) {
+        let mut fields = want.fields.clone();
+        fields.push((
+            Bytes::from_static(b"_origin"),
+            Bytes::from(format!("orders:0/{}", want.id)),
+        ));
+        assert_eq!(got.fields, fields);
+        assert!(
+            got.id > StreamId::new(T0 + 1_000_000, 0),
+            "new ids come from the clock"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_object_fails_the_job_naming_it_and_nothing_after_is_written() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    let produced = produce(&mut con, "orders:0", 0, 200);
+    f.archive(0, "orders:0", 0).await;
+    let keys = object_keys(&f.store, "orders", 0).await;
+    assert_eq!(keys.len(), 4);
+    // Damage the third object's column data (every 7th byte of its first 60 %).
+    let path = f.root.join(&keys[2]);
+    let mut bytes = std::fs::read(&path).expect("read object");
+    let end = bytes.len() * 6 / 10;
+    for b in bytes[4..end].iter_mut().step_by(7) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&path, bytes).expect("write object");
+
+    let replayer = f.replayer(1_000_000);
+    let record = f
+        .job(&replayer, request("r:{partition}", Ids::Original), 1)
+        .await
+        .expect("job");
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Failed);
+    let error = done.error.expect("error");
+    assert!(error.contains(&keys[2]), "{error}");
+    let written = xrange_all(&mut con, "r:0");
+    assert!(
+        error.contains(&format!(
+            "last entry written: {}",
+            written.last().map_or("none".into(), |e| e.id.to_string())
+        )),
+        "{error}"
+    );
+    // Only whole blocks before the damage, in order, and nothing from or after the bad object.
+    assert_eq!(written[..], produced[..100]);
+
+    // A missing object: the chain's entries-added offsets jump and no gap record explains it.
+    // The job fails at the object after the hole, having written exactly what came before.
+    let produced = produce(&mut con, "orders:1", 0, 200);
+    f.archive(1, "orders:1", 0).await;
+    let keys = object_keys(&f.store, "orders", 1).await;
+    std::fs::remove_file(f.root.join(&keys[1])).expect("remove");
+    let mut req = request("r2:{partition}", Ids::Original);
+    req.partitions = Some(vec![1]);
+    let record = f.job(&replayer, req, 2).await.expect("job");
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Failed);
+    let error = done.error.unwrap_or_default();
+    assert!(error.contains(&keys[2]) && error.contains("hole"), "{error}");
+    assert_eq!(xrange_all(&mut con, "r2:1")[..], produced[..50]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_job_resumes_and_writes_every_entry_once() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    let mut produced = Vec::new();
+    for p in 0..2 {
+        produced.push(produce(&mut con, &format!("orders:{p}"), 0, 400));
+        f.archive(p, &format!("orders:{p}"), 100).await;
+    }
+    for ids in [Ids::New, Ids::Original] {
+        let target = format!("{ids:?}:{{partition}}");
+        let replayer = f.replayer(100);
+        let record = f.job(&replayer, request(&target, ids), 2).await.expect("job");
+        let id = record.id.clone();
+        // Stop the runner at an arbitrary await point three times, as a crash would.
+        for stop_after in [300u64, 450, 200] {
+            let (r, rec) = (replayer.clone(), replayer.jobs().get(&id).await.expect("record"));
+            let task = tokio::spawn(async move { r.run(rec, |_| {}).await });
+            tokio::time::sleep(Duration::from_millis(stop_after)).await;
+            task.abort();
+            let _ = task.await;
+        }
+        let mut record = replayer.jobs().get(&id).await.expect("record");
+        assert!(
+            record.entries_replayed < 800,
+            "the job finished before it was interrupted"
+        );
+        record.rate_limit = 1_000_000;
+        let done = f.replayer(1_000_000).run(record, |_| {}).await.expect("resume");
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        for (p, source) in produced.iter().enumerate() {
+            let written = xrange_all(&mut con, &target.replace("{partition}", &p.to_string()));
+            let fields: Vec<_> = written.iter().map(|e| e.fields.clone()).collect();
+            let want: Vec<_> = source.iter().map(|e| e.fields.clone()).collect();
+            assert_eq!(
+                fields.len(),
+                want.len(),
+                "{ids:?} partition {p}: duplicates or holes"
+            );
+            assert_eq!(fields, want, "{ids:?} partition {p}");
+            if ids == Ids::Original {
+                assert_eq!(written, *source);
+            }
+        }
+        assert_eq!(done.entries_replayed, 800);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_conflict_and_pacing() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    produce(&mut con, "orders:0", 0, 300);
+    f.archive(0, "orders:0", 0).await;
+
+    // Cancel: stops between batches and says so.
+    let replayer = f.replayer(50);
+    let record = f
+        .job(&replayer, request("slow:{partition}", Ids::New), 1)
+        .await
+        .expect("job");
+    let id = record.id.clone();
+    let r = replayer.clone();
+    let task = tokio::spawn(async move { r.run(record, |_| {}).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    replayer.cancel(&id).await.expect("cancel");
+    let done = task.await.expect("join").expect("run");
+    assert_eq!(done.state, JobState::Cancelled);
+    let written = xrange_all(&mut con, "slow:0").len() as u64;
+    assert!(written < 300, "{written}");
+    assert_eq!(done.entries_replayed, written);
+
+    // Original ids into a stream that is already ahead: refused before anything is written.
+    xadd(
+        &mut con,
+        "ahead:0",
+        &format!("{}-0", T0 + 10_000_000),
+        &[(b"x", b"y")],
+    );
+    let err = f
+        .job(&replayer, request("ahead:{partition}", Ids::Original), 1)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, streamtier_replayer::Error::Conflict { .. }),
+        "{err}"
+    );
+    assert_eq!(xrange_all(&mut con, "ahead:0").len(), 1);
+
+    // Pacing: 300 entries at 100/s cannot finish in less than about two seconds (the bucket
+    // starts with one second's worth).
+    let mut req = request("paced:{partition}", Ids::New);
+    req.rate_limit = Some(100);
+    let replayer = f.replayer(1_000_000);
+    let record = f.job(&replayer, req, 1).await.expect("job");
+    let start = Instant::now();
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Succeeded);
+    assert!(
+        start.elapsed() >= Duration::from_millis(1900),
+        "{:?}",
+        start.elapsed()
+    );
+}

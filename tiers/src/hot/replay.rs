@@ -1,0 +1,191 @@
+//! Writing replayed entries into a target stream together with the job's cursor, atomically.
+
+use redis::{Script, Value};
+use streamtier_schemas::{Entry, StreamId};
+
+use super::keys::companion_key;
+use super::Hot;
+use crate::{Error, Result};
+
+/// Most fields one replayed entry may have: Redis' Lua cannot pass more arguments to one call.
+pub const MAX_REPLAY_FIELDS: usize = 3_900;
+
+/// How replayed entries get their ids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdMode {
+    /// Fresh ids from the target (`XADD *`).
+    New,
+    /// The source ids; they must be above everything already in the target.
+    Original,
+}
+
+/// One batch for [`Hot::write_replay_batch`].
+#[derive(Clone, Debug)]
+pub struct ReplayBatch<'a> {
+    /// Target stream key.
+    pub target: &'a str,
+    /// Job id (one cursor per job and target).
+    pub job: &'a str,
+    /// The cursor the caller last saw (`None` before the first batch).
+    pub expected: Option<StreamId>,
+    /// Entries in ascending source-id order.
+    pub entries: &'a [Entry],
+    /// How ids are assigned.
+    pub ids: IdMode,
+    /// With `Some((field, prefix))`, each entry gets `field = prefix + source id` appended.
+    pub origin: Option<(&'a str, &'a str)>,
+}
+
+/// What happened to a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ReplayWrite {
+    /// Written; the cursor is now the batch's last source id and `total` entries were written
+    /// by this job to this target.
+    Written {
+        /// Entries written by the job to this target so far.
+        total: u64,
+    },
+    /// The cursor was not the expected one: another runner moved it. Nothing was written.
+    CursorMoved {
+        /// The cursor found.
+        cursor: Option<StreamId>,
+        /// Entries written so far.
+        total: u64,
+    },
+    /// Original ids would not be above the target's last id. Nothing was written.
+    IdConflict {
+        /// The target's last generated id.
+        target_last: StreamId,
+    },
+}
+
+/// The hash holding replay cursors for a target, in the target's cluster slot.
+pub fn replay_cursor_key(target: &str) -> String {
+    companion_key("replay", target)
+}
+
+pub(super) fn script() -> Script {
+    Script::new(include_str!("replay.lua"))
+}
+
+fn protocol(key: &str, reason: String) -> Error {
+    Error::Protocol {
+        key: key.to_string(),
+        reason,
+    }
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn opt_id(key: &str, s: &str) -> Result<Option<StreamId>> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| protocol(key, format!("bad cursor `{s}`")))
+}
+
+impl Hot {
+    /// Appends `batch` to its target and moves the job's cursor in one script; checks everything
+    /// before the first write, so a batch is written whole or not at all.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] for an entry that cannot be written (no fields, too many fields),
+    /// [`Error::Redis`] when Redis fails, [`Error::Protocol`] on an unexpected reply.
+    pub async fn write_replay_batch(&self, batch: &ReplayBatch<'_>) -> Result<ReplayWrite> {
+        let Some(last) = batch.entries.last() else {
+            return Err(protocol(batch.target, "empty replay batch".into()));
+        };
+        let cursor_key = replay_cursor_key(batch.target);
+        let mut invocation = self.replay.key(batch.target);
+        invocation
+            .key(&cursor_key)
+            .arg(batch.job)
+            .arg(batch.expected.map(|c| c.to_string()).unwrap_or_default())
+            .arg(last.id.to_string())
+            .arg(match batch.ids {
+                IdMode::New => "new",
+                IdMode::Original => "original",
+            })
+            .arg(batch.origin.map_or("", |o| o.0))
+            .arg(batch.origin.map_or("", |o| o.1))
+            .arg(batch.entries.len());
+        for entry in batch.entries {
+            let extra = usize::from(batch.origin.is_some());
+            if entry.fields.len() + extra == 0 || entry.fields.len() > MAX_REPLAY_FIELDS {
+                return Err(Error::InvalidKey {
+                    key: batch.target.to_string(),
+                    reason: format!(
+                        "entry `{}` has {} fields; a replayed entry needs 1 to {MAX_REPLAY_FIELDS}",
+                        entry.id,
+                        entry.fields.len()
+                    ),
+                });
+            }
+            invocation.arg(entry.id.to_string()).arg(entry.fields.len());
+            for (name, value) in &entry.fields {
+                invocation.arg(name.as_ref()).arg(value.as_ref());
+            }
+        }
+        let mut con = self.con.clone();
+        let reply: Value = invocation
+            .invoke_async(&mut con)
+            .await
+            .map_err(|source| Error::Redis {
+                op: "replay batch",
+                key: batch.target.to_string(),
+                source,
+            })?;
+        let Value::Array(items) = reply else {
+            return Err(protocol(batch.target, format!("replay reply {reply:?}")));
+        };
+        let items: Vec<String> = items.iter().map(|v| text(v).unwrap_or_default()).collect();
+        let count = |i: usize| -> Result<u64> {
+            items
+                .get(i)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| protocol(batch.target, format!("replay reply {items:?}")))
+        };
+        match items.first().map(String::as_str) {
+            Some("1") => Ok(ReplayWrite::Written { total: count(2)? }),
+            Some("0") => Ok(ReplayWrite::CursorMoved {
+                cursor: opt_id(batch.target, items.get(1).map_or("", String::as_str))?,
+                total: count(2)?,
+            }),
+            Some("2") => Ok(ReplayWrite::IdConflict {
+                target_last: opt_id(batch.target, items.get(1).map_or("", String::as_str))?
+                    .unwrap_or(StreamId::MIN),
+            }),
+            _ => Err(protocol(batch.target, format!("replay reply {items:?}"))),
+        }
+    }
+
+    /// A job's cursor on a target and the entries it wrote there.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn replay_cursor(&self, target: &str, job: &str) -> Result<(Option<StreamId>, u64)> {
+        let key = replay_cursor_key(target);
+        let mut con = self.con.clone();
+        let (cursor, total): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+            .arg(&key)
+            .arg(job)
+            .arg(format!("{job}:n"))
+            .query_async(&mut con)
+            .await
+            .map_err(|source| Error::Redis {
+                op: "HMGET",
+                key: key.clone(),
+                source,
+            })?;
+        Ok((opt_id(&key, cursor.as_deref().unwrap_or(""))?, total.unwrap_or(0)))
+    }
+}
