@@ -13,7 +13,7 @@ use crate::{Error, Result};
 pub const DEFAULT_TARGET: &str = "{topic}:replay:{partition}";
 
 /// How replayed entries get their ids.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Ids {
     /// Fresh ids from the target.
@@ -24,7 +24,7 @@ pub enum Ids {
 }
 
 /// A replay as requested (`POST /v1/replays`, `streamtier replay`). Only `topic` is required.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReplayRequest {
     /// Topic to replay.
@@ -57,7 +57,7 @@ pub struct ReplayRequest {
 }
 
 /// Where a job is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum JobState {
     /// Waiting for a free slot.
@@ -80,7 +80,7 @@ impl JobState {
 }
 
 /// One partition of a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartitionJob {
     /// Partition number.
     pub partition: u32,
@@ -97,7 +97,7 @@ pub struct PartitionJob {
 }
 
 /// The durable record of a job.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobRecord {
     /// Job id (time-ordered).
     pub id: String,

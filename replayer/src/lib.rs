@@ -38,6 +38,7 @@ pub mod job;
 pub mod plan;
 pub mod range;
 pub mod rate;
+pub mod settings;
 pub mod source;
 
 pub use engine::{ReplayLimits, ReplayMetrics, Replayer};

@@ -34,7 +34,7 @@ pub struct JobPlan {
 }
 
 /// What a replay would read, per partition.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct PartitionPlan {
     /// Partition number.
     pub partition: u32,

@@ -7,11 +7,13 @@ use streamtier_schemas::{parse_rfc3339_ms, StreamId};
 use crate::{Error, Result};
 
 /// A resolved id range: ids `>= from` and `< to` (no upper end when `to` is `None`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct IdRange {
     /// First id included.
+    #[schema(value_type = String, example = "1762041600000-0")]
     pub from: StreamId,
-    /// First id excluded.
+    /// First id excluded; none for no end.
+    #[schema(value_type = Option<String>)]
     pub to: Option<StreamId>,
 }
 

@@ -17,7 +17,7 @@ use crate::{Error, Result};
 pub use conn::RedisConn;
 pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
 pub use lease::Lease;
-pub use replay::{replay_cursor_key, IdMode, ReplayBatch, ReplayWrite, MAX_REPLAY_FIELDS};
+pub use replay::{replay_cursor_key, GroupInfo, IdMode, ReplayBatch, ReplayWrite, MAX_REPLAY_FIELDS};
 use reply::{parse_read, parse_trim};
 
 /// Default Redis URL.

@@ -189,3 +189,89 @@ impl Hot {
         Ok((opt_id(&key, cursor.as_deref().unwrap_or(""))?, total.unwrap_or(0)))
     }
 }
+
+/// One consumer group of a stream, as `XINFO GROUPS` and `XPENDING` describe it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupInfo {
+    /// Group name (lossy UTF-8).
+    pub name: String,
+    /// Last id delivered to the group.
+    pub last_delivered_id: StreamId,
+    /// Entries delivered but not acknowledged.
+    pub pending: u64,
+    /// The lowest pending id.
+    pub lowest_pending_id: Option<StreamId>,
+    /// Entries not yet delivered, when Redis knows.
+    pub lag: Option<u64>,
+}
+
+impl Hot {
+    /// The consumer groups of `stream` (none when it does not exist).
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails, [`Error::Protocol`] on an unexpected reply.
+    pub async fn consumer_groups(&self, stream: &str) -> Result<Vec<GroupInfo>> {
+        let mut con = self.con.clone();
+        let err = |op: &'static str| {
+            let key = stream.to_string();
+            move |source| Error::Redis { op, key, source }
+        };
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg(stream)
+            .query_async(&mut con)
+            .await
+            .map_err(err("EXISTS"))?;
+        if exists == 0 {
+            return Ok(Vec::new());
+        }
+        let groups: Vec<Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(stream)
+            .query_async(&mut con)
+            .await
+            .map_err(err("XINFO GROUPS"))?;
+        let mut out = Vec::new();
+        for group in groups {
+            let pairs: Vec<(String, Value)> = match group {
+                Value::Array(items) => items
+                    .chunks(2)
+                    .filter_map(|kv| Some((text(&kv[0])?, kv.get(1)?.clone())))
+                    .collect(),
+                Value::Map(items) => items
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((text(&k)?, v)))
+                    .collect(),
+                other => return Err(protocol(stream, format!("XINFO GROUPS item {other:?}"))),
+            };
+            let get = |name: &str| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let name = get("name").and_then(|v| text(&v)).unwrap_or_default();
+            let last_delivered_id = get("last-delivered-id")
+                .and_then(|v| text(&v))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(StreamId::MIN);
+            let pending = get("pending")
+                .and_then(|v| text(&v))
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
+            let lag = get("lag").and_then(|v| text(&v)).and_then(|s| s.parse().ok());
+            let summary: Value = redis::cmd("XPENDING")
+                .arg(stream)
+                .arg(&name)
+                .query_async(&mut con)
+                .await
+                .map_err(err("XPENDING"))?;
+            let lowest_pending_id = match summary {
+                Value::Array(items) => items.get(1).and_then(text).and_then(|s| s.parse().ok()),
+                _ => None,
+            };
+            out.push(GroupInfo {
+                name,
+                last_delivered_id,
+                pending,
+                lowest_pending_id,
+                lag,
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,161 @@
+//! Errors as `application/problem+json` (RFC 9457): `type`, `title`, `status`, `detail`, and the
+//! offending `field` when there is one.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use streamtier_replayer::Error as ReplayError;
+use streamtier_tiers::ErrorKind;
+
+/// What the API answers when something is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// A setting is wrong (startup only).
+    #[error("invalid setting `{key}`: {reason}")]
+    Settings {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// A problem to send to the client.
+    #[error("{status} {title}: {detail}")]
+    Problem {
+        /// HTTP status.
+        status: StatusCode,
+        /// Short kind, e.g. `invalid-request`.
+        kind: &'static str,
+        /// Human title.
+        title: &'static str,
+        /// What exactly is wrong.
+        detail: String,
+        /// The request field at fault.
+        field: Option<String>,
+    },
+}
+
+/// The JSON body of a problem.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Problem {
+    /// A URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short summary of the kind.
+    pub title: String,
+    /// HTTP status code.
+    pub status: u16,
+    /// What exactly is wrong.
+    pub detail: String,
+    /// The request field at fault, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// A problem with a field.
+    pub fn field(status: StatusCode, field: impl Into<String>, detail: impl Into<String>) -> Self {
+        let (kind, title) = kind_of(status);
+        ApiError::Problem {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// A problem without a field.
+    pub fn status(status: StatusCode, detail: impl Into<String>) -> Self {
+        let (kind, title) = kind_of(status);
+        ApiError::Problem {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            field: None,
+        }
+    }
+}
+
+fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
+    match status {
+        StatusCode::BAD_REQUEST => ("invalid-request", "The request is malformed"),
+        StatusCode::UNAUTHORIZED => ("unauthorized", "A valid bearer token is required"),
+        StatusCode::NOT_FOUND => ("not-found", "Not found"),
+        StatusCode::CONFLICT => ("conflict", "The request conflicts with the target's state"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "The request body is too large"),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Send application/json"),
+        StatusCode::UNPROCESSABLE_ENTITY => ("unprocessable", "The request cannot be honoured"),
+        StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "A dependency is unavailable"),
+        _ => ("internal", "Internal error"),
+    }
+}
+
+impl From<ReplayError> for ApiError {
+    fn from(e: ReplayError) -> Self {
+        match &e {
+            ReplayError::Invalid { field, .. } => {
+                ApiError::field(StatusCode::BAD_REQUEST, field, e.to_string())
+            }
+            ReplayError::Unacceptable { field, .. } => {
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
+            }
+            ReplayError::NotFound { .. } => ApiError::status(StatusCode::NOT_FOUND, e.to_string()),
+            ReplayError::Conflict { .. } => ApiError::field(StatusCode::CONFLICT, "target", e.to_string()),
+            _ if e.kind() == ErrorKind::Unavailable => {
+                ApiError::status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
+            _ => ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+        }
+    }
+}
+
+impl From<streamtier_tiers::Error> for ApiError {
+    fn from(e: streamtier_tiers::Error) -> Self {
+        let status = match e.kind() {
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError::status(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            ApiError::Settings { .. } => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Problem {
+                    kind: "/problems/internal".into(),
+                    title: "Internal error".into(),
+                    status: 500,
+                    detail: self.to_string(),
+                    field: None,
+                },
+            ),
+            ApiError::Problem {
+                status,
+                kind,
+                title,
+                detail,
+                field,
+            } => (
+                status,
+                Problem {
+                    kind: format!("/problems/{kind}"),
+                    title: title.into(),
+                    status: status.as_u16(),
+                    detail,
+                    field,
+                },
+            ),
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,259 @@
+//! `/v1/replays`: request, list, watch and cancel replay jobs.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use serde::Serialize;
+use streamtier_replayer::plan::{build_plan, check_original_targets, dry_run, resolve_range};
+use streamtier_replayer::{IdRange, JobPlan, JobRecord, PartitionPlan, ReplayRequest};
+
+use crate::state::AppState;
+use crate::ApiError;
+
+/// Answer to a dry run: what the replay would read, per partition and in total.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct DryRun {
+    /// Always true.
+    pub dry_run: bool,
+    /// The topic.
+    pub topic: String,
+    /// The resolved range.
+    pub range: IdRange,
+    /// Per partition.
+    pub partitions: Vec<PartitionPlan>,
+    /// Objects to read.
+    pub objects: u64,
+    /// Entries in those objects plus entries only in Redis.
+    pub entries: u64,
+    /// Bytes of those objects.
+    pub bytes: u64,
+}
+
+/// A page of jobs, newest first.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct JobPage {
+    /// The jobs.
+    pub jobs: Vec<JobRecord>,
+    /// All jobs.
+    pub total: u64,
+    /// Jobs skipped.
+    pub offset: u64,
+    /// Page size.
+    pub limit: u64,
+}
+
+/// Parses a JSON body, naming the field at fault.
+fn parse_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::status(StatusCode::PAYLOAD_TOO_LARGE, r.body_text())
+        } else {
+            ApiError::status(StatusCode::BAD_REQUEST, r.body_text())
+        }
+    })?;
+    if let Some(kind) = headers.get(header::CONTENT_TYPE) {
+        let kind = kind.to_str().unwrap_or_default();
+        if !kind.starts_with("application/json") {
+            return Err(ApiError::status(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("content type `{kind}`; send application/json"),
+            ));
+        }
+    }
+    let de = &mut serde_json::Deserializer::from_slice(&body);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = inner.to_string();
+        // An unknown or missing field is named in serde's message, not in the path.
+        let field = extract_quoted(&message)
+            .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
+            .unwrap_or(path);
+        ApiError::field(StatusCode::BAD_REQUEST, field, message)
+    })
+}
+
+fn extract_quoted(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let end = message[start..].find('`')? + start;
+    Some(message[start..end].to_string())
+}
+
+/// Checks a request against the topics, limits and target rules, and fixes its range.
+///
+/// # Errors
+/// 400 for malformed fields, 404 for an unknown topic or partition, 422 for a range, template
+/// or rate that cannot be honoured, 503 when Redis cannot be read.
+pub async fn plan_request(state: &AppState, request: &ReplayRequest) -> Result<JobPlan, ApiError> {
+    if request.topic.is_empty() {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            "topic",
+            "must not be empty",
+        ));
+    }
+    let topics = state.topics().await?;
+    let sources = topics.get(&request.topic).ok_or_else(|| {
+        ApiError::field(
+            StatusCode::NOT_FOUND,
+            "topic",
+            format!("topic `{}` not found", request.topic),
+        )
+    })?;
+    let limits = state.replayer.limits();
+    let rate = match request.rate_limit {
+        Some(0) => {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rate_limit",
+                "must be at least 1",
+            ))
+        }
+        Some(r) if r > limits.max_rate => {
+            return Err(ApiError::field(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "rate_limit",
+                format!(
+                    "{r} entries/s is above the server's maximum of {}",
+                    limits.max_rate
+                ),
+            ))
+        }
+        Some(r) => r,
+        None => limits.default_rate,
+    };
+    let range = IdRange::parse(request.from.as_deref(), request.to.as_deref())?;
+    let all_sources: Vec<String> = topics.values().flatten().map(|p| p.stream.clone()).collect();
+    let plan = build_plan(request, range, rate, sources, |t| {
+        state.target_allowed(t, &all_sources)
+    })?;
+    let range = resolve_range(state.replayer.hot(), plan.range, sources).await?;
+    Ok(JobPlan { range, ..plan })
+}
+
+/// `POST /v1/replays`
+#[utoipa::path(post, path = "/v1/replays", request_body = ReplayRequest,
+    responses(
+        (status = 202, description = "Job accepted; `Location` names it", body = JobRecord),
+        (status = 200, description = "Dry run: the plan", body = DryRun),
+        (status = 400, description = "Malformed request", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing or wrong token", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown topic or partition", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Original ids would not ascend in the target", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Range, template or rate cannot be honoured", body = crate::problem::Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let request: ReplayRequest = parse_body(&headers, body)?;
+    let plan = plan_request(&state, &request).await?;
+    let (hot, store) = (state.replayer.hot(), state.replayer.store());
+    let range = plan.range;
+    if request.dry_run {
+        let partitions = dry_run(hot, store, &plan).await?;
+        let body = DryRun {
+            dry_run: true,
+            topic: request.topic.clone(),
+            range,
+            objects: partitions.iter().map(|p| p.objects).sum(),
+            entries: partitions
+                .iter()
+                .map(|p| p.archived_entries + p.redis_entries)
+                .sum(),
+            bytes: partitions.iter().map(|p| p.bytes).sum(),
+            partitions,
+        };
+        return Ok((StatusCode::OK, Json(body)).into_response());
+    }
+    check_original_targets(hot, store, &plan).await?;
+    let record = state.replayer.create(&plan).await?;
+    state.replayer.spawn(record.clone());
+    let location = format!("/v1/replays/{}", record.id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], Json(record)).into_response())
+}
+
+fn number(query: &HashMap<String, String>, name: &str, default: u64, max: u64) -> Result<u64, ApiError> {
+    match query.get(name) {
+        None => Ok(default),
+        Some(text) => match text.parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(ApiError::field(
+                StatusCode::BAD_REQUEST,
+                name,
+                format!("`{text}` is not a number from 0 to {max}"),
+            )),
+        },
+    }
+}
+
+/// `GET /v1/replays`
+#[utoipa::path(get, path = "/v1/replays",
+    params(("offset" = Option<u64>, Query, description = "Jobs to skip"), ("limit" = Option<u64>, Query, description = "Page size, at most 500 (default 50)")),
+    responses((status = 200, description = "Jobs, newest first", body = JobPage)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<JobPage>, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| !["offset", "limit"].contains(&k.as_str())) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            unknown.clone(),
+            "unknown query parameter",
+        ));
+    }
+    let offset = number(&query, "offset", 0, u64::MAX / 4)?;
+    let limit = number(&query, "limit", 50, 500)?;
+    let (ids, total) = state.replayer.jobs().list(offset, limit).await?;
+    let mut jobs = Vec::with_capacity(ids.len());
+    for id in ids {
+        match state.replayer.jobs().get(&id).await {
+            Ok(record) => jobs.push(record),
+            Err(streamtier_replayer::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Json(JobPage {
+        jobs,
+        total,
+        offset,
+        limit,
+    }))
+}
+
+/// `GET /v1/replays/{id}`
+#[utoipa::path(get, path = "/v1/replays/{id}", params(("id" = String, Path, description = "Job id")),
+    responses((status = 200, description = "The job", body = JobRecord),
+              (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<JobRecord>, ApiError> {
+    Ok(Json(state.replayer.jobs().get(&id).await?))
+}
+
+/// `POST /v1/replays/{id}/cancel`
+#[utoipa::path(post, path = "/v1/replays/{id}/cancel", params(("id" = String, Path, description = "Job id")),
+    responses((status = 202, description = "Cancel requested; the job stops between batches", body = JobRecord),
+              (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn cancel(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = state.replayer.cancel(&id).await?;
+    Ok((StatusCode::ACCEPTED, Json(record)).into_response())
+}

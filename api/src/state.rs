@@ -1,0 +1,110 @@
+//! What the handlers share: the replay engine, the topic catalog, the target rules, counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use streamtier_archiver::partition::{self, Owners};
+use streamtier_archiver::settings::{Retention, Topic};
+use streamtier_archiver::Metrics;
+use streamtier_replayer::settings::glob_match;
+use streamtier_replayer::{Replayer, SourcePartition};
+use streamtier_schemas::StreamId;
+use streamtier_tiers::hot::is_internal_key;
+
+use crate::ApiError;
+
+/// Where topics come from: the configured `[[topics]]`, or discovery over Redis keys.
+#[derive(Clone, Debug)]
+pub enum Catalog {
+    /// Configured topics.
+    Topics(Vec<Topic>),
+    /// Stream keys found by `SCAN`.
+    Discover(Retention),
+}
+
+/// A summary of one partition's archive, kept up to date by listing only new objects.
+#[derive(Clone, Debug, Default)]
+pub struct ArchiveSummary {
+    /// Last object key counted.
+    pub last_key: Option<String>,
+    /// Objects.
+    pub objects: u64,
+    /// Entries in them.
+    pub entries: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// First archived id.
+    pub first_id: Option<StreamId>,
+    /// Last archived id.
+    pub last_id: Option<StreamId>,
+    /// Entries-added offset of the last archived entry, when known.
+    pub last_offset: Option<u64>,
+}
+
+/// Shared state of the API.
+pub struct AppState {
+    /// The replay engine (and through it, Redis and the store).
+    pub replayer: Replayer,
+    /// Topics.
+    pub catalog: Catalog,
+    /// `[replay] allowed_targets`; empty means the default rule.
+    pub allowed_targets: Vec<String>,
+    /// The bearer token.
+    pub token: Option<String>,
+    /// The archiver's counters when it runs in this process (`streamtier run`).
+    pub archiver: Option<Arc<Metrics>>,
+    /// Per-partition archive summaries.
+    pub summaries: Mutex<HashMap<(String, u32), ArchiveSummary>>,
+}
+
+impl AppState {
+    /// Every topic and its partitions now.
+    ///
+    /// # Errors
+    /// 503 when Redis cannot be scanned.
+    pub async fn topics(&self) -> Result<BTreeMap<String, Vec<SourcePartition>>, ApiError> {
+        let parts = match &self.catalog {
+            Catalog::Topics(topics) => partition::from_topics(topics),
+            Catalog::Discover(retention) => {
+                let keys = self.replayer.hot().scan_streams().await?;
+                partition::discover(&keys, retention, &Owners::new()).0
+            }
+        };
+        let mut out: BTreeMap<String, Vec<SourcePartition>> = BTreeMap::new();
+        for p in parts {
+            out.entry(p.topic.clone()).or_default().push(SourcePartition {
+                partition: p.partition,
+                stream: p.stream,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Whether a replay may write into `target`: listed in `allowed_targets`, or, without that
+    /// list, anything except a source stream and streamtier's own keys.
+    pub fn target_allowed(&self, target: &str, sources: &[String]) -> streamtier_replayer::Result<()> {
+        let refuse = |reason: String| streamtier_replayer::Error::Unacceptable {
+            field: "target".into(),
+            reason,
+        };
+        if is_internal_key(target) {
+            return Err(refuse(format!(
+                "`{target}` is one of streamtier's or Runnel's own keys"
+            )));
+        }
+        if !self.allowed_targets.is_empty() {
+            if self.allowed_targets.iter().any(|p| glob_match(p, target)) {
+                return Ok(());
+            }
+            return Err(refuse(format!(
+                "`{target}` matches none of replay.allowed_targets"
+            )));
+        }
+        if sources.iter().any(|s| s == target) {
+            return Err(refuse(format!(
+                "`{target}` is a live source stream; list it in replay.allowed_targets to write into it"
+            )));
+        }
+        Ok(())
+    }
+}
