@@ -6,9 +6,12 @@ use std::path::Path;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
+use streamtier_api::{ApiConfig, ApiSettings};
 use streamtier_archiver::settings::{
     check_topics, ArchiveConfig, ArchiveSettings, Retention, Topic, TopicSettings,
 };
+use streamtier_replayer::settings::ReplaySettings;
+use streamtier_replayer::ReplayLimits;
 use streamtier_tiers::hot::RedisSettings;
 use streamtier_tiers::store::StoreSettings;
 
@@ -28,6 +31,12 @@ pub struct Settings {
     /// `[[topics]]`; none means discovery.
     #[serde(default)]
     pub topics: Vec<TopicSettings>,
+    /// `[api]`
+    #[serde(default)]
+    pub api: ApiSettings,
+    /// `[replay]`
+    #[serde(default)]
+    pub replay: ReplaySettings,
 }
 
 /// The configuration after every check.
@@ -39,6 +48,10 @@ pub struct Checked {
     pub archive: ArchiveConfig,
     /// Checked topics (empty: discovery).
     pub topics: Vec<Topic>,
+    /// Checked `[api]`.
+    pub api: ApiConfig,
+    /// Checked `[replay]`.
+    pub replay: ReplayLimits,
 }
 
 /// Loads and checks the configuration; the error names the key that is wrong.
@@ -59,14 +72,27 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Checked> {
     settings.store.parse_url()?;
     let archive = settings.archive.check()?;
     let topics = check_topics(&settings.topics)?;
+    let api = settings.api.check()?;
+    let replay = settings.replay.check()?;
     Ok(Checked {
         settings,
         archive,
         topics,
+        api,
+        replay,
     })
 }
 
 impl Checked {
+    /// Where the API finds topics.
+    pub fn catalog(&self) -> streamtier_api::Catalog {
+        if self.topics.is_empty() {
+            streamtier_api::Catalog::Discover(Retention::default())
+        } else {
+            streamtier_api::Catalog::Topics(self.topics.clone())
+        }
+    }
+
     /// Which partitions to archive: the configured topics, or discovery with default retention.
     pub fn source(&self) -> streamtier_archiver::Source {
         if self.topics.is_empty() {

@@ -2,6 +2,8 @@
 //! loads the configuration, builds the clients and runs the chosen subcommand.
 
 mod config;
+mod replay_cmd;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,6 +35,20 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
+    /// Serve the HTTP API (replays, topics, health, metrics); resumes unfinished replays.
+    Serve {
+        /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run the archiver daemon and the HTTP API in one process (the everyday way).
+    Run {
+        /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Replay one range from the terminal, with progress and a summary.
+    Replay(replay_cmd::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,7 +68,37 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Archive { config, once } => runtime.block_on(archive(config, once)),
+        Command::Serve { config } => runtime.block_on(serve::serve(config, false)),
+        Command::Run { config } => runtime.block_on(serve::serve(config, true)),
+        Command::Replay(args) => runtime.block_on(replay_cmd::replay(args)),
     }
+}
+
+/// Loads the configuration, or prints why not (exit code 2).
+fn load_config(config: Option<&std::path::Path>) -> Result<config::Checked, ExitCode> {
+    config::load(config).map_err(|e| {
+        eprintln!("error: configuration: {e:#}");
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// Builds the Redis and store clients, or prints why not (exit code 1).
+async fn clients(
+    checked: &config::Checked,
+) -> Result<(streamtier_tiers::hot::Hot, streamtier_tiers::store::Store), ExitCode> {
+    let hot = streamtier_tiers::hot::connect(&checked.settings.redis)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {}", render(&e));
+            ExitCode::FAILURE
+        })?;
+    let store = streamtier_tiers::store::connect(&checked.settings.store)
+        .await
+        .map_err(|e| {
+            eprintln!("error: {}", render(&e));
+            ExitCode::FAILURE
+        })?;
+    Ok((hot, store))
 }
 
 fn owner_id() -> String {
@@ -66,26 +112,13 @@ fn owner_id() -> String {
 }
 
 async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
-    let checked = match config::load(config.as_deref()) {
+    let checked = match load_config(config.as_deref()) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: configuration: {e:#}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+        Err(code) => return code,
     };
-    let hot = match streamtier_tiers::hot::connect(&checked.settings.redis).await {
-        Ok(h) => h,
-        Err(e) => {
-            eprintln!("error: {}", render(&e));
-            return ExitCode::FAILURE;
-        }
-    };
-    let store = match streamtier_tiers::store::connect(&checked.settings.store).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: {}", render(&e));
-            return ExitCode::FAILURE;
-        }
+    let (hot, store) = match clients(&checked).await {
+        Ok(c) => c,
+        Err(code) => return code,
     };
     let ctx = Context {
         hot,

@@ -1,0 +1,240 @@
+//! `streamtier replay`: one replay from the terminal, through the same engine and checks as the
+//! API, with a progress line and a final summary.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Args;
+use streamtier_api::AppState;
+use streamtier_replayer::plan::{check_original_targets, dry_run};
+use streamtier_replayer::{Ids, JobState, ReplayRequest, Replayer};
+use tokio_util::sync::CancellationToken;
+
+use crate::{clients, load_config, render, watch_signals, EXIT_CONFIG};
+
+/// `streamtier replay` arguments.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Topic to replay.
+    #[arg(long)]
+    topic: String,
+    /// Partitions, e.g. `0,3` or `0-3`; all when absent.
+    #[arg(long)]
+    partitions: Option<String>,
+    /// Inclusive start: RFC 3339 time or entry id.
+    #[arg(long)]
+    from: Option<String>,
+    /// Exclusive end: RFC 3339 time or entry id.
+    #[arg(long)]
+    to: Option<String>,
+    /// Target key template with {topic}, {partition}, {stream}.
+    #[arg(long)]
+    target: Option<String>,
+    /// `new` (fresh ids) or `original`.
+    #[arg(long, default_value = "new")]
+    ids: String,
+    /// With `--ids new`: a field holding `<source stream>/<original id>`.
+    #[arg(long)]
+    origin_field: Option<String>,
+    /// Entries per second.
+    #[arg(long)]
+    rate_limit: Option<u64>,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+fn parse_partitions(text: &str) -> Result<Vec<u32>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let bad = || format!("`{part}` is not a partition or a range like 0-3");
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (u32, u32) = (a.parse().map_err(|_| bad())?, b.parse().map_err(|_| bad())?);
+                if a > b {
+                    return Err(bad());
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs one replay; exit 0 when it succeeded, 1 when it failed or was cancelled, 2 for a bad
+/// configuration or request.
+pub async fn replay(args: ReplayArgs) -> ExitCode {
+    let checked = match load_config(args.config.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let partitions = match args.partitions.as_deref().map(parse_partitions).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: --partitions: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let ids = match args.ids.as_str() {
+        "new" => Ids::New,
+        "original" => Ids::Original,
+        other => {
+            eprintln!("error: --ids: `{other}` is neither `new` nor `original`");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let (hot, store) = match clients(&checked).await {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let shutdown = CancellationToken::new();
+    tokio::spawn(watch_signals(shutdown.clone()));
+    let replayer = Replayer::new(
+        hot.clone(),
+        store.clone(),
+        checked.replay.clone(),
+        shutdown.clone(),
+    );
+    let state = AppState {
+        replayer: replayer.clone(),
+        catalog: checked.catalog(),
+        allowed_targets: checked.settings.replay.allowed_targets.clone(),
+        token: None,
+        archiver: None,
+        summaries: Default::default(),
+    };
+    let request = ReplayRequest {
+        topic: args.topic,
+        partitions,
+        from: args.from,
+        to: args.to,
+        target: args.target,
+        ids,
+        origin_field: args.origin_field,
+        rate_limit: args.rate_limit,
+        dry_run: args.dry_run,
+    };
+    let plan = match streamtier_api::replays::plan_request(&state, &request).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let planned = match dry_run(&hot, &store, &plan).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}", render(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let total: u64 = planned.iter().map(|p| p.archived_entries + p.redis_entries).sum();
+    if request.dry_run {
+        println!(
+            "{:<10} {:<32} {:<32} {:>8} {:>12} {:>14} {:>12}",
+            "partition", "source", "target", "objects", "archived", "bytes", "in redis"
+        );
+        for p in &planned {
+            println!(
+                "{:<10} {:<32} {:<32} {:>8} {:>12} {:>14} {:>12}",
+                p.partition, p.stream, p.target, p.objects, p.archived_entries, p.bytes, p.redis_entries
+            );
+        }
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = check_original_targets(&hot, &store, &plan).await {
+        eprintln!("error: {}", render(&e));
+        return ExitCode::FAILURE;
+    }
+    let record = match replayer.create(&plan).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", render(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("replay job {} started: about {total} entries", record.id);
+    let started = Instant::now();
+    let last_print = Arc::new(std::sync::Mutex::new(Instant::now()));
+    let progress = move |r: &streamtier_replayer::JobRecord| {
+        let Ok(mut last) = last_print.lock() else { return };
+        if last.elapsed().as_millis() < 250 {
+            return;
+        }
+        *last = Instant::now();
+        let rate = r.entries_replayed as f64 / started.elapsed().as_secs_f64().max(1e-3);
+        let pct = if total > 0 {
+            100.0 * r.entries_replayed as f64 / total as f64
+        } else {
+            100.0
+        };
+        eprint!(
+            "\r{:>12} / ~{total} entries ({pct:>5.1} %), {rate:>10.0} entries/s ",
+            r.entries_replayed
+        );
+        let _ = std::io::stderr().flush();
+    };
+    let done = match replayer.run(record, progress).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("\nerror: {}", render(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!();
+    println!("job {}: {:?}", done.id, done.state);
+    println!(
+        "{:<10} {:<32} {:>12}  last source id",
+        "partition", "target", "entries"
+    );
+    for p in &done.partitions {
+        println!(
+            "{:<10} {:<32} {:>12}  {}",
+            p.partition,
+            p.target,
+            p.entries_replayed,
+            p.last_source_id.as_deref().unwrap_or("-")
+        );
+    }
+    println!(
+        "{} entries in {secs:.2} s ({:.0} entries/s); {} objects, {} bytes read",
+        done.entries_replayed,
+        done.entries_replayed as f64 / secs.max(1e-3),
+        done.objects_read,
+        done.bytes_read
+    );
+    match done.state {
+        JobState::Succeeded => ExitCode::SUCCESS,
+        JobState::Running | JobState::Queued => {
+            println!("interrupted: run the same job again with `streamtier serve` to resume it");
+            ExitCode::FAILURE
+        }
+        _ => {
+            if let Some(e) = &done.error {
+                eprintln!("error: {e}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_partitions;
+
+    #[test]
+    fn partition_lists_and_ranges() {
+        assert_eq!(parse_partitions("0,3").unwrap(), vec![0, 3]);
+        assert_eq!(parse_partitions("0-3").unwrap(), vec![0, 1, 2, 3]);
+        assert!(parse_partitions("3-0").is_err());
+        assert!(parse_partitions("x").is_err());
+    }
+}
