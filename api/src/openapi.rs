@@ -42,7 +42,7 @@ impl Modify for Bearer {
 pub struct ApiDoc;
 
 /// `GET /openapi.json`
-#[utoipa::path(get, path = "/openapi.json", responses((status = 200, description = "This document", content_type = "application/json")))]
+#[utoipa::path(tag = "operations", get, path = "/openapi.json", responses((status = 200, description = "This document", content_type = "application/json")))]
 pub async fn openapi_json() -> axum::Json<utoipa::openapi::OpenApi> {
     axum::Json(ApiDoc::openapi())
 }

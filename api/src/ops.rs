@@ -25,13 +25,13 @@ pub struct Health {
 }
 
 /// `GET /healthz`: the process is alive.
-#[utoipa::path(get, path = "/healthz", responses((status = 200, description = "Alive", body = Health)))]
+#[utoipa::path(tag = "operations", get, path = "/healthz", responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
 /// `GET /readyz`: Redis and the store answer.
-#[utoipa::path(get, path = "/readyz", responses((status = 200, description = "Ready", body = Health),
+#[utoipa::path(tag = "operations", get, path = "/readyz", responses((status = 200, description = "Ready", body = Health),
     (status = 503, description = "Redis or the store does not answer", body = crate::problem::Problem, content_type = "application/problem+json")))]
 pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Health>, ApiError> {
     state
@@ -61,7 +61,7 @@ fn counter(out: &mut String, name: &str, help: &str, value: u64) {
 }
 
 /// `GET /metrics`: Prometheus text format.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+#[utoipa::path(tag = "operations", get, path = "/metrics", responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
 pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let mut out = String::new();
     if let Some(m) = &state.archiver {

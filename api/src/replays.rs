@@ -71,7 +71,12 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         let field = extract_quoted(&message)
             .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
             .unwrap_or(path);
-        ApiError::field(StatusCode::BAD_REQUEST, field, message)
+        // `.` is the whole body (not JSON, or not an object): no field to name.
+        if field == "." {
+            ApiError::status(StatusCode::BAD_REQUEST, message)
+        } else {
+            ApiError::field(StatusCode::BAD_REQUEST, field, message)
+        }
     })
 }
 
@@ -102,6 +107,16 @@ pub async fn plan_request(state: &AppState, request: &ReplayRequest) -> Result<J
             format!("topic `{}` not found", request.topic),
         )
     })?;
+    // Name the unknown partition's field (the replayer's not-found error carries no field).
+    for (i, p) in request.partitions.iter().flatten().enumerate() {
+        if !sources.iter().any(|s| s.partition == *p) {
+            return Err(ApiError::field(
+                StatusCode::NOT_FOUND,
+                format!("partitions[{i}]"),
+                format!("partition {p} of topic `{}` not found", request.topic),
+            ));
+        }
+    }
     let limits = state.replayer.limits();
     let rate = match request.rate_limit {
         Some(0) => {
@@ -134,7 +149,7 @@ pub async fn plan_request(state: &AppState, request: &ReplayRequest) -> Result<J
 }
 
 /// `POST /v1/replays`
-#[utoipa::path(post, path = "/v1/replays", request_body = ReplayRequest,
+#[utoipa::path(tag = "replays", post, path = "/v1/replays", request_body = ReplayRequest,
     responses(
         (status = 202, description = "Job accepted; `Location` names it", body = JobRecord),
         (status = 200, description = "Dry run: the plan", body = DryRun),
@@ -154,6 +169,8 @@ pub async fn create(
     let plan = plan_request(&state, &request).await?;
     let (hot, store) = (state.replayer.hot(), state.replayer.store());
     let range = plan.range;
+    // A dry run answers what the real request would: a conflict is a conflict.
+    check_original_targets(hot, store, &plan).await?;
     if request.dry_run {
         let partitions = dry_run(hot, store, &plan).await?;
         let body = DryRun {
@@ -170,7 +187,6 @@ pub async fn create(
         };
         return Ok((StatusCode::OK, Json(body)).into_response());
     }
-    check_original_targets(hot, store, &plan).await?;
     let record = state.replayer.create(&plan).await?;
     state.replayer.spawn(record.clone());
     let location = format!("/v1/replays/{}", record.id);
@@ -192,9 +208,9 @@ fn number(query: &HashMap<String, String>, name: &str, default: u64, max: u64) -
 }
 
 /// `GET /v1/replays`
-#[utoipa::path(get, path = "/v1/replays",
+#[utoipa::path(tag = "replays", get, path = "/v1/replays",
     params(("offset" = Option<u64>, Query, description = "Jobs to skip"), ("limit" = Option<u64>, Query, description = "Page size, at most 500 (default 50)")),
-    responses((status = 200, description = "Jobs, newest first", body = JobPage)),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 200, description = "Jobs, newest first", body = JobPage)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<Arc<AppState>>,
@@ -227,8 +243,8 @@ pub async fn list(
 }
 
 /// `GET /v1/replays/{id}`
-#[utoipa::path(get, path = "/v1/replays/{id}", params(("id" = String, Path, description = "Job id")),
-    responses((status = 200, description = "The job", body = JobRecord),
+#[utoipa::path(tag = "replays", get, path = "/v1/replays/{id}", params(("id" = String, Path, description = "Job id")),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 200, description = "The job", body = JobRecord),
               (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn get(
@@ -239,8 +255,8 @@ pub async fn get(
 }
 
 /// `POST /v1/replays/{id}/cancel`
-#[utoipa::path(post, path = "/v1/replays/{id}/cancel", params(("id" = String, Path, description = "Job id")),
-    responses((status = 202, description = "Cancel requested; the job stops between batches", body = JobRecord),
+#[utoipa::path(tag = "replays", post, path = "/v1/replays/{id}/cancel", params(("id" = String, Path, description = "Job id")),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 202, description = "Cancel requested; the job stops between batches", body = JobRecord),
               (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn cancel(

@@ -116,7 +116,7 @@ pub struct TopicView {
 }
 
 /// `GET /v1/topics`
-#[utoipa::path(get, path = "/v1/topics", responses((status = 200, description = "Topics", body = TopicList)),
+#[utoipa::path(tag = "topics", get, path = "/v1/topics", responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 200, description = "Topics", body = TopicList)),
     security(("bearer" = [])))]
 pub async fn list(State(state): State<Arc<AppState>>) -> Result<Json<TopicList>, ApiError> {
     let topics = state.topics().await?;
@@ -176,8 +176,8 @@ async fn summarize(
 }
 
 /// `GET /v1/topics/{topic}`
-#[utoipa::path(get, path = "/v1/topics/{topic}", params(("topic" = String, Path, description = "Topic name")),
-    responses((status = 200, description = "The topic's partitions", body = TopicView),
+#[utoipa::path(tag = "topics", get, path = "/v1/topics/{topic}", params(("topic" = String, Path, description = "Topic name")),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 200, description = "The topic's partitions", body = TopicView),
               (status = 404, description = "No such topic", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
 pub async fn get(

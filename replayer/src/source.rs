@@ -53,6 +53,8 @@ pub struct PartitionSource {
     last_object: Option<String>,
     /// Last id and entries-added offset of the previous object read, to prove continuity.
     previous: Option<(StreamId, Option<u64>)>,
+    /// Bytes of the current object already added to `stats`.
+    counted: u64,
     /// What was read so far.
     pub stats: SourceStats,
 }
@@ -81,6 +83,7 @@ impl PartitionSource {
             current: None,
             last_object: None,
             previous: None,
+            counted: 0,
             stats: SourceStats::default(),
         }
     }
@@ -185,11 +188,17 @@ impl PartitionSource {
             self.previous = Some((blocks.meta().last_id, last_offset));
             self.last_object = Some(object.key.clone());
             self.current = Some((object, blocks));
+            self.counted = 0;
         }
         let Some((object, blocks)) = self.current.as_mut() else {
             return Ok(None);
         };
-        match blocks.next_block().await {
+        let result = blocks.next_block().await;
+        // Count fetched bytes as they come: a range may end (or a job stop) inside an object.
+        let fetched = blocks.bytes_fetched();
+        self.stats.bytes_read += fetched - self.counted;
+        self.counted = fetched;
+        match result {
             Ok(Some(entries)) => {
                 let after = self.after();
                 let entries: Vec<Entry> = entries
@@ -205,7 +214,6 @@ impl PartitionSource {
                 }
             }
             Ok(None) => {
-                self.stats.bytes_read += blocks.bytes_fetched();
                 self.current = None;
                 Ok(None)
             }

@@ -3,10 +3,13 @@
 
 mod harness;
 
+mod api_http;
+mod api_http_replays;
 mod archive_basics;
 mod archive_cluster;
 mod archive_daemon;
 mod archive_faults;
 mod archive_readers;
 mod replay_engine;
+mod replay_kill;
 mod store_conformance;

@@ -162,7 +162,8 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
     }
     // The kills landed while the jobs were still running.
     assert!(
-        jobs.iter().all(|id| job_state(&redis, id)["state"] != "succeeded"),
+        jobs.iter()
+            .all(|id| job_state(&redis, id)["state"] != "succeeded"),
         "a job finished before the last kill; slow it down"
     );
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -191,13 +192,13 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
     }
     kill9(&mut child);
 
-    for p in 0..2usize {
+    for (p, source) in full.iter().enumerate() {
         let restored = xrange_all(&mut con, &format!("restored:{p}"));
-        assert_eq!(restored.len(), full[p].len(), "restored:{p}: duplicates or holes");
-        assert_eq!(restored, full[p], "restored:{p} differs from the source");
+        assert_eq!(restored.len(), source.len(), "restored:{p}: duplicates or holes");
+        assert_eq!(restored, *source, "restored:{p} differs from the source");
         let fresh = xrange_all(&mut con, &format!("fresh:{p}"));
-        assert_eq!(fresh.len(), full[p].len(), "fresh:{p}: duplicates or holes");
-        for (got, want) in fresh.iter().zip(&full[p]) {
+        assert_eq!(fresh.len(), source.len(), "fresh:{p}: duplicates or holes");
+        for (got, want) in fresh.iter().zip(source) {
             let mut fields = want.fields.clone();
             fields.push((
                 Bytes::from_static(b"_origin"),
