@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::archive_basics::partition;
 use crate::harness::archiver::{system_context, test_settings};
 use crate::harness::redis::RedisServer;
+use crate::harness::s3::{Fault, S3Sandbox};
 use crate::harness::stream::{object_keys, xadd, xrange_all};
 
 /// 2025-11-01T00:00:00Z
@@ -65,6 +66,13 @@ impl Fixture {
             root,
             store,
         }
+    }
+
+    /// The same over a real S3-protocol server.
+    async fn on_s3(s3: &S3Sandbox) -> Fixture {
+        let mut f = Fixture::new().await;
+        f.store = s3.store("replay");
+        f
     }
 
     /// Archives `stream` as orders/`p`, keeping the newest `keep` entries in Redis.
@@ -352,5 +360,36 @@ async fn cancel_conflict_and_pacing() {
         start.elapsed() >= Duration::from_millis(1900),
         "{:?}",
         start.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_from_s3_through_503s_and_timeouts_exactly_once() {
+    let s3 = S3Sandbox::start().await;
+    let f = Fixture::on_s3(&s3).await;
+    let mut con = f.redis.con();
+    let mut produced = produce(&mut con, "orders:0", 0, 300);
+    f.archive(0, "orders:0", 20).await;
+    produced.extend(produce(&mut con, "orders:0", 300, 30));
+    // More 503s on object reads than the S3 client retries by itself, then a slow answer: the
+    // engine retries with backoff and resumes from its cursor.
+    s3.faults().inject("GET", ".parquet", Fault::Status(503), 40);
+    s3.faults()
+        .inject("GET", ".parquet", Fault::Delay(Duration::from_secs(3)), 1);
+    let replayer = f.replayer(1_000_000);
+    let record = f
+        .job(&replayer, request("s3r:{partition}", Ids::Original), 1)
+        .await
+        .expect("job");
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(xrange_all(&mut con, "s3r:0"), produced);
+    assert!(
+        replayer
+            .metrics()
+            .retries
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "no retry was needed"
     );
 }
