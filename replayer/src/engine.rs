@@ -654,11 +654,12 @@ mod tests {
         let entries: Vec<Entry> = (0..10).map(|i| e(i, 10)).collect();
         let sizes: Vec<usize> = chunks(&entries, 4, 1000).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, vec![4, 4, 2]);
-        let sizes: Vec<usize> = chunks(&entries, 100, 25).iter().map(|c| c.len()).collect();
+        // payload_len is 10 + 16 per entry here: two fit in 60 bytes, three do not.
+        let sizes: Vec<usize> = chunks(&entries, 100, 60).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, vec![2, 2, 2, 2, 2]);
         // One entry larger than the byte limit still goes, alone.
         let big = vec![e(0, 5), e(1, 100), e(2, 5)];
-        let sizes: Vec<usize> = chunks(&big, 100, 50).iter().map(|c| c.len()).collect();
+        let sizes: Vec<usize> = chunks(&big, 100, 60).iter().map(|c| c.len()).collect();
         assert_eq!(sizes, vec![1, 1, 1]);
         assert!(chunks(&[], 4, 4).is_empty());
     }

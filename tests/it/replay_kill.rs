@@ -216,3 +216,83 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_command_plans_runs_and_reports() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("archive");
+    let mut con = redis.con();
+    for p in 0..3u32 {
+        for i in 0..40u64 {
+            xadd(
+                &mut con,
+                &format!("orders:{p}"),
+                "*",
+                &[(b"i", i.to_string().as_bytes())],
+            );
+        }
+    }
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[redis]\nurl = \"{}\"\n[store]\nurl = \"{}\"\n\
+             [[topics]]\nname = \"orders\"\nstreams = \"orders:{{partition}}\"\npartitions = 3\n\
+             retain_entries = 10\nretain_for = \"0s\"\n",
+            redis.url(),
+            root.display()
+        ),
+    );
+    let run = |args: &[&str]| {
+        let out = Command::new(binary())
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .expect("run");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(&["archive", "--once"]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = run(&["replay", "--topic", "orders", "--partitions", "0-1", "--dry-run"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("orders:replay:0") && !text.contains("orders:replay:2"),
+        "{text}"
+    );
+    assert_eq!(
+        xrange_all(&mut con, "orders:replay:0").len(),
+        0,
+        "a dry run writes nothing"
+    );
+    let (code, text) = run(&[
+        "replay",
+        "--topic",
+        "orders",
+        "--partitions",
+        "0-1",
+        "--target",
+        "copy:{partition}",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("Succeeded") && text.contains("80 entries"),
+        "{text}"
+    );
+    for p in 0..2 {
+        assert_eq!(xrange_all(&mut con, &format!("copy:{p}")).len(), 40);
+    }
+    assert!(xrange_all(&mut con, "copy:2").is_empty());
+    // A bad request is refused with the field and exit code 2.
+    let (code, text) = run(&["replay", "--topic", "orders", "--from", "soon"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("`from`"), "{text}");
+    let (code, text) = run(&["replay", "--topic", "orders", "--target", "orders:{partition}"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("target"), "{text}");
+}
