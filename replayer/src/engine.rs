@@ -2,13 +2,13 @@
 //! job, every batch written with its cursor in one script, paced by token buckets.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
 use streamtier_schemas::{Entry, StreamId};
-use streamtier_tiers::hot::{Hot, IdMode, ReplayBatch, ReplayWrite};
+use streamtier_tiers::hot::{Hot, IdMode, Lease, ReplayBatch, ReplayWrite};
 use streamtier_tiers::store::Store;
 use streamtier_tiers::ErrorKind;
 use tokio::sync::Semaphore;
@@ -66,6 +66,9 @@ pub struct ReplayMetrics {
     pub bytes: AtomicU64,
 }
 
+/// How long a job's lease lasts without renewal (renewed every second while it runs).
+const JOB_LEASE_TTL: Duration = Duration::from_secs(5);
+
 /// Why a partition stopped early.
 enum Stop {
     /// Cancelled by request.
@@ -93,6 +96,8 @@ struct Inner {
     running: Mutex<HashMap<String, CancellationToken>>,
     tasks: TaskTracker,
     metrics: ReplayMetrics,
+    /// Unique per process: the owner of job leases.
+    owner: String,
 }
 
 /// The replay engine; cheap to clone.
@@ -174,6 +179,7 @@ impl Replayer {
                 running: Mutex::new(HashMap::new()),
                 tasks: TaskTracker::new(),
                 metrics: ReplayMetrics::default(),
+                owner: format!("{}-{:08x}", std::process::id(), rand::random::<u32>()),
             }),
         }
     }
@@ -299,7 +305,7 @@ impl Replayer {
     /// returned record's `error`.
     pub async fn run(
         &self,
-        mut record: JobRecord,
+        record: JobRecord,
         progress: impl Fn(&JobRecord) + Send + Sync,
     ) -> Result<JobRecord> {
         let inner = &self.inner;
@@ -315,25 +321,79 @@ impl Replayer {
                 return self.finish(record, Stop::Shutdown, &token).await;
             }
         };
+        // One runner per job: several servers resume the same unfinished jobs, and a lease
+        // keeps all but one waiting. (Exactly-once does not depend on it: the cursor check in
+        // the write script stops a second runner.)
+        let lease = Lease::new(&format!("replay-job:{}", record.id), &inner.owner, JOB_LEASE_TTL);
+        loop {
+            if lease
+                .acquire(&inner.hot)
+                .await
+                .map_err(Error::tier("job lease"))?
+            {
+                break;
+            }
+            let current = inner.jobs.get(&record.id).await?;
+            if current.state.is_final() {
+                self.forget(&record.id);
+                return Ok(current);
+            }
+            tokio::select! {
+                () = tokio::time::sleep(JOB_LEASE_TTL / 2) => {}
+                () = token.cancelled() => {
+                    return self.finish(record, Stop::Shutdown, &token).await;
+                }
+            }
+        }
+        let result = self.run_leased(record, &lease, &token, progress).await;
+        if let Err(e) = lease.release(&inner.hot).await {
+            tracing::warn!(error = %e, "could not release a job lease");
+        }
+        result
+    }
+
+    async fn run_leased(
+        &self,
+        mut record: JobRecord,
+        lease: &Lease,
+        token: &CancellationToken,
+        progress: impl Fn(&JobRecord) + Send + Sync,
+    ) -> Result<JobRecord> {
+        let inner = &self.inner;
+        let token = token.clone();
+        // The record may have moved on while this runner waited for the lease.
+        if let Ok(current) = inner.jobs.get(&record.id).await {
+            if current.state.is_final() {
+                self.forget(&record.id);
+                return Ok(current);
+            }
+            record = current;
+        }
         if inner.jobs.cancel_requested(&record.id).await? {
             return self.finish(record, Stop::Cancelled, &token).await;
         }
         record.state = JobState::Running;
-        record.started_at.get_or_insert_with(now_rfc3339);
-        inner.jobs.save(&record).await?;
         let shared = Arc::new(Mutex::new(record.clone()));
         let job_rate = TokenBucket::new(record.rate_limit);
         let todo: Vec<usize> = (0..record.partitions.len())
             .filter(|i| !record.partitions[*i].done)
             .collect();
+        let lost = Arc::new(AtomicBool::new(false));
         let _saver = {
             let (shared, jobs, token) = (shared.clone(), inner.jobs.clone(), token.clone());
+            let (lease, hot, lost) = (lease.clone(), inner.hot.clone(), lost.clone());
             AbortOnDrop(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
                 loop {
                     tokio::select! {
                         _ = tick.tick() => {}
                         () = token.cancelled() => return,
+                    }
+                    if let Ok(false) = lease.acquire(&hot).await {
+                        // Paused past the lease: another runner may have the job now.
+                        lost.store(true, Ordering::SeqCst);
+                        token.cancel();
+                        return;
                     }
                     let snapshot = shared.lock().map(|r| r.clone()).ok();
                     if let Some(snapshot) = snapshot {
@@ -370,6 +430,13 @@ impl Replayer {
                 });
         drop(_saver);
         let record = shared.lock().map_err(|_| poisoned())?.clone();
+        let preempted = matches!(outcome, Some(Stop::Failed(Error::Preempted { .. })));
+        if lost.load(Ordering::SeqCst) || preempted {
+            // Another runner owns the job now: its record is theirs to write.
+            tracing::warn!(job = %record.id, "lost the job to another runner; stopping here");
+            self.forget(&record.id);
+            return Ok(record);
+        }
         match outcome {
             None => {
                 let mut record = record;

@@ -1,5 +1,6 @@
 //! `kill -9` of `streamtier serve` in the middle of large replays, in both id modes, several
-//! times: after restarts the jobs finish and every source entry is in its target exactly once.
+//! times and with a second server resuming the same jobs: the jobs finish and every source entry
+//! is in its target exactly once. Also the `streamtier replay` command.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -40,6 +41,7 @@ fn serve(config: &std::path::Path, port: u16) -> Child {
     let child = Command::new(binary())
         .args(["serve", "--config"])
         .arg(config)
+        .env("STREAMTIER_API__LISTEN", format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -154,6 +156,13 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
             .expect("Location header");
         jobs.push(location.trim().trim_start_matches("/v1/replays/").to_string());
     }
+    // A second server resumes the same unfinished jobs: the job lease keeps one runner per job,
+    // and the cursor check would stop a second one anyway.
+    let port2 = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut second = serve(&config, port2);
     let mut rng = rand::rng();
     for _ in 0..6 {
         std::thread::sleep(Duration::from_millis(rng.random_range(200..900)));
@@ -191,6 +200,7 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
     kill9(&mut child);
+    kill9(&mut second);
 
     for (p, source) in full.iter().enumerate() {
         let restored = xrange_all(&mut con, &format!("restored:{p}"));
