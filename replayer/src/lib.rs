@@ -14,7 +14,9 @@
 //!    (`replay.lua`), and the script checks the cursor it expects first (compare-and-set). A
 //!    crash before the script leaves neither; after it, both. A restarted job reads the cursor
 //!    and goes on after it; a retry whose first attempt landed sees its own cursor and counts
-//!    the batch once; a second runner of the same job finds the cursor moved and stops.
+//!    the batch once; a second runner of the same job finds the cursor moved and stops. Runners
+//!    also take an expiring lease per job (several servers resume the same unfinished jobs), but
+//!    exactly-once never depends on it.
 //! 3. **Nothing half-written.** The script checks everything that could fail (cursor, original
 //!    id order) before its first `XADD`, and the engine refuses entries a script cannot write
 //!    (no fields, too many) before calling it.
