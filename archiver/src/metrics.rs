@@ -25,6 +25,10 @@ pub struct Metrics {
     pub gap_entries: AtomicU64,
     /// Failed partition passes (each is retried with backoff).
     pub errors: AtomicU64,
+    /// Of those, failures of Redis.
+    pub redis_errors: AtomicU64,
+    /// Of those, failures of the object store.
+    pub store_errors: AtomicU64,
     status: Mutex<BTreeMap<(String, u32), PartitionStatus>>,
 }
 
@@ -49,6 +53,18 @@ impl Metrics {
     /// Adds `n` to a counter.
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Counts a failed pass, by the dependency that failed.
+    pub fn count_error(&self, e: &crate::Error) {
+        Self::add(&self.errors, 1);
+        if let crate::Error::Tier { source, .. } = e {
+            match source.dependency() {
+                Some(streamtier_tiers::Dependency::Redis) => Self::add(&self.redis_errors, 1),
+                Some(streamtier_tiers::Dependency::Store) => Self::add(&self.store_errors, 1),
+                None => {}
+            }
+        }
     }
 
     /// Updates the status of one partition.

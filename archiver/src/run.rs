@@ -10,7 +10,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use crate::metrics::Metrics;
 use crate::partition::{self, Owners, Partition};
 use crate::settings::{Retention, Topic};
 use crate::worker::{backoff, Context, Mode, PartitionWorker, PassStats};
@@ -133,7 +132,7 @@ async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken)
                     break;
                 }
                 Err(e) => {
-                    Metrics::add(&ctx.metrics.errors, 1);
+                    ctx.metrics.count_error(&e);
                     warn!(stream = %p.stream, error = %e, attempt, "archiving failed");
                     error = Some(e.to_string());
                     if matches!(
@@ -285,7 +284,7 @@ async fn daemon_partition(
                         break;
                     }
                     Err(e) => {
-                        Metrics::add(&ctx.metrics.errors, 1);
+                        ctx.metrics.count_error(&e);
                         warn!(stream = %p.stream, error = %e, "archiving failed; backing off");
                         failures += 1;
                         backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))

@@ -60,6 +60,10 @@ pub struct ReplayMetrics {
     pub batches: AtomicU64,
     /// Retried failures of Redis or the store.
     pub retries: AtomicU64,
+    /// Failures of Redis seen by replays (retried or not).
+    pub redis_errors: AtomicU64,
+    /// Failures of the object store seen by replays (retried or not).
+    pub store_errors: AtomicU64,
     /// Objects opened.
     pub objects: AtomicU64,
     /// Bytes fetched from the store.
@@ -111,6 +115,39 @@ impl std::fmt::Debug for Replayer {
         f.debug_struct("Replayer")
             .field("limits", &self.inner.limits)
             .finish_non_exhaustive()
+    }
+}
+
+/// The dependency behind an error, if a dependency failed.
+fn dependency(e: &Error) -> Option<streamtier_tiers::Dependency> {
+    match e {
+        Error::Tier { source, .. } => source.dependency(),
+        Error::BadObject { source, .. } => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(c) = cause {
+                if let Some(t) = c.downcast_ref::<streamtier_tiers::Error>() {
+                    return t.dependency();
+                }
+                if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
+                    if let Some(t) = inner.downcast_ref::<streamtier_tiers::Error>() {
+                        return t.dependency();
+                    }
+                }
+                cause = c.source();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+impl ReplayMetrics {
+    fn count_error(&self, e: &Error) {
+        match dependency(e) {
+            Some(streamtier_tiers::Dependency::Redis) => self.redis_errors.fetch_add(1, Ordering::Relaxed),
+            Some(streamtier_tiers::Dependency::Store) => self.store_errors.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
     }
 }
 
@@ -555,13 +592,17 @@ impl Replayer {
                     Ok(Some(entries)) => entries,
                     Ok(None) => break,
                     Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                        inner.metrics.count_error(&e);
                         attempt += 1;
                         inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
                         tokio::time::sleep(backoff(attempt)).await;
                         continue 'resume;
                     }
-                    Err(e) => return Err(Stop::Failed(e)),
+                    Err(e) => {
+                        inner.metrics.count_error(&e);
+                        return Err(Stop::Failed(e));
+                    }
                 };
                 for chunk in chunks(&entries, inner.limits.batch_entries, inner.limits.batch_bytes) {
                     let n = chunk.len() as u64;
@@ -644,6 +685,7 @@ impl Replayer {
                     }))
                 }
                 Err(e) if e.kind() == ErrorKind::Unavailable && *attempt < MAX_ATTEMPTS => {
+                    self.inner.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
                     *attempt += 1;
                     self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(job, target, attempt = *attempt, error = %e, "retrying replay write");

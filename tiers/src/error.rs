@@ -110,7 +110,25 @@ pub enum ErrorKind {
     Internal,
 }
 
+/// Which dependency an error came from, for metrics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dependency {
+    /// Redis.
+    Redis,
+    /// The object store (S3 or the local directory).
+    Store,
+}
+
 impl Error {
+    /// Which dependency failed, if this error is a dependency's failure.
+    pub fn dependency(&self) -> Option<Dependency> {
+        match self {
+            Error::Redis { .. } | Error::Protocol { .. } => Some(Dependency::Redis),
+            Error::S3 { .. } | Error::Io { .. } | Error::NotFound { .. } => Some(Dependency::Store),
+            _ => None,
+        }
+    }
+
     /// Returns the coarse category of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {

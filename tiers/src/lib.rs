@@ -13,4 +13,4 @@ pub mod error;
 pub mod hot;
 pub mod store;
 
-pub use error::{Error, ErrorKind, Result};
+pub use error::{Dependency, Error, ErrorKind, Result};
