@@ -177,6 +177,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     );
     let mut counts = [0u64; 5];
     let mut rates = String::new();
+    let mut observed = String::new();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     if let Ok((ids, _)) = state.replayer.jobs().list(0, JOBS_COUNTED).await {
         for id in ids {
             if let Ok(job) = state.replayer.jobs().get(&id).await {
@@ -194,6 +198,19 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                         "streamtier_replay_rate_limit{{job=\"{}\"}} {}",
                         job.id, job.rate_limit
                     );
+                    let started = job
+                        .started_at
+                        .as_deref()
+                        .and_then(streamtier_schemas::parse_rfc3339_ms);
+                    if let Some(started) = started {
+                        let secs = (now_ms - started).max(1) as f64 / 1000.0;
+                        let _ = writeln!(
+                            observed,
+                            "streamtier_replay_job_entries_per_second{{job=\"{}\"}} {:.1}",
+                            job.id,
+                            job.entries_replayed as f64 / secs
+                        );
+                    }
                 }
             }
         }
@@ -207,6 +224,8 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     }
     let _ = writeln!(out, "# HELP streamtier_replay_rate_limit Entries per second allowed to each running job.\n# TYPE streamtier_replay_rate_limit gauge");
     out.push_str(&rates);
+    let _ = writeln!(out, "# HELP streamtier_replay_job_entries_per_second Entries per second each running job has replayed since it started.\n# TYPE streamtier_replay_job_entries_per_second gauge");
+    out.push_str(&observed);
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
