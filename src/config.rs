@@ -63,7 +63,12 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Checked> {
         }
         figment = figment.merge(Toml::file_exact(path));
     }
-    figment = figment.merge(Env::prefixed("STREAMTIER_").split("__"));
+    // `STREAMTIER_REPORT_PEAK_RSS` is a switch for the benchmark, not a setting.
+    figment = figment.merge(
+        Env::prefixed("STREAMTIER_")
+            .ignore(&["report_peak_rss"])
+            .split("__"),
+    );
     let settings: Settings = figment.extract().map_err(|e| {
         let msgs: Vec<String> = e.into_iter().map(|e| e.to_string()).collect();
         anyhow::anyhow!("{}", msgs.join("; "))

@@ -66,12 +66,23 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match cli.command {
+    let code = match cli.command {
         Command::Archive { config, once } => runtime.block_on(archive(config, once)),
         Command::Serve { config } => runtime.block_on(serve::serve(config, false)),
         Command::Run { config } => runtime.block_on(serve::serve(config, true)),
         Command::Replay(args) => runtime.block_on(replay_cmd::replay(args)),
+    };
+    if std::env::var_os("STREAMTIER_REPORT_PEAK_RSS").is_some() {
+        // For the benchmark: the process's peak resident memory, as the kernel counted it.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        if let Some(line) = status.lines().find(|l| l.starts_with("VmHWM:")) {
+            eprintln!(
+                "peak_rss_kib={}",
+                line.trim_start_matches("VmHWM:").trim().trim_end_matches(" kB")
+            );
+        }
     }
+    code
 }
 
 /// Loads the configuration, or prints why not (exit code 2).

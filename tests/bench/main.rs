@@ -1,0 +1,437 @@
+//! streamtier's throughput benchmark: raw Redis limits, archive and replay end to end, narrow
+//! replays, peak memory and archive size, measured side by side in one run.
+//!
+//! `cargo bench --bench throughput -- [--entries N] [--partitions P] [--redis-url URL]
+//! [--csv FILE] [--json PATH] [--skip-s3]`
+
+#[path = "../it/harness/s3.rs"]
+#[allow(dead_code)]
+mod s3;
+
+mod data;
+mod resp;
+
+use std::process::Command;
+use std::time::Instant;
+
+use serde_json::json;
+
+use data::Generator;
+use resp::{encode_xadd, Raw};
+
+struct Args {
+    entries: u64,
+    partitions: u64,
+    redis_url: Option<String>,
+    csv: Option<String>,
+    json: String,
+    skip_s3: bool,
+}
+
+fn args() -> Args {
+    let mut a = Args {
+        entries: 2_000_000,
+        partitions: 8,
+        redis_url: None,
+        csv: None,
+        json: "target/bench/results.json".into(),
+        skip_s3: false,
+    };
+    let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--entries" => a.entries = value().parse().expect("--entries N"),
+            "--partitions" => a.partitions = value().parse().expect("--partitions P"),
+            "--redis-url" => a.redis_url = Some(value()),
+            "--csv" => a.csv = Some(value()),
+            "--json" => a.json = value(),
+            "--skip-s3" => a.skip_s3 = true,
+            other => panic!("unknown argument `{other}`"),
+        }
+    }
+    a
+}
+
+/// A `redis-server` of our own on a free port, killed on drop.
+struct OwnRedis {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_redis() -> (OwnRedis, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(dir.path())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("redis-server on PATH");
+    let url = format!("redis://127.0.0.1:{port}");
+    // Owned from here on: killed and waited for on drop, also when it never answers.
+    let own = OwnRedis { child, _dir: dir };
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return (own, url);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("redis-server did not start");
+}
+
+/// Runs the `streamtier` binary; answers (seconds, peak RSS in MiB, stdout).
+fn streamtier(args: &[&str], env: &[(&str, String)]) -> (f64, f64, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streamtier"));
+    cmd.args(args)
+        .env("STREAMTIER_REPORT_PEAK_RSS", "1")
+        .env("RUST_LOG", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let start = Instant::now();
+    let out = cmd.output().expect("run streamtier");
+    let secs = start.elapsed().as_secs_f64();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "streamtier {args:?} failed:\n{stdout}\n{stderr}"
+    );
+    let rss = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak_rss_kib="))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kib| kib / 1024.0);
+    (secs, rss, stdout)
+}
+
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+        let meta = entry.metadata().expect("metadata");
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpu
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map_or("?", |m| m.trim_start_matches([' ', '\t', ':']));
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    format!("{model}, {cores} cores")
+}
+
+fn main() {
+    let a = args();
+    let (_own, url) = match &a.redis_url {
+        Some(url) => (None, url.clone()),
+        None => {
+            let (own, url) = start_redis();
+            (Some(own), url)
+        }
+    };
+    let addr = url
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_string();
+    let work = tempfile::tempdir().expect("tempdir");
+    let p = a.partitions;
+    let stream = |i: u64| format!("bench:{}", i % p);
+
+    // 1. Load: the raw pipelined XADD writer (also the raw write limit), NDJSON+gzip beside it.
+    let entries: Vec<resp::RawEntry> = match &a.csv {
+        Some(path) => data::read_csv(path, a.entries),
+        None => {
+            let mut g = Generator::new(a.entries);
+            (0..a.entries).map(|i| g.entry(i)).collect()
+        }
+    };
+    let n = entries.len() as u64;
+    let payload: u64 = entries.iter().map(data::payload).sum();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    for (i, e) in entries.iter().enumerate() {
+        data::ndjson(&mut gz, &stream(i as u64), e);
+    }
+    let ndjson_gz = gz.finish().expect("gzip").len() as u64;
+    let mut raw = Raw::connect(&addr);
+    let start = Instant::now();
+    for (c, chunk) in entries.chunks(1000).enumerate() {
+        let mut buf = Vec::with_capacity(chunk.len() * 300);
+        for (j, e) in chunk.iter().enumerate() {
+            encode_xadd(&mut buf, &stream((c * 1000 + j) as u64), e);
+        }
+        raw.pipeline(&buf, chunk.len());
+    }
+    let write_secs = start.elapsed().as_secs_f64();
+    drop(entries);
+    let mut redis_bytes = 0u64;
+    for i in 0..p {
+        let mut cmd = Vec::new();
+        let key = format!("bench:{i}");
+        for part in ["MEMORY", "USAGE", key.as_str(), "SAMPLES", "0"] {
+            cmd.extend_from_slice(format!("${}\r\n{part}\r\n", part.len()).as_bytes());
+        }
+        let mut full = b"*5\r\n".to_vec();
+        full.extend(cmd);
+        redis_bytes += memory_usage(&addr, &full);
+    }
+
+    // 2. The raw XRANGE reader: COUNT 1000, pipelined across partitions, replies walked not built.
+    let start = Instant::now();
+    let mut cursors: Vec<(String, String)> = (0..p)
+        .map(|i| (format!("bench:{i}"), "0-0".to_string()))
+        .collect();
+    let (mut read_entries, mut read_bytes) = (0u64, 0u64);
+    while !cursors.is_empty() {
+        let (results, bytes) = raw.xrange_round(&cursors, 1000);
+        read_bytes += bytes;
+        let mut next = Vec::new();
+        for ((key, _), (count, last)) in cursors.into_iter().zip(results) {
+            read_entries += count;
+            if let (1000, Some(last)) = (count, last) {
+                next.push((key, last));
+            }
+        }
+        cursors = next;
+    }
+    let read_secs = start.elapsed().as_secs_f64();
+    assert_eq!(read_entries, n, "the raw reader saw every entry");
+
+    // 3. Archive end to end with the real binary: local directory, then the S3-protocol server.
+    let archive_dir = work.path().join("archive");
+    let config = work.path().join("bench.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[redis]\nurl = \"{url}\"\n[store]\nurl = \"{}\"\n[replay]\nmax_rate = 1000000000\ndefault_rate = 1000000000\n\
+             partition_concurrency = {p}\n[[topics]]\nname = \"bench\"\nstreams = \"bench:{{partition}}\"\npartitions = {p}\n\
+             retain_entries = {n}\nretain_for = \"1000d\"\n",
+            archive_dir.display()
+        ),
+    )
+    .expect("config");
+    let cfg = config.to_str().expect("utf-8 path");
+    let (archive_secs, archive_rss, _) = streamtier(&["archive", "--once", "--config", cfg], &[]);
+    let parquet = dir_bytes(&archive_dir);
+    let s3_secs = if a.skip_s3 {
+        None
+    } else {
+        Some(archive_to_s3(&addr, cfg, p))
+    };
+
+    // 4. Replays of the whole archive into fresh streams, in both id modes.
+    let replay = |ids: &str, name: &str, extra: &[&str]| {
+        let target = format!("{name}:{{partition}}");
+        let mut args = vec![
+            "replay", "--config", cfg, "--topic", "bench", "--ids", ids, "--target", &target,
+        ];
+        args.extend_from_slice(extra);
+        streamtier(&args, &[])
+    };
+    let (new_secs, new_rss, _) = replay("new", "fresh", &[]);
+    let (orig_secs, orig_rss, _) = replay("original", "restored", &[]);
+    // 5. A narrow replay: one minute from the middle of the six hours.
+    let (from, to) = ("2025-11-22T03:00:00Z", "2025-11-22T03:01:00Z");
+    let (_, _, out) = replay("new", "narrow", &["--from", from, "--to", to]);
+    let summary = out
+        .lines()
+        .find(|l| l.contains("bytes read"))
+        .unwrap_or_default()
+        .to_string();
+    let words: Vec<&str> = summary.split_whitespace().collect();
+    let narrow_entries: f64 = words.first().and_then(|w| w.parse().ok()).unwrap_or(0.0);
+    let narrow_fetched: f64 = words
+        .iter()
+        .position(|w| *w == "bytes")
+        .and_then(|i| words[i - 1].parse().ok())
+        .unwrap_or(0.0);
+    let narrow_occupied = narrow_entries * parquet as f64 / n as f64;
+
+    let mb = payload as f64 / 1e6;
+    let raw_read = n as f64 / read_secs;
+    let raw_write = n as f64 / write_secs;
+    let rows: Vec<(&str, String, String)> = vec![
+        (
+            "raw XADD (pipelined)",
+            format!("{raw_write:.0} entries/s, {:.1} MB/s", mb / write_secs),
+            String::new(),
+        ),
+        (
+            "raw XRANGE (pipelined)",
+            format!(
+                "{raw_read:.0} entries/s, {:.1} MB/s",
+                read_bytes as f64 / 1e6 / read_secs
+            ),
+            String::new(),
+        ),
+        (
+            "archive, local dir",
+            format!(
+                "{:.0} entries/s, {:.1} MB/s",
+                n as f64 / archive_secs,
+                mb / archive_secs
+            ),
+            format!(
+                "{:.2} x raw read (target >= 0.6)",
+                n as f64 / archive_secs / raw_read
+            ),
+        ),
+        (
+            "archive, S3 protocol",
+            s3_secs.map_or("skipped".into(), |s| {
+                format!("{:.0} entries/s, {:.1} MB/s", n as f64 / s, mb / s)
+            }),
+            s3_secs.map_or(String::new(), |s| {
+                format!("{:.2} x raw read", n as f64 / s / raw_read)
+            }),
+        ),
+        (
+            "replay, new ids",
+            format!("{:.0} entries/s", n as f64 / new_secs),
+            format!(
+                "{:.2} x raw write (target >= 0.7)",
+                n as f64 / new_secs / raw_write
+            ),
+        ),
+        (
+            "replay, original ids",
+            format!("{:.0} entries/s", n as f64 / orig_secs),
+            format!(
+                "{:.2} x raw write (target >= 0.7)",
+                n as f64 / orig_secs / raw_write
+            ),
+        ),
+        (
+            "narrow replay (1 min)",
+            format!("{narrow_entries:.0} entries, {narrow_fetched:.0} B fetched"),
+            format!(
+                "{:.1} x the bytes the range occupies (target <= 2)",
+                narrow_fetched / narrow_occupied.max(1.0)
+            ),
+        ),
+        (
+            "peak RSS archive",
+            format!("{archive_rss:.0} MiB"),
+            "target <= 256 MiB".into(),
+        ),
+        (
+            "peak RSS replay",
+            format!("{:.0} MiB", new_rss.max(orig_rss)),
+            "target <= 256 MiB".into(),
+        ),
+        (
+            "Parquet size",
+            format!("{:.1} B/entry", parquet as f64 / n as f64),
+            format!(
+                "{:.0} % of Redis memory (target <= 20 %)",
+                100.0 * parquet as f64 / redis_bytes as f64
+            ),
+        ),
+        (
+            "Redis memory",
+            format!("{:.1} B/entry", redis_bytes as f64 / n as f64),
+            String::new(),
+        ),
+        (
+            "NDJSON + gzip",
+            format!("{:.1} B/entry", ndjson_gz as f64 / n as f64),
+            String::new(),
+        ),
+    ];
+    println!(
+        "\nstreamtier benchmark: {n} entries ({:.0} B payload each), {p} partitions; {}",
+        payload as f64 / n as f64,
+        machine()
+    );
+    for (what, figure, ratio) in &rows {
+        println!("  {what:<24} {figure:<40} {ratio}");
+    }
+    let results = json!({
+        "entries": n, "partitions": p, "payload_bytes": payload, "machine": machine(),
+        "raw_write_entries_per_s": raw_write, "raw_read_entries_per_s": raw_read,
+        "raw_read_mb_per_s": read_bytes as f64 / 1e6 / read_secs,
+        "archive_local_s": archive_secs, "archive_s3_s": s3_secs,
+        "archive_ratio_to_raw_read": n as f64 / archive_secs / raw_read,
+        "replay_new_s": new_secs, "replay_original_s": orig_secs,
+        "replay_new_ratio_to_raw_write": n as f64 / new_secs / raw_write,
+        "replay_original_ratio_to_raw_write": n as f64 / orig_secs / raw_write,
+        "narrow_entries": narrow_entries, "narrow_fetched_bytes": narrow_fetched, "narrow_occupied_bytes": narrow_occupied,
+        "peak_rss_archive_mib": archive_rss, "peak_rss_replay_mib": new_rss.max(orig_rss),
+        "parquet_bytes": parquet, "redis_memory_bytes": redis_bytes, "ndjson_gzip_bytes": ndjson_gz,
+    });
+    if let Some(dir) = std::path::Path::new(&a.json).parent() {
+        std::fs::create_dir_all(dir).expect("json dir");
+    }
+    std::fs::write(&a.json, serde_json::to_string_pretty(&results).expect("json")).expect("write json");
+    println!("results: {}", a.json);
+}
+
+fn memory_usage(addr: &str, cmd: &[u8]) -> u64 {
+    use std::io::{BufRead, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    s.write_all(cmd).expect("write");
+    let mut line = String::new();
+    std::io::BufReader::new(s).read_line(&mut line).expect("read");
+    line.trim().trim_start_matches(':').parse().unwrap_or(0)
+}
+
+/// Archives again into the in-process S3-protocol server (the chain cache in Redis is cleared
+/// first: it belongs to the local archive); answers the seconds.
+fn archive_to_s3(addr: &str, config: &str, partitions: u64) -> f64 {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let sandbox = rt.block_on(s3::S3Sandbox::start());
+    for i in 0..partitions {
+        let key = format!("streamtier:chain:{{bench:{i}}}");
+        let cmd = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
+        memory_usage(addr, cmd.as_bytes());
+    }
+    let env = vec![
+        (
+            "STREAMTIER_STORE__URL",
+            format!("s3://{}/bench", sandbox.bucket()),
+        ),
+        ("STREAMTIER_STORE__ENDPOINT", sandbox.endpoint()),
+        ("STREAMTIER_STORE__REGION", "us-east-1".to_string()),
+        ("STREAMTIER_STORE__FORCE_PATH_STYLE", "true".to_string()),
+        ("AWS_ACCESS_KEY_ID", sandbox.access_key().to_string()),
+        ("AWS_SECRET_ACCESS_KEY", sandbox.secret_key().to_string()),
+        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
+    ];
+    let (secs, _, _) = streamtier(&["archive", "--once", "--config", config], &env);
+    // The local archive's chain cache must come back for the replays that follow: clear it again.
+    for i in 0..partitions {
+        let key = format!("streamtier:chain:{{bench:{i}}}");
+        let cmd = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
+        memory_usage(addr, cmd.as_bytes());
+    }
+    drop(sandbox);
+    secs
+}
