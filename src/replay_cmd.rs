@@ -205,11 +205,12 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         );
     }
     println!(
-        "{} entries in {secs:.2} s ({:.0} entries/s); {} objects, {} bytes read",
+        "{} entries in {secs:.2} s ({:.0} entries/s); {} objects, {} bytes read ({} of them footers)",
         done.entries_replayed,
         done.entries_replayed as f64 / secs.max(1e-3),
         done.objects_read,
-        done.bytes_read
+        done.bytes_read,
+        done.footer_bytes_read
     );
     match done.state {
         JobState::Succeeded => ExitCode::SUCCESS,

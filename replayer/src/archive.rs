@@ -200,6 +200,7 @@ pub struct ObjectBlocks {
     last_seen: Option<StreamId>,
     meta: ObjectMeta,
     fetched: Arc<AtomicU64>,
+    footer: u64,
 }
 
 /// Opens `object` for the ids in `range` that are above `after`.
@@ -220,6 +221,7 @@ pub async fn open_object(
         fetched: fetched.clone(),
     };
     let metadata = file.get_metadata(None).await?;
+    let footer = fetched.load(Ordering::Relaxed);
     check_chunk_ranges(&metadata, object.size as usize)?;
     let meta = meta_of(&metadata)?;
     if meta.first_id != object.first_id {
@@ -245,6 +247,7 @@ pub async fn open_object(
             last_seen: None,
             meta,
             fetched,
+            footer,
         });
     };
     let blocks = parse_blocks(&blocks)?;
@@ -290,6 +293,7 @@ pub async fn open_object(
         last_seen: None,
         meta,
         fetched,
+        footer,
     })
 }
 
@@ -401,6 +405,11 @@ impl ObjectBlocks {
     /// The object's footer metadata.
     pub fn meta(&self) -> &ObjectMeta {
         &self.meta
+    }
+
+    /// Bytes fetched to read the footer and page index.
+    pub fn footer_bytes(&self) -> u64 {
+        self.footer
     }
 
     /// Bytes fetched from the store for this object so far, footer included.

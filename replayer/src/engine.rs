@@ -272,6 +272,7 @@ impl Replayer {
             entries_replayed: 0,
             objects_read: 0,
             bytes_read: 0,
+            footer_bytes_read: 0,
             error: None,
             created_at: now_rfc3339(),
             started_at: None,
@@ -585,6 +586,7 @@ impl Replayer {
                 let delta = (
                     source.stats.objects_read - seen.objects_read,
                     source.stats.bytes_read - seen.bytes_read,
+                    source.stats.footer_bytes - seen.footer_bytes,
                 );
                 seen = source.stats;
                 self.count_reads(shared, delta);
@@ -718,7 +720,7 @@ impl Replayer {
         }
     }
 
-    fn count_reads(&self, shared: &Arc<Mutex<JobRecord>>, (objects, bytes): (u64, u64)) {
+    fn count_reads(&self, shared: &Arc<Mutex<JobRecord>>, (objects, bytes, footers): (u64, u64, u64)) {
         if objects == 0 && bytes == 0 {
             return;
         }
@@ -727,6 +729,7 @@ impl Replayer {
         if let Ok(mut r) = shared.lock() {
             r.objects_read += objects;
             r.bytes_read += bytes;
+            r.footer_bytes_read += footers;
         }
     }
 }

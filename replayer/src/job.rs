@@ -117,6 +117,9 @@ pub struct JobRecord {
     pub objects_read: u64,
     /// Bytes fetched from the store.
     pub bytes_read: u64,
+    /// Of those, bytes of footers and page indexes.
+    #[serde(default)]
+    pub footer_bytes_read: u64,
     /// Why it failed.
     pub error: Option<String>,
     /// RFC 3339.

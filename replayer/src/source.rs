@@ -34,6 +34,8 @@ pub struct SourceStats {
     pub objects_read: u64,
     /// Bytes fetched from the store.
     pub bytes_read: u64,
+    /// Of those, bytes fetched for footers and page indexes.
+    pub footer_bytes: u64,
     /// Entries read from Redis.
     pub redis_entries: u64,
 }
@@ -158,6 +160,7 @@ impl PartitionSource {
                 .await
                 .map_err(|e| self.bad_object(&object.key, e))?;
             self.stats.objects_read += 1;
+            self.stats.footer_bytes += blocks.footer_bytes();
             let (first_offset, last_offset) = {
                 let meta = blocks.meta();
                 (
