@@ -62,8 +62,9 @@ impl ObjectLister {
         to: Option<StreamId>,
     ) -> Self {
         // Objects never span two hours, so the one holding the first id after `after` starts
-        // in `after`'s hour or later: list from that hour's prefix (gap records sort earlier).
-        let start_after = after.map(|id| {
+        // in the hour of `after`'s successor or later: list from that hour's prefix (gap records
+        // sort earlier). Objects of earlier hours hold only ids up to `after`.
+        let start_after = after.and_then(StreamId::successor).map(|id| {
             let hour = layout::hour_prefix(topic, partition, layout::hour_of(id));
             hour.trim_end_matches('/').to_string()
         });

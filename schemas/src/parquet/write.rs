@@ -11,7 +11,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::batch::{batch_len, build_batch};
-use super::checksum::{BlockChecksums, EntriesChecksum, BLOCKS_KEY, CHECKSUM_KEY};
+use super::checksum::{BlockChecksums, EntriesChecksum, BLOCKS_KEY, BLOCK_ENTRIES, CHECKSUM_KEY};
 use super::{EncodeOptions, COL_ID, COL_SEQ, COL_TS, CREATED_BY};
 use crate::columns::{validate_columns, TypedColumn};
 use crate::entry::Entry;
@@ -58,10 +58,23 @@ impl<W: Write + Send> ObjectWriter<W> {
             .set_compression(Compression::ZSTD(level))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(options.row_group_entries))
+            // Pages of at most one checksum block of rows: a reader that needs a narrow range
+            // fetches a few pages, not whole column chunks.
+            .set_data_page_row_count_limit(BLOCK_ENTRIES as usize)
+            .set_write_batch_size(BLOCK_ENTRIES as usize)
             .set_created_by(CREATED_BY.into());
         // Unique or monotonic values gain nothing from a dictionary.
         for column in [COL_ID, COL_TS, COL_SEQ] {
             props = props.set_column_dictionary_enabled(ColumnPath::from(column), false);
+        }
+        // Field values are mostly unique: a dictionary page would hold most of the chunk, and a
+        // reader of a few pages would have to fetch it whole.
+        for path in [
+            vec!["fields", "key_value", "value"],
+            vec!["raw_fields", "list", "element"],
+        ] {
+            let path = ColumnPath::new(path.into_iter().map(String::from).collect());
+            props = props.set_column_dictionary_enabled(path, false);
         }
         let schema = super::arrow_schema(columns);
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props.build()))
