@@ -353,24 +353,28 @@ impl Replayer {
             .lock()
             .map_err(|_| poisoned())?
             .insert(record.id.clone(), token.clone());
-        let _permit = tokio::select! {
-            permit = inner.slots.acquire() => permit.map_err(|_| poisoned())?,
-            () = token.cancelled() => {
-                return self.finish(record, Stop::Shutdown, &token).await;
-            }
-        };
         // One runner per job: several servers resume the same unfinished jobs, and a lease
         // keeps all but one waiting. (Exactly-once does not depend on it: the cursor check in
-        // the write script stops a second runner.)
+        // the write script stops a second runner.) A job holds a slot only while it runs.
         let lease = Lease::new(&format!("replay-job:{}", record.id), &inner.owner, JOB_LEASE_TTL);
         loop {
+            let permit = tokio::select! {
+                permit = inner.slots.acquire() => permit.map_err(|_| poisoned())?,
+                () = token.cancelled() => return self.stop_waiting(record, &lease, &token).await,
+            };
             if lease
                 .acquire(&inner.hot)
                 .await
                 .map_err(Error::tier("job lease"))?
             {
-                break;
+                let result = self.run_leased(record, &lease, &token, progress).await;
+                drop(permit);
+                if let Err(e) = lease.release(&inner.hot).await {
+                    tracing::warn!(error = %e, "could not release a job lease");
+                }
+                return result;
             }
+            drop(permit);
             let current = inner.jobs.get(&record.id).await?;
             if current.state.is_final() {
                 self.forget(&record.id);
@@ -378,12 +382,39 @@ impl Replayer {
             }
             tokio::select! {
                 () = tokio::time::sleep(JOB_LEASE_TTL / 2) => {}
-                () = token.cancelled() => {
-                    return self.finish(record, Stop::Shutdown, &token).await;
-                }
+                () = token.cancelled() => return self.stop_waiting(record, &lease, &token).await,
             }
         }
-        let result = self.run_leased(record, &lease, &token, progress).await;
+    }
+
+    /// Stops a job that is waiting (for a slot or for another runner's lease) without having
+    /// run here. On shutdown nothing is written: the next start resumes the job. On a cancel
+    /// request the job is marked cancelled only if no other runner holds it (that runner sees
+    /// the request itself).
+    async fn stop_waiting(
+        &self,
+        record: JobRecord,
+        lease: &Lease,
+        token: &CancellationToken,
+    ) -> Result<JobRecord> {
+        let inner = &self.inner;
+        self.forget(&record.id);
+        if inner.shutdown.is_cancelled() {
+            return Ok(record);
+        }
+        if !lease
+            .acquire(&inner.hot)
+            .await
+            .map_err(Error::tier("job lease"))?
+        {
+            return Ok(record);
+        }
+        let current = inner.jobs.get(&record.id).await.unwrap_or(record);
+        let result = if current.state.is_final() {
+            Ok(current)
+        } else {
+            self.finish(current, Stop::Cancelled, token).await
+        };
         if let Err(e) = lease.release(&inner.hot).await {
             tracing::warn!(error = %e, "could not release a job lease");
         }
