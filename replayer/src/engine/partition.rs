@@ -1,0 +1,339 @@
+//! One partition of a running job: read from the source, pace, write each batch with its
+//! cursor, retry what may go away by itself.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use streamtier_schemas::{Entry, StreamId};
+use streamtier_tiers::hot::{IdMode, ReplayBatch, ReplayWrite};
+use streamtier_tiers::ErrorKind;
+use tokio_util::sync::CancellationToken;
+
+use super::{poisoned, ReplayMetrics, Replayer, Stop};
+use crate::job::{Ids, JobRecord};
+use crate::rate::TokenBucket;
+use crate::source::PartitionSource;
+use crate::Error;
+
+/// The dependency behind an error, if a dependency failed.
+fn dependency(e: &Error) -> Option<streamtier_tiers::Dependency> {
+    match e {
+        Error::Tier { source, .. } => source.dependency(),
+        Error::BadObject { source, .. } => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(c) = cause {
+                if let Some(t) = c.downcast_ref::<streamtier_tiers::Error>() {
+                    return t.dependency();
+                }
+                if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
+                    if let Some(t) = inner.downcast_ref::<streamtier_tiers::Error>() {
+                        return t.dependency();
+                    }
+                }
+                cause = c.source();
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+impl ReplayMetrics {
+    fn count_error(&self, e: &Error) {
+        match dependency(e) {
+            Some(streamtier_tiers::Dependency::Redis) => self.redis_errors.fetch_add(1, Ordering::Relaxed),
+            Some(streamtier_tiers::Dependency::Store) => self.store_errors.fetch_add(1, Ordering::Relaxed),
+            None => 0,
+        };
+    }
+}
+
+/// Answers whether an error may go away by itself (Redis or the store unavailable).
+pub(crate) fn retryable(e: &Error) -> bool {
+    match e {
+        Error::Tier { source, .. } => source.kind() == ErrorKind::Unavailable,
+        Error::BadObject { source, .. } => {
+            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
+            while let Some(c) = cause {
+                if let Some(t) = c.downcast_ref::<streamtier_tiers::Error>() {
+                    return t.kind() == ErrorKind::Unavailable;
+                }
+                if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
+                    if let Some(t) = inner.downcast_ref::<streamtier_tiers::Error>() {
+                        return t.kind() == ErrorKind::Unavailable;
+                    }
+                }
+                cause = c.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
+
+const MAX_ATTEMPTS: u32 = 8;
+
+fn backoff(attempt: u32) -> Duration {
+    let base = 100u64.saturating_mul(1 << attempt.min(6));
+    Duration::from_millis(base + rand::random::<u64>() % (base / 2 + 1))
+}
+
+/// Cuts `entries` into write batches.
+fn chunks(entries: &[Entry], max_entries: usize, max_bytes: usize) -> Vec<&[Entry]> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut bytes = 0;
+    for (i, e) in entries.iter().enumerate() {
+        let len = e.payload_len();
+        if i > start && (i - start >= max_entries || bytes + len > max_bytes) {
+            out.push(&entries[start..i]);
+            start = i;
+            bytes = 0;
+        }
+        bytes += len;
+    }
+    if start < entries.len() {
+        out.push(&entries[start..]);
+    }
+    out
+}
+
+impl Replayer {
+    pub(super) async fn run_partition(
+        &self,
+        shared: &Arc<Mutex<JobRecord>>,
+        index: usize,
+        job_rate: &TokenBucket,
+        token: &CancellationToken,
+        progress: &(impl Fn(&JobRecord) + Send + Sync),
+    ) -> std::result::Result<(), Stop> {
+        let inner = &self.inner;
+        let (id, topic, range, ids, origin, part) = {
+            let r = shared.lock().map_err(|_| Stop::Failed(poisoned()))?;
+            (
+                r.id.clone(),
+                r.request.topic.clone(),
+                r.range,
+                r.request.ids,
+                r.request.origin_field.clone(),
+                r.partitions[index].clone(),
+            )
+        };
+        let mode = match ids {
+            Ids::New => IdMode::New,
+            Ids::Original => IdMode::Original,
+        };
+        let origin_prefix = format!("{}/", part.stream);
+        let origin = origin.as_deref().map(|f| (f, origin_prefix.as_str()));
+        let mut attempt = 0u32;
+        'resume: loop {
+            let (mut cursor, total) = inner
+                .hot
+                .replay_cursor(&part.target, &id)
+                .await
+                .map_err(Error::tier(format!("read cursor of `{}`", part.target)))?;
+            self.update(shared, index, total, cursor, false);
+            let mut source = PartitionSource::new(
+                inner.hot.clone(),
+                inner.store.clone(),
+                &topic,
+                part.partition,
+                &part.stream,
+                range,
+                cursor,
+            );
+            let mut seen = source.stats;
+            let mut last_cancel_check = tokio::time::Instant::now();
+            loop {
+                if token.is_cancelled() {
+                    return Err(if inner.shutdown.is_cancelled() {
+                        Stop::Shutdown
+                    } else {
+                        Stop::Cancelled
+                    });
+                }
+                if last_cancel_check.elapsed() >= Duration::from_millis(250) {
+                    last_cancel_check = tokio::time::Instant::now();
+                    if inner.jobs.cancel_requested(&id).await.unwrap_or(false) {
+                        return Err(Stop::Cancelled);
+                    }
+                }
+                let next = source.next_batch().await;
+                let delta = (
+                    source.stats.objects_read - seen.objects_read,
+                    source.stats.bytes_read - seen.bytes_read,
+                    source.stats.footer_bytes - seen.footer_bytes,
+                );
+                seen = source.stats;
+                self.count_reads(shared, delta);
+                let entries = match next {
+                    Ok(Some(entries)) => entries,
+                    Ok(None) => break,
+                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                        inner.metrics.count_error(&e);
+                        attempt += 1;
+                        inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
+                        tokio::time::sleep(backoff(attempt)).await;
+                        continue 'resume;
+                    }
+                    Err(e) => {
+                        inner.metrics.count_error(&e);
+                        return Err(Stop::Failed(e));
+                    }
+                };
+                for chunk in chunks(&entries, inner.limits.batch_entries, inner.limits.batch_bytes) {
+                    let n = chunk.len() as u64;
+                    tokio::select! {
+                        () = async { job_rate.acquire(n).await; inner.global.acquire(n).await; } => {}
+                        () = token.cancelled() => {
+                            return Err(if inner.shutdown.is_cancelled() { Stop::Shutdown } else { Stop::Cancelled });
+                        }
+                    }
+                    let last = chunk[chunk.len() - 1].id;
+                    let total = self
+                        .write(&id, &part.target, cursor, chunk, mode, origin, &mut attempt)
+                        .await?;
+                    cursor = Some(last);
+                    attempt = 0;
+                    self.update(shared, index, total, cursor, false);
+                    if let Ok(r) = shared.lock() {
+                        progress(&r);
+                    }
+                }
+            }
+            let total = shared
+                .lock()
+                .map(|r| r.partitions[index].entries_replayed)
+                .unwrap_or(0);
+            self.update(shared, index, total, cursor, true);
+            return Ok(());
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn write(
+        &self,
+        job: &str,
+        target: &str,
+        expected: Option<StreamId>,
+        chunk: &[Entry],
+        ids: IdMode,
+        origin: Option<(&str, &str)>,
+        attempt: &mut u32,
+    ) -> std::result::Result<u64, Stop> {
+        let last = chunk[chunk.len() - 1].id;
+        let batch = ReplayBatch {
+            target,
+            job,
+            expected,
+            entries: chunk,
+            ids,
+            origin,
+        };
+        loop {
+            match self.inner.hot.write_replay_batch(&batch).await {
+                Ok(ReplayWrite::Written { total }) => {
+                    self.inner
+                        .metrics
+                        .entries
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    self.inner.metrics.batches.fetch_add(1, Ordering::Relaxed);
+                    return Ok(total);
+                }
+                // A retry after a lost reply: the first attempt landed.
+                Ok(ReplayWrite::CursorMoved { cursor, total }) if *attempt > 0 && cursor == Some(last) => {
+                    self.inner
+                        .metrics
+                        .entries
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                    return Ok(total);
+                }
+                Ok(ReplayWrite::CursorMoved { .. }) => {
+                    return Err(Stop::Failed(Error::Preempted {
+                        job: job.to_string(),
+                        target: target.to_string(),
+                    }))
+                }
+                Ok(ReplayWrite::IdConflict { target_last }) => {
+                    return Err(Stop::Failed(Error::Conflict {
+                        target: target.to_string(),
+                        target_last,
+                        first: chunk[0].id,
+                    }))
+                }
+                Err(e) if e.kind() == ErrorKind::Unavailable && *attempt < MAX_ATTEMPTS => {
+                    self.inner.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
+                    *attempt += 1;
+                    self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(job, target, attempt = *attempt, error = %e, "retrying replay write");
+                    tokio::time::sleep(backoff(*attempt)).await;
+                }
+                Err(e) => {
+                    return Err(Stop::Failed(Error::Tier {
+                        context: format!("write `{target}`"),
+                        source: e,
+                    }))
+                }
+            }
+        }
+    }
+
+    fn update(
+        &self,
+        shared: &Arc<Mutex<JobRecord>>,
+        index: usize,
+        total: u64,
+        cursor: Option<StreamId>,
+        done: bool,
+    ) {
+        if let Ok(mut r) = shared.lock() {
+            let p = &mut r.partitions[index];
+            p.entries_replayed = total;
+            p.last_source_id = cursor.map(|c| c.to_string());
+            p.done = done;
+            r.entries_replayed = r.partitions.iter().map(|p| p.entries_replayed).sum();
+        }
+    }
+
+    fn count_reads(&self, shared: &Arc<Mutex<JobRecord>>, (objects, bytes, footers): (u64, u64, u64)) {
+        if objects == 0 && bytes == 0 {
+            return;
+        }
+        self.inner.metrics.objects.fetch_add(objects, Ordering::Relaxed);
+        self.inner.metrics.bytes.fetch_add(bytes, Ordering::Relaxed);
+        if let Ok(mut r) = shared.lock() {
+            r.objects_read += objects;
+            r.bytes_read += bytes;
+            r.footer_bytes_read += footers;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    #[test]
+    fn chunks_respect_both_limits() {
+        let e = |i: u64, len: usize| {
+            Entry::new(
+                StreamId::new(i, 0),
+                vec![(Bytes::new(), Bytes::from(vec![0; len]))],
+            )
+        };
+        let entries: Vec<Entry> = (0..10).map(|i| e(i, 10)).collect();
+        let sizes: Vec<usize> = chunks(&entries, 4, 1000).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![4, 4, 2]);
+        // payload_len is 10 + 16 per entry here: two fit in 60 bytes, three do not.
+        let sizes: Vec<usize> = chunks(&entries, 100, 60).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![2, 2, 2, 2, 2]);
+        // One entry larger than the byte limit still goes, alone.
+        let big = vec![e(0, 5), e(1, 100), e(2, 5)];
+        let sizes: Vec<usize> = chunks(&big, 100, 60).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1, 1, 1]);
+        assert!(chunks(&[], 4, 4).is_empty());
+    }
+}
