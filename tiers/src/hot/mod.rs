@@ -261,21 +261,45 @@ impl Hot {
     ) -> Result<ReadBatch> {
         let mut con = self.con.clone();
         let end = end.map_or_else(|| "+".to_string(), |id| id.to_string());
-        let value: redis::Value = self
-            .read
-            .key(stream)
-            .key(chain_key(stream))
-            .arg(after.to_string())
+        // One transaction: the bookkeeping script, then a native XRANGE. MULTI/EXEC keeps them
+        // atomic without copying every entry through Lua tables.
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .cmd("EVALSHA")
+            .arg(self.read.get_hash())
+            .arg(2)
+            .arg(stream)
+            .arg(chain_key(stream))
+            .cmd("XRANGE")
+            .arg(stream)
+            .arg(format!("({after}"))
             .arg(end)
-            .arg(count)
-            .invoke_async(&mut con)
-            .await
-            .map_err(|source| Error::Redis {
-                op: "read batch",
+            .arg("COUNT")
+            .arg(count);
+        let err = |source| Error::Redis {
+            op: "read batch",
+            key: stream.to_string(),
+            source,
+        };
+        let replies: Vec<redis::Value> = match pipe.query_async(&mut con).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.read
+                    .prepare_invoke()
+                    .load_async(&mut con)
+                    .await
+                    .map_err(err)?;
+                pipe.query_async(&mut con).await.map_err(err)?
+            }
+            other => other.map_err(err)?,
+        };
+        let mut replies = replies.into_iter();
+        let (Some(info), Some(entries)) = (replies.next(), replies.next()) else {
+            return Err(Error::Protocol {
                 key: stream.to_string(),
-                source,
-            })?;
-        parse_read(stream, value)
+                reason: "read transaction answered fewer than two replies".into(),
+            });
+        };
+        parse_read(stream, info, entries)
     }
 
     /// What `XINFO STREAM` says about `stream` (`None` when it does not exist).
@@ -283,7 +307,7 @@ impl Hot {
     /// # Errors
     /// As [`Hot::read_after`].
     pub async fn stream_info(&self, stream: &str) -> Result<Option<StreamInfo>> {
-        // An empty id range: the read script answers with the bookkeeping only.
+        // An empty id range: the read answers with the bookkeeping only.
         Ok(self
             .read_after(stream, StreamId::MIN, Some(StreamId::MIN), 1)
             .await?

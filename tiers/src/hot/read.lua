@@ -1,8 +1,8 @@
--- Reads one batch after the archive watermark, atomically with the stream's bookkeeping.
+-- The stream's bookkeeping and the chain fence, read in the same MULTI/EXEC as the XRANGE that
+-- follows it (the entries are not copied through Lua: Redis returns them natively).
 -- KEYS[1] stream, KEYS[2] chain hash (fence)
--- ARGV[1] exclusive start id, ARGV[2] inclusive end id or '+', ARGV[3] count
 -- Returns {exists, fence_wm, length, entries_added, first_id, last_generated_id,
---          max_deleted_id, recorded_first_id, last_entry_id, entries}
+--          max_deleted_id, recorded_first_id, last_entry_id}
 local fence = redis.call('HGET', KEYS[2], 'wm')
 local t = redis.call('TYPE', KEYS[1])['ok']
 if t == 'none' then
@@ -18,6 +18,5 @@ local first = false
 if f['first-entry'] then first = f['first-entry'][1] end
 local last = false
 if f['last-entry'] then last = f['last-entry'][1] end
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], ARGV[2], 'COUNT', ARGV[3])
 return {1, fence, f['length'], f['entries-added'], first, f['last-generated-id'],
-        f['max-deleted-entry-id'], f['recorded-first-entry-id'], last, entries}
+        f['max-deleted-entry-id'], f['recorded-first-entry-id'], last}

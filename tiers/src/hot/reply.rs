@@ -111,7 +111,7 @@ pub(crate) fn parse_entries(stream: &str, v: Value) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-pub(crate) fn parse_read(stream: &str, v: Value) -> Result<ReadBatch> {
+pub(crate) fn parse_read(stream: &str, v: Value, entries_v: Value) -> Result<ReadBatch> {
     let Value::Array(mut items) = v else {
         return Err(protocol(stream, "read reply is not an array"));
     };
@@ -128,13 +128,12 @@ pub(crate) fn parse_read(stream: &str, v: Value) -> Result<ReadBatch> {
             fence,
         });
     }
-    if items.len() != 10 {
+    if items.len() != 9 {
         return Err(protocol(
             stream,
-            format!("read reply has {} items, expected 10", items.len()),
+            format!("read reply has {} items, expected 9", items.len()),
         ));
     }
-    let entries_v = items.pop().unwrap_or(Value::Nil);
     let info = StreamInfo {
         length: int(stream, &items[2])?,
         entries_added: int(stream, &items[3])?,
@@ -206,7 +205,7 @@ mod tests {
 
     #[test]
     fn missing_stream_reads_as_no_info() {
-        let batch = parse_read("s", Value::Array(vec![Value::Int(0)])).unwrap();
+        let batch = parse_read("s", Value::Array(vec![Value::Int(0)]), Value::Array(vec![])).unwrap();
         assert!(batch.info.is_none());
         assert!(batch.fence.is_none());
     }
