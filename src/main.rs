@@ -85,31 +85,51 @@ fn main() -> ExitCode {
     code
 }
 
-/// Loads the configuration, or prints why not (exit code 2).
-fn load_config(config: Option<&std::path::Path>) -> Result<config::Checked, ExitCode> {
-    config::load(config).map_err(|e| {
+/// Loads the configuration and builds the Redis and store clients, or prints why not: exit
+/// code 2 for the configuration, 1 when a client cannot be built.
+async fn start(
+    config: Option<&std::path::Path>,
+) -> Result<
+    (
+        config::Checked,
+        streamtier_tiers::hot::Hot,
+        streamtier_tiers::store::Store,
+    ),
+    ExitCode,
+> {
+    let checked = config::load(config).map_err(|e| {
         eprintln!("error: configuration: {e:#}");
         ExitCode::from(EXIT_CONFIG)
-    })
-}
-
-/// Builds the Redis and store clients, or prints why not (exit code 1).
-async fn clients(
-    checked: &config::Checked,
-) -> Result<(streamtier_tiers::hot::Hot, streamtier_tiers::store::Store), ExitCode> {
+    })?;
+    let failed = |e: streamtier_tiers::Error| {
+        eprintln!("error: {}", render(&e));
+        ExitCode::FAILURE
+    };
     let hot = streamtier_tiers::hot::connect(&checked.settings.redis)
         .await
-        .map_err(|e| {
-            eprintln!("error: {}", render(&e));
-            ExitCode::FAILURE
-        })?;
+        .map_err(failed)?;
     let store = streamtier_tiers::store::connect(&checked.settings.store)
         .await
-        .map_err(|e| {
-            eprintln!("error: {}", render(&e));
-            ExitCode::FAILURE
-        })?;
-    Ok((hot, store))
+        .map_err(failed)?;
+    Ok((checked, hot, store))
+}
+
+/// The replay engine and the API state over it, as the configuration describes them.
+fn api_state(
+    checked: &config::Checked,
+    hot: streamtier_tiers::hot::Hot,
+    store: streamtier_tiers::store::Store,
+    shutdown: &CancellationToken,
+    archiver: Option<Arc<Metrics>>,
+) -> streamtier_api::AppState {
+    streamtier_api::AppState {
+        replayer: streamtier_replayer::Replayer::new(hot, store, checked.replay.clone(), shutdown.clone()),
+        catalog: checked.catalog(),
+        allowed_targets: checked.settings.replay.allowed_targets.clone(),
+        token: checked.api.token.clone(),
+        archiver,
+        summaries: Default::default(),
+    }
 }
 
 fn owner_id() -> String {
@@ -123,12 +143,8 @@ fn owner_id() -> String {
 }
 
 async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
-    let checked = match load_config(config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (hot, store) = match clients(&checked).await {
-        Ok(c) => c,
+    let (checked, hot, store) = match start(config.as_deref()).await {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let ctx = Context {

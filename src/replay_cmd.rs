@@ -8,12 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use streamtier_api::AppState;
 use streamtier_replayer::plan::{check_original_targets, dry_run};
-use streamtier_replayer::{Ids, JobState, ReplayRequest, Replayer};
+use streamtier_replayer::{Ids, JobState, ReplayRequest};
 use tokio_util::sync::CancellationToken;
 
-use crate::{clients, load_config, render, watch_signals, EXIT_CONFIG};
+use crate::{api_state, render, start, watch_signals, EXIT_CONFIG};
 
 /// `streamtier replay` arguments.
 #[derive(Args, Debug)]
@@ -71,10 +70,6 @@ fn parse_partitions(text: &str) -> Result<Vec<u32>, String> {
 /// Runs one replay; exit 0 when it succeeded, 1 when it failed or was cancelled, 2 for a bad
 /// configuration or request.
 pub async fn replay(args: ReplayArgs) -> ExitCode {
-    let checked = match load_config(args.config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let partitions = match args.partitions.as_deref().map(parse_partitions).transpose() {
         Ok(p) => p,
         Err(e) => {
@@ -90,26 +85,14 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (hot, store) = match clients(&checked).await {
-        Ok(c) => c,
+    let (checked, hot, store) = match start(args.config.as_deref()).await {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let replayer = Replayer::new(
-        hot.clone(),
-        store.clone(),
-        checked.replay.clone(),
-        shutdown.clone(),
-    );
-    let state = AppState {
-        replayer: replayer.clone(),
-        catalog: checked.catalog(),
-        allowed_targets: checked.settings.replay.allowed_targets.clone(),
-        token: None,
-        archiver: None,
-        summaries: Default::default(),
-    };
+    let state = api_state(&checked, hot.clone(), store.clone(), &shutdown, None);
+    let replayer = state.replayer.clone();
     let request = ReplayRequest {
         topic: args.topic,
         partitions,

@@ -5,41 +5,29 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use streamtier_api::AppState;
 use streamtier_archiver::{Context, Metrics, SystemClock};
-use streamtier_replayer::Replayer;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{clients, load_config, owner_id, render, watch_signals};
+use crate::{api_state, owner_id, render, start, watch_signals};
 
 /// Runs the API (and with `with_archiver`, the archiver daemon) until SIGINT/SIGTERM.
 pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
-    let checked = match load_config(config.as_deref()) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
-    let (hot, store) = match clients(&checked).await {
-        Ok(c) => c,
+    let (checked, hot, store) = match start(config.as_deref()).await {
+        Ok(started) => started,
         Err(code) => return code,
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let replayer = Replayer::new(
+    let metrics = Arc::new(Metrics::default());
+    let state = Arc::new(api_state(
+        &checked,
         hot.clone(),
         store.clone(),
-        checked.replay.clone(),
-        shutdown.clone(),
-    );
-    let metrics = Arc::new(Metrics::default());
-    let state = Arc::new(AppState {
-        replayer: replayer.clone(),
-        catalog: checked.catalog(),
-        allowed_targets: checked.settings.replay.allowed_targets.clone(),
-        token: checked.api.token.clone(),
-        archiver: with_archiver.then(|| metrics.clone()),
-        summaries: Default::default(),
-    });
+        &shutdown,
+        with_archiver.then(|| metrics.clone()),
+    ));
+    let replayer = state.replayer.clone();
     let listener = match tokio::net::TcpListener::bind(checked.api.listen).await {
         Ok(l) => l,
         Err(e) => {

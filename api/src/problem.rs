@@ -54,25 +54,22 @@ pub struct Problem {
 impl ApiError {
     /// A problem with a field.
     pub fn field(status: StatusCode, field: impl Into<String>, detail: impl Into<String>) -> Self {
-        let (kind, title) = kind_of(status);
-        ApiError::Problem {
-            status,
-            kind,
-            title,
-            detail: detail.into(),
-            field: Some(field.into()),
-        }
+        Self::problem(status, detail.into(), Some(field.into()))
     }
 
     /// A problem without a field.
     pub fn status(status: StatusCode, detail: impl Into<String>) -> Self {
+        Self::problem(status, detail.into(), None)
+    }
+
+    fn problem(status: StatusCode, detail: String, field: Option<String>) -> Self {
         let (kind, title) = kind_of(status);
         ApiError::Problem {
             status,
             kind,
             title,
-            detail: detail.into(),
-            field: None,
+            detail,
+            field,
         }
     }
 }

@@ -161,22 +161,25 @@ impl PartitionSource {
                 .map_err(|e| self.bad_object(&object.key, e))?;
             self.stats.objects_read += 1;
             self.stats.footer_bytes += blocks.footer_bytes();
-            let (first_offset, last_offset) = {
+            let (first_offset, last_offset, last_id) = {
                 let meta = blocks.meta();
                 (
                     meta.last_offset.map(|l| (l + 1).saturating_sub(meta.entry_count)),
                     meta.last_offset,
+                    meta.last_id,
                 )
             };
             if let (Some((prev_last, Some(prev_offset))), Some(first_offset)) = (self.previous, first_offset)
             {
+                // Entries that vanished before they were archived are recorded as gaps after the
+                // last id known exactly, which may lie before this object or inside it.
                 if first_offset != prev_offset + 1
                     && !Self::gap_recorded(
                         self.store.clone(),
                         self.topic.clone(),
                         self.partition,
                         prev_last,
-                        object.first_id,
+                        last_id,
                     )
                     .await?
                 {
@@ -188,7 +191,7 @@ impl PartitionSource {
                     return Err(self.bad_object(&object.key, reason.into()));
                 }
             }
-            self.previous = Some((blocks.meta().last_id, last_offset));
+            self.previous = Some((last_id, last_offset));
             self.last_object = Some(object.key.clone());
             self.current = Some((object, blocks));
             self.counted = 0;
@@ -296,8 +299,13 @@ impl PartitionSource {
         let complete = info
             .first_id
             .is_none_or(|first| after.successor().is_none_or(|s| first <= s));
-        let (store, prefix, start, to) = self.grew_args();
-        if !complete && Self::archive_grew(store, prefix, start, to).await? {
+        let grew = if complete {
+            false
+        } else {
+            let (store, prefix, start, to) = self.grew_args();
+            Self::archive_grew(store, prefix, start, to).await?
+        };
+        if grew {
             // The archiver moved on and trimmed while we read: the entries between the cursor and
             // Redis' first entry are in the new objects.
             self.phase = Phase::Archive;

@@ -4,6 +4,9 @@
 //! `cargo bench --bench throughput -- [--entries N] [--partitions P] [--redis-url URL]
 //! [--csv FILE] [--json PATH] [--skip-s3]`
 
+#[path = "../it/harness/redis.rs"]
+#[allow(dead_code)]
+mod redis_server;
 #[path = "../it/harness/s3.rs"]
 #[allow(dead_code)]
 mod s3;
@@ -51,53 +54,6 @@ fn args() -> Args {
         }
     }
     a
-}
-
-/// A `redis-server` of our own on a free port, killed on drop.
-struct OwnRedis {
-    child: std::process::Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_redis() -> (OwnRedis, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let child = Command::new("redis-server")
-        .args([
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(dir.path())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("redis-server on PATH");
-    let url = format!("redis://127.0.0.1:{port}");
-    // Owned from here on: killed and waited for on drop, also when it never answers.
-    let own = OwnRedis { child, _dir: dir };
-    for _ in 0..200 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (own, url);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("redis-server did not start");
 }
 
 /// Runs the `streamtier` binary; answers (seconds, peak RSS in MiB, stdout).
@@ -151,10 +107,12 @@ fn machine() -> String {
 
 fn main() {
     let a = args();
+    // Our own redis-server (killed on drop) unless one is given.
     let (_own, url) = match &a.redis_url {
         Some(url) => (None, url.clone()),
         None => {
-            let (own, url) = start_redis();
+            let own = redis_server::RedisServer::start();
+            let url = own.url();
             (Some(own), url)
         }
     };

@@ -16,19 +16,20 @@ use crate::rate::TokenBucket;
 use crate::source::PartitionSource;
 use crate::Error;
 
-/// The dependency behind an error, if a dependency failed.
-fn dependency(e: &Error) -> Option<streamtier_tiers::Dependency> {
+/// The Redis or store error behind a replay error, if a dependency failed (also when the
+/// Parquet reader wrapped it while fetching an object's bytes).
+fn tier_cause(e: &Error) -> Option<&streamtier_tiers::Error> {
     match e {
-        Error::Tier { source, .. } => source.dependency(),
+        Error::Tier { source, .. } => Some(source),
         Error::BadObject { source, .. } => {
             let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
             while let Some(c) = cause {
                 if let Some(t) = c.downcast_ref::<streamtier_tiers::Error>() {
-                    return t.dependency();
+                    return Some(t);
                 }
                 if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
                     if let Some(t) = inner.downcast_ref::<streamtier_tiers::Error>() {
-                        return t.dependency();
+                        return Some(t);
                     }
                 }
                 cause = c.source();
@@ -41,7 +42,7 @@ fn dependency(e: &Error) -> Option<streamtier_tiers::Dependency> {
 
 impl ReplayMetrics {
     fn count_error(&self, e: &Error) {
-        match dependency(e) {
+        match tier_cause(e).and_then(streamtier_tiers::Error::dependency) {
             Some(streamtier_tiers::Dependency::Redis) => self.redis_errors.fetch_add(1, Ordering::Relaxed),
             Some(streamtier_tiers::Dependency::Store) => self.store_errors.fetch_add(1, Ordering::Relaxed),
             None => 0,
@@ -51,25 +52,7 @@ impl ReplayMetrics {
 
 /// Answers whether an error may go away by itself (Redis or the store unavailable).
 pub(crate) fn retryable(e: &Error) -> bool {
-    match e {
-        Error::Tier { source, .. } => source.kind() == ErrorKind::Unavailable,
-        Error::BadObject { source, .. } => {
-            let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
-            while let Some(c) = cause {
-                if let Some(t) = c.downcast_ref::<streamtier_tiers::Error>() {
-                    return t.kind() == ErrorKind::Unavailable;
-                }
-                if let Some(parquet::errors::ParquetError::External(inner)) = c.downcast_ref() {
-                    if let Some(t) = inner.downcast_ref::<streamtier_tiers::Error>() {
-                        return t.kind() == ErrorKind::Unavailable;
-                    }
-                }
-                cause = c.source();
-            }
-            false
-        }
-        _ => false,
-    }
+    tier_cause(e).is_some_and(|t| t.kind() == ErrorKind::Unavailable)
 }
 
 const MAX_ATTEMPTS: u32 = 8;
