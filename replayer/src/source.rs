@@ -296,9 +296,11 @@ impl PartitionSource {
             self.phase = Phase::Done;
             return Ok(None);
         };
+        // An empty stream is not proof of anything: the archiver may have archived and trimmed
+        // everything after the cursor since the archive was read.
         let complete = info
             .first_id
-            .is_none_or(|first| after.successor().is_none_or(|s| first <= s));
+            .is_some_and(|first| after.successor().is_none_or(|s| first <= s));
         let grew = if complete {
             false
         } else {

@@ -469,3 +469,30 @@ async fn offset_jumps_need_a_gap_record_before_or_inside_the_object() {
         .collect();
     assert_eq!(ids, vec![1, 2, 3, 10, 11, 15]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_archived_and_trimmed_while_replaying_are_not_skipped() {
+    use streamtier_replayer::source::PartitionSource;
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    let produced = produce(&mut con, "orders:0", 0, 1500);
+    // The source finds no archive and starts reading Redis: a first batch of 1,000.
+    let mut source = PartitionSource::new(
+        f.hot.clone(),
+        f.store.clone(),
+        "orders",
+        0,
+        "orders:0",
+        IdRange::ALL,
+        None,
+    );
+    let mut read = source.next_batch().await.expect("read").expect("a batch");
+    assert_eq!(read.len(), 1000);
+    // Meanwhile the archiver archives everything and trims the stream empty.
+    f.archive(0, "orders:0", 0).await;
+    assert!(xrange_all(&mut con, "orders:0").is_empty());
+    while let Some(batch) = source.next_batch().await.expect("read") {
+        read.extend(batch);
+    }
+    assert_eq!(read, produced, "entries skipped or repeated at the seam");
+}
