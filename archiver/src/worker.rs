@@ -328,12 +328,15 @@ impl PartitionWorker {
             last = entries.last().map_or(last, |e| e.id);
             count += take;
             bytes += take_bytes;
-            builder.write(entries).await?;
             if complete || reached_tail || Some(last) == *end {
+                builder.write(entries).await?;
                 break;
             }
             let want = self.batch_entries.min(max_entries - count).max(1);
-            batch = self.read(last, *end, want).await?;
+            // Redis serves the next batch while this one is encoded.
+            let (written, next) = tokio::join!(builder.write(entries), self.read(last, *end, want));
+            written?;
+            batch = next?;
             if batch.info.is_none() {
                 break;
             }

@@ -12,4 +12,5 @@ mod archive_faults;
 mod archive_readers;
 mod replay_engine;
 mod replay_kill;
+mod replay_writes;
 mod store_conformance;

@@ -2,7 +2,6 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -161,8 +160,9 @@ pub(super) fn build_batch(
     let mut seen = HashSet::new();
     for entry in entries {
         id_text.clear();
-        // Writing to a String cannot fail.
-        let _ = write!(id_text, "{}", entry.id);
+        id_text.push_str(itoa::Buffer::new().format(entry.id.ms));
+        id_text.push('-');
+        id_text.push_str(itoa::Buffer::new().format(entry.id.seq));
         ids.append_value(&id_text);
         // Documented wrap: IDs above i64::MAX (year 292 million) become negative here.
         ts.push(entry.id.ms as i64);

@@ -22,29 +22,65 @@ pub const BLOCK_ENTRIES: u64 = 1024;
 /// …or once its payload reaches this many bytes, whichever comes first.
 pub const BLOCK_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Values at least this long are fed to the CRC directly instead of through the scratch buffer.
+const DIRECT_BYTES: usize = 4096;
+
 /// Incremental checksum of entries.
+///
+/// The canonical stream is gathered into a scratch buffer and fed to the CRC in large slices:
+/// fed field by field, the slices are too short for the CRC's vectorised path.
 #[derive(Clone, Default)]
-pub(crate) struct EntriesChecksum(crc32fast::Hasher);
+pub(crate) struct EntriesChecksum {
+    crc: crc32fast::Hasher,
+    scratch: Vec<u8>,
+}
 
 impl EntriesChecksum {
     /// Adds entries, in order.
     pub(crate) fn update(&mut self, entries: &[Entry]) {
         for entry in entries {
-            self.0.update(&entry.id.ms.to_le_bytes());
-            self.0.update(&entry.id.seq.to_le_bytes());
-            self.0.update(&(entry.fields.len() as u64).to_le_bytes());
-            for (name, value) in &entry.fields {
-                self.0.update(&(name.len() as u64).to_le_bytes());
-                self.0.update(name);
-                self.0.update(&(value.len() as u64).to_le_bytes());
-                self.0.update(value);
+            self.entry(entry);
+        }
+        self.flush();
+    }
+
+    /// Adds one entry; call [`EntriesChecksum::flush`] before reading the CRC.
+    fn entry(&mut self, entry: &Entry) {
+        let out = &mut self.scratch;
+        out.extend_from_slice(&entry.id.ms.to_le_bytes());
+        out.extend_from_slice(&entry.id.seq.to_le_bytes());
+        out.extend_from_slice(&(entry.fields.len() as u64).to_le_bytes());
+        for (name, value) in &entry.fields {
+            for part in [name, value] {
+                self.scratch.extend_from_slice(&(part.len() as u64).to_le_bytes());
+                if part.len() >= DIRECT_BYTES {
+                    self.crc.update(&self.scratch);
+                    self.scratch.clear();
+                    self.crc.update(part);
+                } else {
+                    self.scratch.extend_from_slice(part);
+                }
             }
         }
+        if self.scratch.len() >= 64 * 1024 {
+            self.flush();
+        }
+    }
+
+    fn flush(&mut self) {
+        self.crc.update(&self.scratch);
+        self.scratch.clear();
+    }
+
+    /// The CRC so far.
+    fn crc32(mut self) -> crc32fast::Hasher {
+        self.flush();
+        self.crc
     }
 
     /// Returns the footer value.
     pub(crate) fn finish(self) -> String {
-        format!("{:08x}", self.0.finalize())
+        format!("{:08x}", self.crc32().finalize())
     }
 }
 
@@ -57,10 +93,12 @@ pub struct Block {
     pub crc32: u32,
 }
 
-/// Cuts entries into blocks and checksums each.
+/// Cuts entries into blocks and checksums each; the whole-object checksum is the blocks' CRCs
+/// combined, so every byte goes through the CRC once.
 #[derive(Clone, Default)]
 pub(crate) struct BlockChecksums {
-    current: crc32fast::Hasher,
+    current: EntriesChecksum,
+    whole: crc32fast::Hasher,
     rows: u64,
     bytes: u64,
     done: Vec<Block>,
@@ -70,9 +108,7 @@ impl BlockChecksums {
     /// Adds entries, in order.
     pub(crate) fn update(&mut self, entries: &[Entry]) {
         for entry in entries {
-            let mut one = EntriesChecksum(std::mem::take(&mut self.current));
-            one.update(std::slice::from_ref(entry));
-            self.current = one.0;
+            self.current.entry(entry);
             self.rows += 1;
             self.bytes += entry.payload_len() as u64;
             if self.rows >= BLOCK_ENTRIES || self.bytes >= BLOCK_BYTES {
@@ -83,20 +119,24 @@ impl BlockChecksums {
 
     fn close(&mut self) {
         if self.rows > 0 {
-            let crc32 = std::mem::take(&mut self.current).finalize();
+            let crc = std::mem::take(&mut self.current).crc32();
+            self.whole.combine(&crc);
             self.done.push(Block {
                 rows: self.rows,
-                crc32,
+                crc32: crc.finalize(),
             });
             self.rows = 0;
             self.bytes = 0;
         }
     }
 
-    /// Returns the footer value.
-    pub(crate) fn finish(mut self) -> String {
+    /// Returns the footer values: the entries checksum and the block checksums.
+    pub(crate) fn finish(mut self) -> (String, String) {
         self.close();
-        format_blocks(&self.done)
+        (
+            format!("{:08x}", self.whole.finalize()),
+            format_blocks(&self.done),
+        )
     }
 }
 
@@ -142,7 +182,7 @@ pub fn verify_block(entries: &[Entry], block: Block) -> Result<()> {
     }
     let mut checksum = EntriesChecksum::default();
     checksum.update(entries);
-    let actual = checksum.0.finalize();
+    let actual = checksum.crc32().finalize();
     if actual != block.crc32 {
         return Err(Error::corrupt(format!(
             "block checksum is `{actual:08x}` but the footer says `{:08x}`",
@@ -216,7 +256,15 @@ mod tests {
         let mut blocks = BlockChecksums::default();
         blocks.update(&small[..10]);
         blocks.update(&small[10..]);
-        let parsed = parse_blocks(&blocks.finish()).unwrap();
+        let (whole, blocks) = blocks.finish();
+        let mut plain = EntriesChecksum::default();
+        plain.update(&small);
+        assert_eq!(
+            whole,
+            plain.finish(),
+            "combined block CRCs equal the whole stream's CRC"
+        );
+        let parsed = parse_blocks(&blocks).unwrap();
         assert_eq!(
             parsed.iter().map(|b| b.rows).collect::<Vec<_>>(),
             vec![BLOCK_ENTRIES, BLOCK_ENTRIES, 5]
@@ -230,7 +278,11 @@ mod tests {
             .collect();
         let mut blocks = BlockChecksums::default();
         blocks.update(&large);
-        let parsed = parse_blocks(&blocks.finish()).unwrap();
+        let (whole, blocks) = blocks.finish();
+        let mut plain = EntriesChecksum::default();
+        plain.update(&large);
+        assert_eq!(whole, plain.finish());
+        let parsed = parse_blocks(&blocks).unwrap();
         assert_eq!(parsed.iter().map(|b| b.rows).collect::<Vec<_>>(), vec![2, 1]);
         assert!(parse_blocks("12:zz").is_err());
         assert!(parse_blocks("0:00000000").is_err());

@@ -11,7 +11,7 @@ use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 
 use super::batch::{batch_len, build_batch};
-use super::checksum::{BlockChecksums, EntriesChecksum, BLOCKS_KEY, BLOCK_ENTRIES, CHECKSUM_KEY};
+use super::checksum::{BlockChecksums, BLOCKS_KEY, BLOCK_ENTRIES, CHECKSUM_KEY};
 use super::{EncodeOptions, COL_ID, COL_SEQ, COL_TS, CREATED_BY};
 use crate::columns::{validate_columns, TypedColumn};
 use crate::entry::Entry;
@@ -31,8 +31,7 @@ pub struct ObjectWriter<W: Write + Send> {
     entry_count: u64,
     first_id: Option<StreamId>,
     last_id: Option<StreamId>,
-    checksum: EntriesChecksum,
-    blocks: BlockChecksums,
+    checksums: BlockChecksums,
 }
 
 impl<W: Write + Send> ObjectWriter<W> {
@@ -86,8 +85,7 @@ impl<W: Write + Send> ObjectWriter<W> {
             entry_count: 0,
             first_id: None,
             last_id: None,
-            checksum: EntriesChecksum::default(),
-            blocks: BlockChecksums::default(),
+            checksums: BlockChecksums::default(),
         })
     }
 
@@ -116,8 +114,7 @@ impl<W: Write + Send> ObjectWriter<W> {
             self.writer
                 .write(&batch)
                 .map_err(|source| Error::Parquet { source })?;
-            self.checksum.update(&rest[..take]);
-            self.blocks.update(&rest[..take]);
+            self.checksums.update(&rest[..take]);
             rest = &rest[take..];
         }
         if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
@@ -167,10 +164,9 @@ impl<W: Write + Send> ObjectWriter<W> {
         for (key, value) in meta.to_pairs() {
             self.writer.append_key_value_metadata(KeyValue::new(key, value));
         }
-        let checksum = std::mem::take(&mut self.checksum).finish();
+        let (checksum, blocks) = std::mem::take(&mut self.checksums).finish();
         self.writer
             .append_key_value_metadata(KeyValue::new(CHECKSUM_KEY.to_owned(), checksum));
-        let blocks = std::mem::take(&mut self.blocks).finish();
         self.writer
             .append_key_value_metadata(KeyValue::new(BLOCKS_KEY.to_owned(), blocks));
         self.writer

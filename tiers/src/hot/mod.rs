@@ -3,10 +3,12 @@
 mod conn;
 mod keys;
 mod lease;
+mod raw;
 mod replay;
 mod reply;
 
 use std::fmt;
+use std::sync::Arc;
 
 use redis::Script;
 use serde::{Deserialize, Serialize};
@@ -17,8 +19,9 @@ use crate::{Error, Result};
 pub use conn::RedisConn;
 pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
 pub use lease::Lease;
+use raw::RawPool;
 pub use replay::{replay_cursor_key, GroupInfo, IdMode, ReplayBatch, ReplayWrite, MAX_REPLAY_FIELDS};
-use reply::{parse_read, parse_trim};
+use reply::{parse_entries, parse_read, parse_trim};
 
 /// Default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -114,7 +117,12 @@ impl RedisSettings {
 /// [`Error::InvalidSettings`] for a bad URL, [`Error::Redis`] when the first connection fails.
 pub async fn connect(settings: &RedisSettings) -> Result<Hot> {
     settings.validate()?;
-    Ok(Hot::new(conn::open(settings).await?))
+    let con = conn::open(settings).await?;
+    let mut hot = Hot::new(con);
+    if !hot.is_cluster() {
+        hot.raw = RawPool::for_url(&settings.url).map(Arc::new);
+    }
+    Ok(hot)
 }
 
 /// What `XINFO STREAM` says about a stream, read atomically with a batch.
@@ -192,6 +200,8 @@ pub enum TrimOutcome {
 #[derive(Clone)]
 pub struct Hot {
     con: RedisConn,
+    /// The read path's own connections (single server only; `None`: the generic client reads).
+    raw: Option<Arc<RawPool>>,
     read: Script,
     trim: Script,
     hint: Script,
@@ -209,6 +219,7 @@ impl Hot {
     pub fn new(con: RedisConn) -> Self {
         Self {
             con,
+            raw: None,
             read: Script::new(include_str!("read.lua")),
             trim: Script::new(include_str!("trim.lua")),
             hint: Script::new(
@@ -259,8 +270,24 @@ impl Hot {
         end: Option<StreamId>,
         count: usize,
     ) -> Result<ReadBatch> {
-        let mut con = self.con.clone();
         let end = end.map_or_else(|| "+".to_string(), |id| id.to_string());
+        let start = format!("({after}");
+        if let Some(raw) = &self.raw {
+            let chain = chain_key(stream);
+            let sha = self.read.get_hash();
+            let mut reply = raw.read(stream, &chain, sha, (&start, &end), count).await?;
+            if reply.is_none() {
+                // NOSCRIPT: the server lost its script cache (restart, failover, SCRIPT FLUSH).
+                self.load_read_script(stream).await?;
+                reply = raw.read(stream, &chain, sha, (&start, &end), count).await?;
+            }
+            let reply = reply.ok_or_else(|| Error::Protocol {
+                key: stream.to_string(),
+                reason: "the read script is missing right after loading it".into(),
+            })?;
+            return parse_read(stream, reply.info.into_value(), reply.entries);
+        }
+        let mut con = self.con.clone();
         // One transaction: the bookkeeping script, then a native XRANGE. MULTI/EXEC keeps them
         // atomic without copying every entry through Lua tables.
         let mut pipe = redis::pipe();
@@ -272,7 +299,7 @@ impl Hot {
             .arg(chain_key(stream))
             .cmd("XRANGE")
             .arg(stream)
-            .arg(format!("({after}"))
+            .arg(start)
             .arg(end)
             .arg("COUNT")
             .arg(count);
@@ -283,11 +310,7 @@ impl Hot {
         };
         let replies: Vec<redis::Value> = match pipe.query_async(&mut con).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.read
-                    .prepare_invoke()
-                    .load_async(&mut con)
-                    .await
-                    .map_err(err)?;
+                self.load_read_script(stream).await?;
                 pipe.query_async(&mut con).await.map_err(err)?
             }
             other => other.map_err(err)?,
@@ -299,7 +322,21 @@ impl Hot {
                 reason: "read transaction answered fewer than two replies".into(),
             });
         };
-        parse_read(stream, info, entries)
+        parse_read(stream, info, parse_entries(stream, entries)?)
+    }
+
+    async fn load_read_script(&self, stream: &str) -> Result<()> {
+        let mut con = self.con.clone();
+        self.read
+            .prepare_invoke()
+            .load_async(&mut con)
+            .await
+            .map(|_| ())
+            .map_err(|source| Error::Redis {
+                op: "SCRIPT LOAD",
+                key: stream.to_string(),
+                source,
+            })
     }
 
     /// What `XINFO STREAM` says about `stream` (`None` when it does not exist).

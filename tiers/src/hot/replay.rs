@@ -7,7 +7,8 @@ use super::keys::companion_key;
 use super::Hot;
 use crate::{Error, Result};
 
-/// Most fields one replayed entry may have: Redis' Lua cannot pass more arguments to one call.
+/// Most fields one replayed entry may have on a Redis Cluster, where batches go through a Lua
+/// script (Lua cannot pass more arguments to one call); against a single server there is no limit.
 pub const MAX_REPLAY_FIELDS: usize = 3_900;
 
 /// How replayed entries get their ids.
@@ -104,6 +105,19 @@ impl Hot {
         let Some(last) = batch.entries.last() else {
             return Err(protocol(batch.target, "empty replay batch".into()));
         };
+        let extra = usize::from(batch.origin.is_some());
+        if let Some(entry) = batch.entries.iter().find(|e| e.fields.len() + extra == 0) {
+            return Err(Error::InvalidKey {
+                key: batch.target.to_string(),
+                reason: format!(
+                    "entry `{}` has no fields; a replayed entry needs at least one",
+                    entry.id
+                ),
+            });
+        }
+        if let Some(raw) = &self.raw {
+            return raw.write_replay(batch).await;
+        }
         let cursor_key = replay_cursor_key(batch.target);
         let mut invocation = self.replay.key(batch.target);
         invocation

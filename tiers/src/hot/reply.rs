@@ -111,7 +111,7 @@ pub(crate) fn parse_entries(stream: &str, v: Value) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-pub(crate) fn parse_read(stream: &str, v: Value, entries_v: Value) -> Result<ReadBatch> {
+pub(crate) fn parse_read(stream: &str, v: Value, entries: Vec<Entry>) -> Result<ReadBatch> {
     let Value::Array(mut items) = v else {
         return Err(protocol(stream, "read reply is not an array"));
     };
@@ -144,7 +144,7 @@ pub(crate) fn parse_read(stream: &str, v: Value, entries_v: Value) -> Result<Rea
         last_entry_id: opt_id(stream, &items[8])?,
     };
     Ok(ReadBatch {
-        entries: parse_entries(stream, entries_v)?,
+        entries,
         info: Some(info),
         fence,
     })
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn missing_stream_reads_as_no_info() {
-        let batch = parse_read("s", Value::Array(vec![Value::Int(0)]), Value::Array(vec![])).unwrap();
+        let batch = parse_read("s", Value::Array(vec![Value::Int(0)]), Vec::new()).unwrap();
         assert!(batch.info.is_none());
         assert!(batch.fence.is_none());
     }
