@@ -14,6 +14,7 @@ mod s3;
 mod data;
 mod resp;
 
+use std::io::Write;
 use std::process::Command;
 use std::time::Instant;
 
@@ -141,13 +142,16 @@ fn main() {
     let ndjson_gz = gz.finish().expect("gzip").len() as u64;
     let mut raw = Raw::connect(&addr);
     let start = Instant::now();
-    for (c, chunk) in entries.chunks(1000).enumerate() {
-        let mut buf = Vec::with_capacity(chunk.len() * 300);
-        for (j, e) in chunk.iter().enumerate() {
-            encode_xadd(&mut buf, &stream((c * 1000 + j) as u64), e);
+    raw.duplex(entries.len(), |out| {
+        let mut buf = Vec::with_capacity(1000 * 300);
+        for (c, chunk) in entries.chunks(1000).enumerate() {
+            buf.clear();
+            for (j, e) in chunk.iter().enumerate() {
+                encode_xadd(&mut buf, &stream((c * 1000 + j) as u64), e);
+            }
+            out.write_all(&buf).expect("write");
         }
-        raw.pipeline(&buf, chunk.len());
-    }
+    });
     let write_secs = start.elapsed().as_secs_f64();
     drop(entries);
     let mut redis_bytes = 0u64;

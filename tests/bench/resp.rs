@@ -21,7 +21,9 @@ pub fn encode_xadd(out: &mut Vec<u8>, key: &str, entry: &RawEntry) {
 }
 
 fn bulk(out: &mut Vec<u8>, b: &[u8]) {
-    out.extend_from_slice(format!("${}\r\n", b.len()).as_bytes());
+    out.push(b'$');
+    out.extend_from_slice(b.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n");
     out.extend_from_slice(b);
     out.extend_from_slice(b"\r\n");
 }
@@ -43,14 +45,19 @@ impl Raw {
         }
     }
 
-    /// Sends `commands` (already RESP) and skips `replies` replies; answers the bytes skipped.
-    pub fn pipeline(&mut self, commands: &[u8], replies: usize) -> u64 {
-        self.write.write_all(commands).expect("write");
-        let mut bytes = 0;
-        for _ in 0..replies {
-            bytes += skip(&mut self.read).0;
-        }
-        bytes
+    /// Writes commands from `produce` on this thread while a second thread skips the `replies`
+    /// replies as they come, so that Redis never waits for the client between batches: the
+    /// write limit of one connection.
+    pub fn duplex(&mut self, replies: usize, produce: impl FnOnce(&mut TcpStream)) {
+        let (write, read) = (&mut self.write, &mut self.read);
+        std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for _ in 0..replies {
+                    skip(read);
+                }
+            });
+            produce(write);
+        });
     }
 
     /// Reads one XRANGE reply per key after its cursor (`COUNT count`), pipelined across keys;
