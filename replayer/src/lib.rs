@@ -4,22 +4,26 @@
 //! A job ([`job::JobRecord`], kept in Redis) names a topic's partitions, an id range and a
 //! target template. For each partition a [`source::PartitionSource`] reads the range wherever it
 //! lives (archived objects, then Redis) and the [`engine::Replayer`] writes it to the target in
-//! batches, each batch together with the job's cursor in one Lua script.
+//! batches, each batch together with the job's cursor in one Redis transaction.
 //!
 //! # Invariants
 //!
 //! 1. **Order.** Within a partition, entries reach the target in source-id order; the source's
 //!    cursor only moves forward and every batch starts above it.
-//! 2. **Exactly once.** A batch and the cursor that says it was written change together
-//!    (`replay.lua`), and the script checks the cursor it expects first (compare-and-set). A
-//!    crash before the script leaves neither; after it, both. A restarted job reads the cursor
-//!    and goes on after it; a retry whose first attempt landed sees its own cursor and counts
-//!    the batch once; a second runner of the same job finds the cursor moved and stops. Runners
-//!    also take an expiring lease per job (several servers resume the same unfinished jobs), but
-//!    exactly-once never depends on it.
-//! 3. **Nothing half-written.** The script checks everything that could fail (cursor, original
-//!    id order) before its first `XADD`, and the engine refuses entries a script cannot write
-//!    (no fields, too many) before calling it.
+//! 2. **Exactly once.** A batch and the cursor that says it was written change together, and
+//!    only if the cursor still holds what the writer expects (compare-and-set). On a single
+//!    server the writer `WATCH`es the cursor, checks it, then sends `MULTI`, the `XADD`s and a
+//!    commit script in one `EXEC`, which runs nothing if the cursor changed meanwhile; on a
+//!    cluster one Lua script (`replay.lua`) does the same. A crash before the transaction leaves
+//!    neither; after it, both. A restarted job reads the cursor and goes on after it; a retry
+//!    whose first attempt landed sees its own cursor and counts the batch once; a second runner
+//!    of the same job finds the cursor moved and stops. Runners also take an expiring lease per
+//!    job (several servers resume the same unfinished jobs), but exactly-once never depends on it.
+//! 3. **Nothing half-written.** Everything that could fail (cursor, original id order, the
+//!    target's type) is checked before the first `XADD`; inside the transaction an `XADD` can
+//!    only fail if the target stopped being a stream, and then none is written and the commit
+//!    leaves the cursor alone. Entries that cannot be written at all (no fields; on a cluster,
+//!    more fields than a Lua call takes) are refused before anything is sent.
 //! 4. **Seamless range.** Archive and Redis are joined at the cursor: Redis is read only after
 //!    the archive is exhausted, and when Redis no longer holds the entry after the cursor, the
 //!    archive is listed again for objects written meanwhile (see [`source`]).
