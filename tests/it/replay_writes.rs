@@ -1,6 +1,7 @@
 //! The replay write (entries and cursor together) under contention, on a single server (the
 //! direct `WATCH`/`MULTI` transaction) and on a cluster (the Lua script): exactly once, nothing
-//! written on a refusal, and field counts beyond Lua's limit where there is no Lua.
+//! written on a refusal, field counts beyond Lua's limit where there is no Lua, and the direct
+//! connections' authentication and database selection.
 
 use bytes::Bytes;
 use streamtier_schemas::{Entry, StreamId};
@@ -227,4 +228,49 @@ async fn original_ids_refusals_write_nothing_and_wide_entries_pass() {
     let outcome = write("wide", vec![entry.clone()], None).await.expect("write");
     assert_eq!(outcome, ReplayWrite::Written { total: 1 });
     assert_eq!(xrange_all(&mut con, "wide"), vec![entry]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_direct_connections_authenticate_and_select_the_database() {
+    let redis = RedisServer::start();
+    let mut con = redis.con();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("requirepass")
+        .arg("s3cret")
+        .query::<()>(&mut con)
+        .expect("CONFIG SET");
+    let url = redis.url().replace("redis://", "redis://:s3cret@") + "/3";
+    let hot = connect(url.clone()).await;
+    let mut db3 = redis::Client::open(url)
+        .and_then(|c| c.get_connection())
+        .expect("connect db 3");
+    redis::cmd("XADD")
+        .arg("src")
+        .arg("1-1")
+        .arg("a")
+        .arg("b")
+        .query::<()>(&mut db3)
+        .expect("XADD");
+    // The read transaction sees database 3.
+    let batch = hot
+        .read_after("src", StreamId::MIN, None, 10)
+        .await
+        .expect("read");
+    assert_eq!(batch.entries.len(), 1);
+    // And the replay transaction writes there.
+    let entries = batch.entries;
+    let outcome = hot
+        .write_replay_batch(&ReplayBatch {
+            target: "dst",
+            job: "j",
+            expected: None,
+            entries: &entries,
+            ids: IdMode::Original,
+            origin: None,
+        })
+        .await
+        .expect("write");
+    assert_eq!(outcome, ReplayWrite::Written { total: 1 });
+    assert_eq!(xrange_all(&mut db3, "dst"), entries);
 }
