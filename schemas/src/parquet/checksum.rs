@@ -46,10 +46,10 @@ impl EntriesChecksum {
 
     /// Adds one entry; call [`EntriesChecksum::flush`] before reading the CRC.
     fn entry(&mut self, entry: &Entry) {
-        let out = &mut self.scratch;
-        out.extend_from_slice(&entry.id.ms.to_le_bytes());
-        out.extend_from_slice(&entry.id.seq.to_le_bytes());
-        out.extend_from_slice(&(entry.fields.len() as u64).to_le_bytes());
+        self.scratch.extend_from_slice(&entry.id.ms.to_le_bytes());
+        self.scratch.extend_from_slice(&entry.id.seq.to_le_bytes());
+        self.scratch
+            .extend_from_slice(&(entry.fields.len() as u64).to_le_bytes());
         for (name, value) in &entry.fields {
             for part in [name, value] {
                 self.scratch.extend_from_slice(&(part.len() as u64).to_le_bytes());

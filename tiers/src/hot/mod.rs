@@ -200,7 +200,8 @@ pub enum TrimOutcome {
 #[derive(Clone)]
 pub struct Hot {
     con: RedisConn,
-    /// The read path's own connections (single server only; `None`: the generic client reads).
+    /// Direct connections for batch reads and replay writes (single server only; `None`: the
+    /// generic client does everything).
     raw: Option<Arc<RawPool>>,
     read: Script,
     trim: Script,

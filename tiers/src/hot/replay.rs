@@ -69,7 +69,7 @@ pub(super) fn script() -> Script {
     Script::new(include_str!("replay.lua"))
 }
 
-fn protocol(key: &str, reason: String) -> Error {
+pub(super) fn protocol(key: &str, reason: String) -> Error {
     Error::Protocol {
         key: key.to_string(),
         reason,
@@ -85,7 +85,7 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn opt_id(key: &str, s: &str) -> Result<Option<StreamId>> {
+pub(super) fn opt_id(key: &str, s: &str) -> Result<Option<StreamId>> {
     if s.is_empty() {
         return Ok(None);
     }
@@ -95,8 +95,9 @@ fn opt_id(key: &str, s: &str) -> Result<Option<StreamId>> {
 }
 
 impl Hot {
-    /// Appends `batch` to its target and moves the job's cursor in one script; checks everything
-    /// before the first write, so a batch is written whole or not at all.
+    /// Appends `batch` to its target and moves the job's cursor in one transaction (see the
+    /// replayer's crate docs); checks everything before the first write, so a batch is written
+    /// whole or not at all.
     ///
     /// # Errors
     /// [`Error::InvalidKey`] for an entry that cannot be written (no fields, too many fields),

@@ -17,7 +17,7 @@ use streamtier_schemas::StreamId;
 
 use super::resp::{Cursor, Failure, Item, Request};
 use super::{failure, RawConn, RawPool};
-use crate::hot::replay::{replay_cursor_key, IdMode, ReplayBatch, ReplayWrite};
+use crate::hot::replay::{opt_id, protocol, replay_cursor_key, IdMode, ReplayBatch, ReplayWrite};
 use crate::{Error, Result};
 
 /// Reads the cursor, its count, the target's type and (with original ids) its last id.
@@ -270,22 +270,6 @@ fn parse_exec(reply: &bytes::Bytes, entries: usize) -> std::result::Result<Exec,
         },
         _ => Err(Failure::Protocol("unexpected replay commit reply".into())),
     }
-}
-
-fn protocol(key: &str, reason: String) -> Error {
-    Error::Protocol {
-        key: key.to_string(),
-        reason,
-    }
-}
-
-fn opt_id(key: &str, s: &str) -> Result<Option<StreamId>> {
-    if s.is_empty() {
-        return Ok(None);
-    }
-    s.parse()
-        .map(Some)
-        .map_err(|_| protocol(key, format!("bad cursor `{s}`")))
 }
 
 fn wrong_type(target: &str, kind: &str) -> Error {
