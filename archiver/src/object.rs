@@ -1,33 +1,40 @@
-//! One object being built: entries are encoded batch by batch on the blocking pool, so that
-//! memory holds one batch and the open row group, never the whole object as entries.
+//! One object being built: entries are encoded batch by batch on the blocking pool into a
+//! spool file of the store, so that memory holds one batch and the open row group, never the
+//! whole object, as entries or as bytes.
 
 use std::sync::Arc;
 
-use bytes::Bytes;
 use streamtier_schemas::{EncodeOptions, Entry, ObjectMeta, ObjectWriter, TypedColumn};
+use streamtier_tiers::store::{SpoolFile, Store};
 
 use crate::partition::Partition;
 use crate::{Error, Result};
 
 /// An object under construction.
 pub struct ObjectBuilder {
-    writer: Option<ObjectWriter<Vec<u8>>>,
+    writer: Option<ObjectWriter<SpoolFile>>,
     partition: String,
     key: String,
 }
 
 impl ObjectBuilder {
-    /// Starts an object that will be stored under `key`.
+    /// Starts an object that will be stored under `key` in `store`, spooled in a file of it.
     ///
     /// # Errors
-    /// [`Error::Format`] when the writer cannot be created.
-    pub fn new(
+    /// [`Error::Tier`] when the spool file cannot be created, [`Error::Format`] when the
+    /// writer cannot be.
+    pub async fn new(
         p: &Partition,
+        store: &Store,
         key: String,
         columns: &Arc<Vec<TypedColumn>>,
         options: &EncodeOptions,
     ) -> Result<Self> {
-        let writer = ObjectWriter::new(Vec::new(), columns, options).map_err(|source| Error::Format {
+        let spool = store.spool().await.map_err(|source| Error::Tier {
+            partition: p.label(),
+            source,
+        })?;
+        let writer = ObjectWriter::new(spool, columns, options).map_err(|source| Error::Format {
             partition: p.label(),
             key: key.clone(),
             source,
@@ -67,11 +74,11 @@ impl ObjectBuilder {
         })
     }
 
-    /// Closes the object with its footer metadata and returns its bytes.
+    /// Closes the object with its footer metadata and returns its spool file.
     ///
     /// # Errors
     /// [`Error::Format`] on an encoding failure, [`Error::Task`] if the blocking task died.
-    pub async fn finish(mut self, meta: ObjectMeta) -> Result<Bytes> {
+    pub async fn finish(mut self, meta: ObjectMeta) -> Result<SpoolFile> {
         let writer = self.take_writer()?;
         let result = tokio::task::spawn_blocking(move || writer.finish(&meta))
             .await
@@ -79,14 +86,14 @@ impl ObjectBuilder {
                 partition: self.partition.clone(),
                 reason: e.to_string(),
             })?;
-        result.map(Bytes::from).map_err(|source| Error::Format {
+        result.map_err(|source| Error::Format {
             partition: self.partition.clone(),
             key: self.key.clone(),
             source,
         })
     }
 
-    fn take_writer(&mut self) -> Result<ObjectWriter<Vec<u8>>> {
+    fn take_writer(&mut self) -> Result<ObjectWriter<SpoolFile>> {
         // `write` puts the writer back before returning, so it is only missing after a panic
         // inside the blocking task, which is reported as a task error there.
         self.writer.take().ok_or_else(|| Error::Task {

@@ -245,7 +245,8 @@ impl PartitionWorker {
             zstd_level: self.ctx.config.zstd_level,
             ..EncodeOptions::default()
         };
-        let mut builder = ObjectBuilder::new(&self.p, key.clone(), &self.p.columns, &options)?;
+        let mut builder =
+            ObjectBuilder::new(&self.p, &self.ctx.store, key.clone(), &self.p.columns, &options).await?;
         let hour = layout::hour_of(first);
         let (max_entries, max_bytes) = (
             self.ctx.config.max_object_entries,
@@ -357,12 +358,12 @@ impl PartitionWorker {
             entry_count: count,
             last_offset,
         };
-        let body = builder.finish(meta.clone()).await?;
-        let size = body.len() as u64;
+        let spool = builder.finish(meta.clone()).await?;
+        let size = spool.len();
         let outcome = self
             .ctx
             .store
-            .put_if_absent(&key, body, &meta.to_s3_metadata())
+            .put_spooled_if_absent(&key, spool, &meta.to_s3_metadata())
             .await
             .map_err(self.tier())?;
         let mut chain = chain;

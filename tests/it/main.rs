@@ -14,3 +14,4 @@ mod replay_engine;
 mod replay_kill;
 mod replay_writes;
 mod store_conformance;
+mod store_spool;

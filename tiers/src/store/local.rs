@@ -3,16 +3,19 @@
 //! A write goes to `<root>/.streamtier-tmp/` (same file system), is fsynced, then hard-linked
 //! to its key. `link(2)` fails with `EEXIST` if the key exists, atomically, so two writers of
 //! the same key can never both succeed nor replace each other. The file system must support
-//! hard links (local disks do; some network or FUSE file systems do not).
+//! hard links (local disks do; some network or FUSE file systems do not). Spool files
+//! ([`super::SpoolFile`]) are created in the same directory and linked the same way.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::spool::{sweep_stale, SpoolFile, STALE_AFTER, TMP_SUFFIX};
 use super::{invalid_range, ObjectHead, ObjectInfo, PutOutcome, TMP_DIR_NAME};
 use crate::error::{Error, Result};
 
@@ -21,6 +24,8 @@ use crate::error::{Error, Result};
 pub struct LocalStore {
     /// Absolute, canonical root directory.
     root: Arc<PathBuf>,
+    /// Whether this process has swept stale spool files yet.
+    swept: Arc<AtomicBool>,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -53,7 +58,10 @@ impl LocalStore {
         let root = root.into();
         fs::create_dir_all(&root).map_err(io_err("create directory", &root))?;
         let root = fs::canonicalize(&root).map_err(io_err("resolve directory", &root))?;
-        Ok(Self { root: Arc::new(root) })
+        Ok(Self {
+            root: Arc::new(root),
+            swept: Arc::new(AtomicBool::new(false)),
+        })
     }
 
     /// Returns the absolute root directory.
@@ -93,6 +101,30 @@ impl LocalStore {
         let (key, path) = (key.to_owned(), self.path_of(key));
         self.blocking(move |root| put_blocking(root, &key, &path, &body))
             .await
+    }
+
+    pub(super) async fn spool(&self) -> Result<SpoolFile> {
+        let sweep = !self.swept.swap(true, Ordering::Relaxed);
+        self.blocking(move |root| {
+            let dir = root.join(TMP_DIR_NAME);
+            if sweep {
+                sweep_stale(&dir, STALE_AFTER);
+            }
+            SpoolFile::create(&dir)
+        })
+        .await
+    }
+
+    pub(super) async fn put_spooled(&self, key: &str, spool: SpoolFile) -> Result<PutOutcome> {
+        let (key, path) = (key.to_owned(), self.path_of(key));
+        self.blocking(move |root| {
+            if let Some(outcome) = precheck(&key, &path)? {
+                return Ok(outcome);
+            }
+            spool.sync()?;
+            link_into_place(root, spool.path(), &path)
+        })
+        .await
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<Bytes> {
@@ -211,22 +243,26 @@ fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(io_err("sync directory", dir))
 }
 
-fn put_blocking(root: &Path, key: &str, path: &Path, body: &[u8]) -> Result<PutOutcome> {
-    // Cheap early answer; the hard link below is what decides atomically.
+/// Answers early when `key` is taken; the hard link is what decides atomically.
+fn precheck(key: &str, path: &Path) -> Result<Option<PutOutcome>> {
     match fs::symlink_metadata(path) {
-        Ok(meta) if meta.is_dir() => {
-            // S3 can hold both `a` and `a/b`; a directory tree cannot.
-            return Err(Error::InvalidKey {
-                key: key.to_owned(),
-                reason: "a directory of other keys has this name".to_owned(),
-            });
-        }
-        Ok(_) => return Ok(PutOutcome::AlreadyExists),
-        Err(_) => {}
+        // S3 can hold both `a` and `a/b`; a directory tree cannot.
+        Ok(meta) if meta.is_dir() => Err(Error::InvalidKey {
+            key: key.to_owned(),
+            reason: "a directory of other keys has this name".to_owned(),
+        }),
+        Ok(_) => Ok(Some(PutOutcome::AlreadyExists)),
+        Err(_) => Ok(None),
+    }
+}
+
+fn put_blocking(root: &Path, key: &str, path: &Path, body: &[u8]) -> Result<PutOutcome> {
+    if let Some(outcome) = precheck(key, path)? {
+        return Ok(outcome);
     }
     let tmp_dir = root.join(TMP_DIR_NAME);
     fs::create_dir_all(&tmp_dir).map_err(io_err("create directory", &tmp_dir))?;
-    let tmp = TempFile(tmp_dir.join(format!("{:016x}.tmp", rand::random::<u64>())));
+    let tmp = TempFile(tmp_dir.join(format!("{:016x}{TMP_SUFFIX}", rand::random::<u64>())));
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -235,7 +271,11 @@ fn put_blocking(root: &Path, key: &str, path: &Path, body: &[u8]) -> Result<PutO
     file.write_all(body).map_err(io_err("write", &tmp.0))?;
     file.sync_all().map_err(io_err("sync", &tmp.0))?;
     drop(file);
+    link_into_place(root, &tmp.0, path)
+}
 
+/// Hard-links the durable file `tmp` to `path`, creating (durably) the directories between.
+fn link_into_place(root: &Path, tmp: &Path, path: &Path) -> Result<PutOutcome> {
     let parent = path.parent().unwrap_or(root);
     if !parent.is_dir() {
         fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
@@ -247,7 +287,7 @@ fn put_blocking(root: &Path, key: &str, path: &Path, body: &[u8]) -> Result<PutO
             }
         }
     }
-    match fs::hard_link(&tmp.0, path) {
+    match fs::hard_link(tmp, path) {
         Ok(()) => {
             sync_dir(parent)?;
             Ok(PutOutcome::Created)

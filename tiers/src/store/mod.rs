@@ -7,12 +7,15 @@
 //!
 //! - [`local`]: a directory; writes go to a temporary file that is hard-linked into place.
 //! - [`s3`]: S3 or an S3-compatible server, through `aws-sdk-s3` with `If-None-Match: *`.
+//! - [`spool`]: local files that large objects are written into before they are stored, so
+//!   that memory does not grow with object size ([`Store::spool`], [`Store::put_spooled_if_absent`]).
 //! - [`settings`]: what the user writes ([`StoreSettings`]) and [`connect`], which builds the
 //!   client at the edge.
 
 pub mod local;
 pub mod s3;
 pub mod settings;
+pub mod spool;
 
 use std::ops::Range;
 
@@ -21,6 +24,7 @@ use bytes::Bytes;
 pub use local::LocalStore;
 pub use s3::S3Store;
 pub use settings::{connect, StoreSettings, StoreUrl, DEFAULT_URL};
+pub use spool::SpoolFile;
 
 use crate::error::{Error, Result};
 
@@ -96,6 +100,37 @@ impl Store {
     ) -> Result<PutOutcome> {
         validate_key(key)?;
         dispatch!(self, s => s.put_if_absent(key, body, metadata).await)
+    }
+
+    /// Creates an empty spool file to encode an object into, where this store can store it
+    /// from without holding it in memory: the local store's temporary directory (storing is
+    /// then a hard link), or S3's spool directory (storing streams the file). The first call
+    /// of a process also removes spool files that stopped processes left behind.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] naming the directory or file that could not be created.
+    pub async fn spool(&self) -> Result<SpoolFile> {
+        dispatch!(self, s => s.spool().await)
+    }
+
+    /// As [`Store::put_if_absent`], with the body in a spool file made by this store's
+    /// [`Store::spool`]; the file is removed once stored (or not).
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::put_if_absent`]; [`Error::Io`] or [`Error::S3`] if the file cannot be read.
+    pub async fn put_spooled_if_absent(
+        &self,
+        key: &str,
+        spool: SpoolFile,
+        metadata: &[(String, String)],
+    ) -> Result<PutOutcome> {
+        validate_key(key)?;
+        match self {
+            Store::Local(s) => s.put_spooled(key, spool).await,
+            Store::S3(s) => s.put_spooled(key, spool, metadata).await,
+        }
     }
 
     /// Reads a whole object.

@@ -8,16 +8,20 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use rand::Rng;
 
+use super::spool::{sweep_stale, SpoolFile, STALE_AFTER};
 use super::{invalid_range, ObjectHead, ObjectInfo, PutOutcome};
 use crate::error::{Error, Result};
 
@@ -31,6 +35,44 @@ const PART_CONCURRENCY: usize = 4;
 pub const DEFAULT_LIST_PAGE_SIZE: usize = 1000;
 /// Attempts of a conditional write that keeps meeting `409 ConditionalRequestConflict`.
 const CONFLICT_ATTEMPTS: u32 = 6;
+/// Read buffer of a body streamed from a spool file.
+const FILE_BUFFER: usize = 256 * 1024;
+
+/// Name of the default spool directory, under the system's temporary directory.
+pub const DEFAULT_SPOOL_DIR_NAME: &str = "streamtier-spool";
+
+/// What an upload sends: bytes in memory, or a file streamed from disk.
+enum Body<'a> {
+    Memory(Bytes),
+    File { path: &'a Path, len: u64 },
+}
+
+impl Body<'_> {
+    fn len(&self) -> u64 {
+        match self {
+            Body::Memory(bytes) => bytes.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    /// The bytes `range` as a request body; a file body is re-opened for every attempt, so
+    /// the SDK's retries can resend it.
+    async fn stream(&self, full: &str, range: Range<u64>) -> Result<ByteStream> {
+        match self {
+            Body::Memory(bytes) => Ok(ByteStream::from(
+                bytes.slice(range.start as usize..range.end as usize),
+            )),
+            Body::File { path, .. } => ByteStream::read_from()
+                .path(path)
+                .offset(range.start)
+                .length(Length::Exact(range.end - range.start))
+                .buffer_size(FILE_BUFFER)
+                .build()
+                .await
+                .map_err(|e| s3_err("read spool file", full, e)),
+        }
+    }
+}
 
 /// A bucket and key prefix on S3 or an S3-compatible server.
 #[derive(Clone)]
@@ -40,6 +82,10 @@ pub struct S3Store {
     /// Empty, or ends with `/`.
     prefix: String,
     list_page_size: usize,
+    /// Where objects are spooled before upload.
+    spool_dir: Arc<PathBuf>,
+    /// Whether this process has swept stale spool files yet.
+    swept: Arc<AtomicBool>,
 }
 
 impl fmt::Debug for S3Store {
@@ -48,6 +94,7 @@ impl fmt::Debug for S3Store {
         f.debug_struct("S3Store")
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
+            .field("spool_dir", &self.spool_dir)
             .finish_non_exhaustive()
     }
 }
@@ -105,7 +152,22 @@ impl S3Store {
                 format!("{prefix}/")
             },
             list_page_size: DEFAULT_LIST_PAGE_SIZE,
+            spool_dir: Arc::new(std::env::temp_dir().join(DEFAULT_SPOOL_DIR_NAME)),
+            swept: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Sets the directory objects are spooled in before upload (default:
+    /// [`DEFAULT_SPOOL_DIR_NAME`] under the system's temporary directory).
+    #[must_use]
+    pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.spool_dir = Arc::new(dir.into());
+        self
+    }
+
+    /// Returns the spool directory.
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
     }
 
     /// Sets how many keys each `ListObjectsV2` page asks for (clamped to 1..=1000); tests use
@@ -136,9 +198,46 @@ impl S3Store {
         body: Bytes,
         metadata: &[(String, String)],
     ) -> Result<PutOutcome> {
+        self.put(key, Body::Memory(body), metadata).await
+    }
+
+    pub(super) async fn spool(&self) -> Result<SpoolFile> {
+        let dir = Arc::clone(&self.spool_dir);
+        let sweep = !self.swept.swap(true, Ordering::Relaxed);
+        let result = tokio::task::spawn_blocking(move || {
+            if sweep {
+                sweep_stale(&dir, STALE_AFTER);
+            }
+            SpoolFile::create(&dir)
+        })
+        .await;
+        result.unwrap_or_else(|e| {
+            Err(Error::Io {
+                op: "run blocking file task",
+                path: self.spool_dir.to_path_buf(),
+                source: std::io::Error::other(e),
+            })
+        })
+    }
+
+    pub(super) async fn put_spooled(
+        &self,
+        key: &str,
+        spool: SpoolFile,
+        metadata: &[(String, String)],
+    ) -> Result<PutOutcome> {
+        let body = Body::File {
+            path: spool.path(),
+            len: spool.len(),
+        };
+        self.put(key, body, metadata).await
+    }
+
+    async fn put(&self, key: &str, body: Body<'_>, metadata: &[(String, String)]) -> Result<PutOutcome> {
         let full = self.full_key(key);
         let metadata: HashMap<String, String> = metadata.iter().cloned().collect();
-        if body.len() > MULTIPART_THRESHOLD {
+        let len = body.len();
+        if len > MULTIPART_THRESHOLD as u64 {
             return self.put_multipart(&full, body, metadata).await;
         }
         let mut attempt = 0;
@@ -150,8 +249,8 @@ impl S3Store {
                 .key(&full)
                 .if_none_match("*")
                 .set_metadata(Some(metadata.clone()))
-                .content_length(body.len() as i64)
-                .body(ByteStream::from(body.clone()))
+                .content_length(len as i64)
+                .body(body.stream(&full, 0..len).await?)
                 .send()
                 .await;
             match result {
@@ -178,7 +277,7 @@ impl S3Store {
     async fn put_multipart(
         &self,
         full: &str,
-        body: Bytes,
+        body: Body<'_>,
         metadata: HashMap<String, String>,
     ) -> Result<PutOutcome> {
         let created = self
@@ -198,7 +297,7 @@ impl S3Store {
                 std::io::Error::other("response has no upload id"),
             )
         })?;
-        let result = self.upload_and_complete(full, upload_id, body).await;
+        let result = self.upload_and_complete(full, upload_id, &body).await;
         if !matches!(result, Ok(PutOutcome::Created)) {
             let aborted = self
                 .client
@@ -216,14 +315,17 @@ impl S3Store {
         result
     }
 
-    async fn upload_and_complete(&self, full: &str, upload_id: &str, body: Bytes) -> Result<PutOutcome> {
-        let chunks: Vec<(i32, Bytes)> = (0..body.len())
+    async fn upload_and_complete(&self, full: &str, upload_id: &str, body: &Body<'_>) -> Result<PutOutcome> {
+        let len = body.len();
+        let ranges: Vec<(i32, Range<u64>)> = (0..len)
             .step_by(PART_SIZE)
             .zip(1..)
-            .map(|(start, number)| (number, body.slice(start..(start + PART_SIZE).min(body.len()))))
+            .map(|(start, number)| (number, start..(start + PART_SIZE as u64).min(len)))
             .collect();
-        let parts: Vec<CompletedPart> = futures::stream::iter(chunks)
-            .map(|(number, chunk)| async move {
+        let parts: Vec<CompletedPart> = futures::stream::iter(ranges)
+            .map(|(number, range)| async move {
+                let chunk_len = range.end - range.start;
+                let chunk = body.stream(full, range).await?;
                 let out = self
                     .client
                     .upload_part()
@@ -232,8 +334,8 @@ impl S3Store {
                     .upload_id(upload_id)
                     .part_number(number)
                     .checksum_algorithm(ChecksumAlgorithm::Crc32)
-                    .content_length(chunk.len() as i64)
-                    .body(ByteStream::from(chunk))
+                    .content_length(chunk_len as i64)
+                    .body(chunk)
                     .send()
                     .await
                     .map_err(|e| s3_err("upload_part", full, e))?;

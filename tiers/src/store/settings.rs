@@ -43,6 +43,11 @@ pub struct StoreSettings {
     /// Addresses buckets as `endpoint/bucket` rather than `bucket.endpoint`; most
     /// S3-compatible servers need it. Default: false.
     pub force_path_style: bool,
+    /// S3 only: the local directory objects are encoded into before they are uploaded
+    /// (streamed from there, so object size never decides memory). Needs room for
+    /// `archive.concurrency` objects. Unset: `streamtier-spool` under the system's temporary
+    /// directory (`TMPDIR`, else `/tmp`). A local store always spools in its own directory.
+    pub spool_dir: Option<PathBuf>,
 }
 
 impl Default for StoreSettings {
@@ -52,6 +57,7 @@ impl Default for StoreSettings {
             endpoint: None,
             region: None,
             force_path_style: false,
+            spool_dir: None,
         }
     }
 }
@@ -173,7 +179,11 @@ pub async fn connect(settings: &StoreSettings) -> Result<Store> {
         }
         StoreUrl::S3 { bucket, prefix } => {
             let client = s3_client(settings).await?;
-            Ok(Store::S3(S3Store::new(client, bucket, prefix)))
+            let mut store = S3Store::new(client, bucket, prefix);
+            if let Some(dir) = &settings.spool_dir {
+                store = store.with_spool_dir(dir);
+            }
+            Ok(Store::S3(store))
         }
     }
 }
