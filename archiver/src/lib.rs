@@ -33,8 +33,11 @@
 //! 5. **A stream that went backwards is not trimmed.** If its last id is below the archive, or
 //!    it has fewer entries ever added than the archive holds, the partition fails loudly and the
 //!    trim script refuses to trim.
-//! 6. **Bounded memory.** Reads are sized to `read_batch_bytes`; objects are encoded batch by
-//!    batch on the blocking pool and bounded by `max_object_entries` and `max_object_bytes`.
+//! 6. **Bounded memory.** Reads are sized to `read_batch_bytes` and held as one reply buffer
+//!    plus 16 bytes per field ([`streamtier_schemas::EntryBatch`]); objects are encoded batch by
+//!    batch on the blocking pool into a spool file of the store, from which they are linked
+//!    (local) or streamed (S3). Memory per partition is one or two batches and one row group,
+//!    whatever the object size; `max_object_entries` and `max_object_bytes` bound disk use.
 //! 7. **Crash safety.** The steps of one object (encode, upload, verify, trim) are never raced
 //!    against cancellation, and dropping an unfinished object is safe because trimming only
 //!    follows a durable upload; a restart finds the chain end in the store and goes on.

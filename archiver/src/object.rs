@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use streamtier_schemas::{EncodeOptions, Entry, ObjectMeta, ObjectWriter, TypedColumn};
+use streamtier_schemas::{EncodeOptions, EntryBatch, ObjectMeta, ObjectWriter, TypedColumn};
 use streamtier_tiers::store::{SpoolFile, Store};
 
 use crate::partition::Partition;
@@ -55,10 +55,10 @@ impl ObjectBuilder {
     ///
     /// # Errors
     /// [`Error::Format`] on an encoding failure, [`Error::Task`] if the blocking task died.
-    pub async fn write(&mut self, entries: Vec<Entry>) -> Result<()> {
+    pub async fn write(&mut self, entries: EntryBatch) -> Result<()> {
         let mut writer = self.take_writer()?;
         let (writer, result) = tokio::task::spawn_blocking(move || {
-            let r = writer.write(&entries);
+            let r = writer.write_batch(&entries);
             (writer, r)
         })
         .await

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use streamtier_schemas::{layout, EncodeOptions, Entry, GapRecord, ObjectMeta, StreamId};
+use streamtier_schemas::{layout, EncodeOptions, EntryBatch, GapRecord, ObjectMeta, StreamId};
 use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo, TrimOutcome, TrimRequest};
 use streamtier_tiers::store::{PutOutcome, Store};
 use tokio_util::sync::CancellationToken;
@@ -231,7 +231,7 @@ impl PartitionWorker {
         if info.last_generated_id < chain.last_id {
             return Err(self.regressed(&chain, "has a last id below the archive"));
         }
-        let Some(first) = batch.entries.first().map(|e| e.id) else {
+        let Some(first) = batch.entries.first_id() else {
             self.note_lag(&info, &chain);
             return Ok(Built::Idle);
         };
@@ -260,10 +260,10 @@ impl PartitionWorker {
         loop {
             let info = batch.info.clone().unwrap_or_else(|| info.clone());
             let entries = std::mem::take(&mut batch.entries);
-            let Some(x1) = entries.first().map(|e| e.id) else {
+            let Some(x1) = entries.first_id() else {
                 break;
             };
-            let reached_tail = entries.last().map(|e| e.id) == info.last_entry_id;
+            let reached_tail = entries.last_id() == info.last_entry_id;
             let offset = first_offset(&info, x1, entries.len(), reached_tail, last, last_offset);
             // Compare with the exact offset, or with the estimate kept since an XDEL hid it.
             let (gap_after, prev) = match (last_offset, estimate) {
@@ -275,7 +275,7 @@ impl PartitionWorker {
             // that bounds what vanished in the whole batch even when XDEL hides where.
             let tail_offset = (reached_tail && info.last_entry_id == Some(info.last_generated_id))
                 .then_some(info.entries_added);
-            let batch_last = entries.last().map_or(x1, |e| e.id);
+            let batch_last = entries.last_id().unwrap_or(x1);
             let check = match (offset, tail_offset, prev) {
                 (None, Some(t), Some(p)) => match t.checked_sub(p + entries.len() as u64) {
                     Some(0) => Continuity::Contiguous,
@@ -326,7 +326,7 @@ impl PartitionWorker {
                 (None, None, Some((anchor, n))) => (None, Some((anchor, n + take))),
                 (None, None, None) => (None, None),
             };
-            last = entries.last().map_or(last, |e| e.id);
+            last = entries.last_id().unwrap_or(last);
             count += take;
             bytes += take_bytes;
             if complete || reached_tail || Some(last) == *end {
@@ -460,7 +460,7 @@ impl PartitionWorker {
     }
 
     /// Sizes the next read so that one reply stays near `read_batch_bytes`.
-    fn adapt(&mut self, entries: &[Entry]) {
+    fn adapt(&mut self, entries: &EntryBatch) {
         if entries.is_empty() {
             return;
         }
@@ -561,7 +561,7 @@ impl PartitionWorker {
 
 /// How many leading entries fit into the object: same hour, within the entry and byte budgets.
 /// The first entry of an object always fits, however large, so that no entry is ever stuck.
-fn fit(entries: &[Entry], hour: u64, entries_left: u64, bytes_left: u64, empty: bool) -> (usize, u64) {
+fn fit(entries: &EntryBatch, hour: u64, entries_left: u64, bytes_left: u64, empty: bool) -> (usize, u64) {
     let mut bytes = 0u64;
     for (i, e) in entries.iter().enumerate() {
         let size = e.payload_len() as u64;
@@ -588,6 +588,7 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 mod tests {
     use super::*;
     use bytes::Bytes;
+    use streamtier_schemas::Entry;
 
     fn e(ms: u64, size: usize) -> Entry {
         Entry {
@@ -598,13 +599,13 @@ mod tests {
 
     #[test]
     fn objects_stop_at_the_hour() {
-        let entries = vec![e(3_599_998, 1), e(3_599_999, 1), e(3_600_000, 1)];
+        let entries = EntryBatch::from_entries(&[e(3_599_998, 1), e(3_599_999, 1), e(3_600_000, 1)]);
         assert_eq!(fit(&entries, 0, 100, 1 << 20, true).0, 2);
     }
 
     #[test]
     fn objects_stop_at_their_budgets_but_always_take_one() {
-        let entries = vec![e(1, 100), e(2, 100), e(3, 100)];
+        let entries = EntryBatch::from_entries(&[e(1, 100), e(2, 100), e(3, 100)]);
         assert_eq!(fit(&entries, 0, 2, 1 << 20, true).0, 2);
         assert_eq!(fit(&entries, 0, 100, 10, true).0, 1);
         assert_eq!(fit(&entries, 0, 100, 10, false).0, 0);

@@ -257,9 +257,16 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                 .read_after(stream, cursor, plan.range.last(), 10_000)
                 .await
                 .map_err(Error::tier(format!("read `{stream}`")))?;
-            let Some(last) = batch.entries.last() else { break };
-            cursor = last.id;
-            item.redis_entries += batch.entries.iter().filter(|e| plan.range.contains(e.id)).count() as u64;
+            let Some(last) = batch.entries.last_id() else {
+                break;
+            };
+            cursor = last;
+            item.redis_entries += batch
+                .entries
+                .ids()
+                .iter()
+                .filter(|id| plan.range.contains(**id))
+                .count() as u64;
         }
         out.push(item);
     }

@@ -315,6 +315,7 @@ impl PartitionSource {
         }
         let entries: Vec<Entry> = batch
             .entries
+            .to_entries()
             .into_iter()
             .filter(|e| self.range.contains(e.id))
             .collect();

@@ -7,7 +7,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::civil::parse_rfc3339_ms;
-use crate::entry::Entry;
+use crate::entries::EntryRef;
 use crate::error::{Error, Result};
 
 /// Names of the fixed columns, which typed columns must not reuse.
@@ -87,7 +87,7 @@ impl TypedColumn {
 
     /// Returns the text this column reads from `entry`: the first field with exactly this
     /// name, if its value is valid UTF-8.
-    pub fn source<'a>(&self, entry: &'a Entry) -> Option<&'a str> {
+    pub fn source<'a>(&self, entry: &EntryRef<'a>) -> Option<&'a str> {
         std::str::from_utf8(entry.first_value(self.name.as_bytes())?).ok()
     }
 }
@@ -176,6 +176,7 @@ pub fn validate_columns(columns: &[TypedColumn]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::entry::Entry;
     use crate::id::StreamId;
     use bytes::Bytes;
 
@@ -232,6 +233,8 @@ mod tests {
                 (Bytes::from_static(b"bin"), Bytes::from_static(b"\xff")),
             ],
         );
+        let batch = crate::EntryBatch::from_entries(&[entry]);
+        let entry = batch.get(0);
         let amount = TypedColumn::new("amount", ColumnType::Int64);
         assert_eq!(amount.source(&entry), Some("2"));
         assert_eq!(TypedColumn::new("bin", ColumnType::String).source(&entry), None);

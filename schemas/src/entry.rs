@@ -5,7 +5,7 @@ use bytes::Bytes;
 use crate::id::StreamId;
 
 /// Fixed per-entry overhead counted by [`Entry::payload_len`] (the two halves of the ID).
-const ENTRY_OVERHEAD: usize = 16;
+pub(crate) const ENTRY_OVERHEAD: usize = 16;
 
 /// A stream entry exactly as Redis holds it.
 ///

@@ -2,9 +2,10 @@
 //!
 //! streamtier archives Redis Streams entries into zstd-compressed Parquet objects on an
 //! object store (S3 or a directory) and replays them. Everything that must agree between
-//! the archiver, the replayer and outside query engines lives here: [`StreamId`], [`Entry`],
-//! the object key [`layout`], the Parquet encoding ([`ObjectWriter`], [`decode_object`]),
-//! object metadata ([`ObjectMeta`]) and gap records ([`GapRecord`]).
+//! the archiver, the replayer and outside query engines lives here: [`StreamId`], [`Entry`]
+//! (and [`EntryBatch`], entries sharing one buffer), the object key [`layout`], the Parquet
+//! encoding ([`ObjectWriter`], [`decode_object`]), object metadata ([`ObjectMeta`]) and gap
+//! records ([`GapRecord`]).
 //!
 //! The crate is pure: no async runtime and no I/O besides in-memory buffers and any
 //! `std::io::Write` sink the caller hands to [`ObjectWriter`].
@@ -145,6 +146,7 @@
 
 mod civil;
 pub mod columns;
+pub mod entries;
 pub mod entry;
 pub mod error;
 pub mod gap;
@@ -155,6 +157,7 @@ pub mod parquet;
 
 pub use crate::civil::parse_rfc3339_ms;
 pub use crate::columns::{validate_columns, ColumnType, TypedColumn};
+pub use crate::entries::{EntryBatch, EntryBatchBuilder, EntryRef, SpanError};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::gap::GapRecord;

@@ -133,7 +133,10 @@ fn main() {
     // the raw write limit) then only writes. Only the encoded commands are kept in memory.
     let mut chunks: Vec<Vec<u8>> = Vec::new();
     let (mut n, mut payload) = (0u64, 0u64);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    // Lines reach the encoder in large writes (it does work per write call), and only the
+    // compressed size is kept.
+    let gz = flate2::write::GzEncoder::new(Counter(0), flate2::Compression::default());
+    let mut gz = std::io::BufWriter::with_capacity(1 << 20, gz);
     let mut add = |e: resp::RawEntry| {
         let key = stream(n);
         payload += data::payload(&e);
@@ -151,7 +154,8 @@ fn main() {
             (0..a.entries).for_each(|i| add(g.entry(i)));
         }
     }
-    let ndjson_gz = gz.finish().expect("gzip").len() as u64;
+    let gz = gz.into_inner().unwrap_or_else(|_| panic!("flush gzip"));
+    let ndjson_gz = gz.finish().expect("gzip").0;
     let mut raw = Raw::connect(&addr);
     let start = Instant::now();
     raw.duplex(n as usize, |out| {
@@ -370,6 +374,20 @@ fn main() {
     }
     std::fs::write(&a.json, serde_json::to_string_pretty(&results).expect("json")).expect("write json");
     println!("results: {}", a.json);
+}
+
+/// A writer that only counts bytes.
+struct Counter(u64);
+
+impl Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 fn memory_usage(addr: &str, cmd: &[u8]) -> u64 {

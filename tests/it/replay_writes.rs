@@ -259,7 +259,7 @@ async fn the_direct_connections_authenticate_and_select_the_database() {
         .expect("read");
     assert_eq!(batch.entries.len(), 1);
     // And the replay transaction writes there.
-    let entries = batch.entries;
+    let entries = batch.entries.to_entries();
     let outcome = hot
         .write_replay_batch(&ReplayBatch {
             target: "dst",

@@ -4,6 +4,10 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::{key_value_fields, map_entries_field, raw_element_field, UTC};
+use crate::columns::{parse_value, ColumnType, TypedColumn, TypedValue};
+use crate::entries::{EntryBatch, EntryRef};
+use crate::error::{Error, Result};
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Float64Builder, Int64Builder, StringBuilder, TimestampMillisecondBuilder,
 };
@@ -12,26 +16,20 @@ use arrow_array::{
 };
 use arrow_buffer::{NullBufferBuilder, OffsetBuffer, ScalarBuffer};
 use arrow_schema::{ArrowError, SchemaRef};
-use bytes::Bytes;
-
-use super::{key_value_fields, map_entries_field, raw_element_field, UTC};
-use crate::columns::{parse_value, ColumnType, TypedColumn, TypedValue};
-use crate::entry::Entry;
-use crate::error::{Error, Result};
 
 /// Largest byte size of one Arrow string/binary array (`i32` offsets).
 const MAX_ARRAY_BYTES: usize = i32::MAX as usize;
 /// Up to this many fields, repeated names are found by comparing pairs.
 const SMALL_FIELD_COUNT: usize = 16;
 
-/// Returns how many leading entries fit in one batch without overflowing `i32` offsets.
-pub(super) fn batch_len(entries: &[Entry]) -> Result<usize> {
+/// Returns how many entries from `start` on fit in one batch without overflowing `i32` offsets.
+pub(super) fn batch_len(entries: &EntryBatch, start: usize) -> Result<usize> {
     let mut total = 0usize;
-    for (i, entry) in entries.iter().enumerate() {
+    for (i, entry) in entries.range(start..entries.len()).enumerate() {
         // Lossy UTF-8 conversion turns one invalid byte into three, hence the factor.
         let mut cost = entry.payload_len().saturating_mul(3);
         if cost > MAX_ARRAY_BYTES {
-            cost = exact_cost(entry);
+            cost = exact_cost(&entry);
             if cost > MAX_ARRAY_BYTES {
                 return Err(Error::EntryTooLarge {
                     id: entry.id,
@@ -44,24 +42,23 @@ pub(super) fn batch_len(entries: &[Entry]) -> Result<usize> {
             return Ok(i.max(1));
         }
     }
-    Ok(entries.len())
+    Ok(entries.len() - start)
 }
 
 /// The larger of an entry's bytes in `raw_fields` and in `fields`.
-fn exact_cost(entry: &Entry) -> usize {
+fn exact_cost(entry: &EntryRef<'_>) -> usize {
     let raw = entry.payload_len();
     let text: usize = entry
-        .fields
-        .iter()
+        .fields()
         .map(|(n, v)| String::from_utf8_lossy(n).len() + String::from_utf8_lossy(v).len())
         .sum();
     raw.max(text)
 }
 
 /// Returns the fields as text when `fields` can hold them exactly: all UTF-8, names unique.
-fn exact_text<'a>(fields: &'a [(Bytes, Bytes)], out: &mut Vec<(&'a str, &'a str)>) -> bool {
+fn exact_text<'a>(entry: &EntryRef<'a>, out: &mut Vec<(&'a str, &'a str)>) -> bool {
     out.clear();
-    for (name, value) in fields {
+    for (name, value) in entry.fields() {
         match (std::str::from_utf8(name), std::str::from_utf8(value)) {
             (Ok(name), Ok(value)) => out.push((name, value)),
             _ => return false,
@@ -134,10 +131,10 @@ fn offset(len: usize) -> Result<i32> {
 }
 
 /// Builds the record batch of one run of entries.
-pub(super) fn build_batch(
+pub(super) fn build_batch<'a>(
     schema: &SchemaRef,
     columns: &[TypedColumn],
-    entries: &[Entry],
+    entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
 ) -> Result<RecordBatch> {
     let rows = entries.len();
     let mut ids = StringBuilder::with_capacity(rows, rows * 24);
@@ -168,7 +165,7 @@ pub(super) fn build_batch(
         ts.push(entry.id.ms as i64);
         seq.push(entry.id.seq as i64);
 
-        if exact_text(&entry.fields, &mut text) {
+        if exact_text(&entry, &mut text) {
             for (name, value) in &text {
                 keys.append_value(name);
                 values.append_value(value);
@@ -178,7 +175,7 @@ pub(super) fn build_batch(
         } else {
             // Best-effort view: first occurrence of each (lossy) name.
             seen.clear();
-            for (name, value) in &entry.fields {
+            for (name, value) in entry.fields() {
                 let name: Cow<'_, str> = String::from_utf8_lossy(name);
                 if seen.insert(name.clone().into_owned()) {
                     keys.append_value(&name);
@@ -186,11 +183,11 @@ pub(super) fn build_batch(
                     pairs += 1;
                 }
             }
-            for (name, value) in &entry.fields {
+            for (name, value) in entry.fields() {
                 raw.append_value(name);
                 raw.append_value(value);
             }
-            raw_items += 2 * entry.fields.len();
+            raw_items += 2 * entry.field_count();
             raw_valid.append_non_null();
         }
         map_offsets.push(offset(pairs)?);
@@ -198,7 +195,7 @@ pub(super) fn build_batch(
         for (builder, column) in typed.iter_mut().zip(columns) {
             builder.append(
                 column
-                    .source(entry)
+                    .source(&entry)
                     .and_then(|text| parse_value(column.kind, text)),
             );
         }
@@ -246,6 +243,7 @@ mod tests {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Float64Type, Int64Type, TimestampMillisecondType};
     use arrow_array::Array;
+    use bytes::Bytes;
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
     #[test]
@@ -352,14 +350,17 @@ mod tests {
     #[test]
     fn batch_len_keeps_arrays_under_two_gib() {
         let small = entry(1, 0, &[("a", "b")]);
-        assert_eq!(batch_len(&[small.clone(), small.clone()]).unwrap(), 2);
-        assert!(exact_cost(&small) >= 2);
+        let batch = EntryBatch::from_entries(&[small.clone(), small.clone()]);
+        assert_eq!(batch_len(&batch, 0).unwrap(), 2);
+        assert_eq!(batch_len(&batch, 1).unwrap(), 1);
+        assert!(exact_cost(&batch.get(0)) >= 2);
         let mut invalid = entry(1, 0, &[]);
         invalid
             .fields
             .push((Bytes::from_static(b"\xff\xfe"), Bytes::new()));
-        assert_eq!(exact_cost(&invalid), 18);
+        let cost = |e: &crate::Entry| exact_cost(&EntryBatch::from_entries(std::slice::from_ref(e)).get(0));
+        assert_eq!(cost(&invalid), 18);
         invalid.fields.push((Bytes::new(), Bytes::from(vec![0xff; 100])));
-        assert_eq!(exact_cost(&invalid), 6 + 300);
+        assert_eq!(cost(&invalid), 6 + 300);
     }
 }

@@ -8,8 +8,10 @@
 //! name length, name bytes, value length, value bytes; all integers `u64` little-endian.
 //! The footer value is the CRC-32 (IEEE) of that stream as 8 lowercase hex digits.
 
+use crate::entries::EntryRef;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
+use crate::id::StreamId;
 
 /// Footer key of the entries checksum.
 pub const CHECKSUM_KEY: &str = "streamtier.entries_crc32";
@@ -39,18 +41,18 @@ impl EntriesChecksum {
     /// Adds entries, in order.
     pub(crate) fn update(&mut self, entries: &[Entry]) {
         for entry in entries {
-            self.entry(entry);
+            let fields = entry.fields.iter().map(|(n, v)| (n.as_ref(), v.as_ref()));
+            self.entry(entry.id, entry.fields.len(), fields);
         }
         self.flush();
     }
 
     /// Adds one entry; call [`EntriesChecksum::flush`] before reading the CRC.
-    fn entry(&mut self, entry: &Entry) {
-        self.scratch.extend_from_slice(&entry.id.ms.to_le_bytes());
-        self.scratch.extend_from_slice(&entry.id.seq.to_le_bytes());
-        self.scratch
-            .extend_from_slice(&(entry.fields.len() as u64).to_le_bytes());
-        for (name, value) in &entry.fields {
+    fn entry<'a>(&mut self, id: StreamId, count: usize, fields: impl Iterator<Item = (&'a [u8], &'a [u8])>) {
+        self.scratch.extend_from_slice(&id.ms.to_le_bytes());
+        self.scratch.extend_from_slice(&id.seq.to_le_bytes());
+        self.scratch.extend_from_slice(&(count as u64).to_le_bytes());
+        for (name, value) in fields {
             for part in [name, value] {
                 self.scratch.extend_from_slice(&(part.len() as u64).to_le_bytes());
                 if part.len() >= DIRECT_BYTES {
@@ -106,9 +108,9 @@ pub(crate) struct BlockChecksums {
 
 impl BlockChecksums {
     /// Adds entries, in order.
-    pub(crate) fn update(&mut self, entries: &[Entry]) {
+    pub(crate) fn update<'a>(&mut self, entries: impl Iterator<Item = EntryRef<'a>>) {
         for entry in entries {
-            self.current.entry(entry);
+            self.current.entry(entry.id, entry.field_count(), entry.fields());
             self.rows += 1;
             self.bytes += entry.payload_len() as u64;
             if self.rows >= BLOCK_ENTRIES || self.bytes >= BLOCK_BYTES {
@@ -209,7 +211,6 @@ pub(crate) fn verify(entries: &[Entry], expected: Option<&str>) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::id::StreamId;
     use bytes::Bytes;
 
     #[test]
@@ -254,8 +255,9 @@ mod tests {
             })
             .collect();
         let mut blocks = BlockChecksums::default();
-        blocks.update(&small[..10]);
-        blocks.update(&small[10..]);
+        let batch = crate::EntryBatch::from_entries(&small);
+        blocks.update(batch.range(0..10));
+        blocks.update(batch.range(10..batch.len()));
         let (whole, blocks) = blocks.finish();
         let mut plain = EntriesChecksum::default();
         plain.update(&small);
@@ -277,7 +279,7 @@ mod tests {
             .map(|i| Entry::new(StreamId::new(i, 0), vec![(Bytes::new(), big.clone())]))
             .collect();
         let mut blocks = BlockChecksums::default();
-        blocks.update(&large);
+        blocks.update(crate::EntryBatch::from_entries(&large).iter());
         let (whole, blocks) = blocks.finish();
         let mut plain = EntriesChecksum::default();
         plain.update(&large);

@@ -247,7 +247,7 @@ mod tests {
         let schema = arrow_schema(&[]);
         let mut writer = ArrowWriter::try_new(Vec::new(), schema.clone(), None).unwrap();
         writer
-            .write(&build_batch(&schema, &[], entries).unwrap())
+            .write(&build_batch(&schema, &[], crate::EntryBatch::from_entries(entries).iter()).unwrap())
             .unwrap();
         for (k, v) in pairs {
             writer.append_key_value_metadata(KeyValue::new(k, v));

@@ -181,7 +181,8 @@ mod tests {
             StreamId::new(1, 0),
             vec![(bytes(b"\xff"), bytes(b"v"))],
         )];
-        let batch = build_batch(&schema, &[], &entries).unwrap();
+        let entries = crate::EntryBatch::from_entries(&entries);
+        let batch = build_batch(&schema, &[], entries.iter()).unwrap();
         let raw = batch.column(4).as_list::<i32>();
         let odd = arrow_array::ListArray::new(
             crate::parquet::raw_element_field(),

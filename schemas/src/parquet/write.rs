@@ -14,6 +14,7 @@ use super::batch::{batch_len, build_batch};
 use super::checksum::{BlockChecksums, BLOCKS_KEY, BLOCK_ENTRIES, CHECKSUM_KEY};
 use super::{EncodeOptions, COL_ID, COL_SEQ, COL_TS, CREATED_BY};
 use crate::columns::{validate_columns, TypedColumn};
+use crate::entries::EntryBatch;
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::id::StreamId;
@@ -22,8 +23,9 @@ use crate::meta::ObjectMeta;
 
 /// Streaming writer for one object.
 ///
-/// Push batches of entries in strictly ascending ID order with [`ObjectWriter::write`], then
-/// [`ObjectWriter::finish`]. Memory is bounded by one row group.
+/// Push batches of entries in strictly ascending ID order with [`ObjectWriter::write_batch`]
+/// (or [`ObjectWriter::write`]), then [`ObjectWriter::finish`]. Memory is bounded by one row
+/// group; the sink receives the rest.
 pub struct ObjectWriter<W: Write + Send> {
     writer: ArrowWriter<W>,
     schema: SchemaRef,
@@ -96,33 +98,41 @@ impl<W: Write + Send> ObjectWriter<W> {
     /// [`Error::OutOfOrder`] if IDs are not strictly ascending across all calls (nothing of
     /// this call is written then), [`Error::EntryTooLarge`] for an entry over 2 GiB once
     /// encoded, [`Error::Arrow`] or [`Error::Parquet`] if encoding fails.
-    pub fn write(&mut self, entries: &[Entry]) -> Result<()> {
+    pub fn write_batch(&mut self, entries: &EntryBatch) -> Result<()> {
         let mut previous = self.last_id;
-        for entry in entries {
-            if let Some(previous) = previous.filter(|p| *p >= entry.id) {
-                return Err(Error::OutOfOrder {
-                    previous,
-                    next: entry.id,
-                });
+        for &id in entries.ids() {
+            if let Some(previous) = previous.filter(|p| *p >= id) {
+                return Err(Error::OutOfOrder { previous, next: id });
             }
-            previous = Some(entry.id);
+            previous = Some(id);
         }
-        let mut rest = entries;
-        while !rest.is_empty() {
-            let take = batch_len(rest)?;
-            let batch = build_batch(&self.schema, &self.columns, &rest[..take])?;
+        let mut start = 0;
+        while start < entries.len() {
+            let take = batch_len(entries, start)?;
+            let run = start..start + take;
+            let batch = build_batch(&self.schema, &self.columns, entries.range(run.clone()))?;
             self.writer
                 .write(&batch)
                 .map_err(|source| Error::Parquet { source })?;
-            self.checksums.update(&rest[..take]);
-            rest = &rest[take..];
+            self.checksums.update(entries.range(run));
+            start += take;
         }
-        if let (Some(first), Some(last)) = (entries.first(), entries.last()) {
-            self.first_id.get_or_insert(first.id);
-            self.last_id = Some(last.id);
+        if let (Some(first), Some(last)) = (entries.first_id(), entries.last_id()) {
+            self.first_id.get_or_insert(first);
+            self.last_id = Some(last);
             self.entry_count += entries.len() as u64;
         }
         Ok(())
+    }
+
+    /// As [`ObjectWriter::write_batch`], for entries that are not in a batch yet (they are
+    /// copied into one).
+    ///
+    /// # Errors
+    ///
+    /// As [`ObjectWriter::write_batch`].
+    pub fn write(&mut self, entries: &[Entry]) -> Result<()> {
+        self.write_batch(&EntryBatch::from_entries(entries))
     }
 
     /// Returns the number of entries written so far.

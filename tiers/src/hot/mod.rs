@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use redis::Script;
 use serde::{Deserialize, Serialize};
-use streamtier_schemas::{Entry, StreamId};
+use streamtier_schemas::{EntryBatch, StreamId};
 
 use crate::{Error, Result};
 
@@ -147,8 +147,8 @@ pub struct StreamInfo {
 /// One batch read after a watermark.
 #[derive(Clone, Debug)]
 pub struct ReadBatch {
-    /// Entries in ascending id order.
-    pub entries: Vec<Entry>,
+    /// Entries in ascending id order, sharing the reply's buffer.
+    pub entries: EntryBatch,
     /// `None` when the stream does not exist.
     pub info: Option<StreamInfo>,
     /// The watermark that archivers last committed for this stream (the fence).
@@ -323,7 +323,12 @@ impl Hot {
                 reason: "read transaction answered fewer than two replies".into(),
             });
         };
-        parse_read(stream, info, parse_entries(stream, entries)?)
+        let entries = parse_entries(stream, entries)?;
+        let entries = EntryBatch::try_from_entries(&entries).map_err(|e| Error::Protocol {
+            key: stream.to_string(),
+            reason: e.to_string(),
+        })?;
+        parse_read(stream, info, entries)
     }
 
     async fn load_read_script(&self, stream: &str) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use redis::Value;
-use streamtier_schemas::{Entry, StreamId};
+use streamtier_schemas::{Entry, EntryBatch, StreamId};
 
 use super::{ReadBatch, StreamInfo, TrimOutcome};
 use crate::{Error, Result};
@@ -111,7 +111,7 @@ pub(crate) fn parse_entries(stream: &str, v: Value) -> Result<Vec<Entry>> {
     Ok(entries)
 }
 
-pub(crate) fn parse_read(stream: &str, v: Value, entries: Vec<Entry>) -> Result<ReadBatch> {
+pub(crate) fn parse_read(stream: &str, v: Value, entries: EntryBatch) -> Result<ReadBatch> {
     let Value::Array(mut items) = v else {
         return Err(protocol(stream, "read reply is not an array"));
     };
@@ -123,7 +123,7 @@ pub(crate) fn parse_read(stream: &str, v: Value, entries: Vec<Entry>) -> Result<
     let fence = opt_id(stream, &items[1])?;
     if !exists {
         return Ok(ReadBatch {
-            entries: Vec::new(),
+            entries: EntryBatch::default(),
             info: None,
             fence,
         });
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn missing_stream_reads_as_no_info() {
-        let batch = parse_read("s", Value::Array(vec![Value::Int(0)]), Vec::new()).unwrap();
+        let batch = parse_read("s", Value::Array(vec![Value::Int(0)]), EntryBatch::default()).unwrap();
         assert!(batch.info.is_none());
         assert!(batch.fence.is_none());
     }

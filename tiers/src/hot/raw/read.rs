@@ -2,7 +2,7 @@
 //! the same transaction as the generic path, so both read the same thing atomically.
 
 use bytes::Bytes;
-use streamtier_schemas::Entry;
+use streamtier_schemas::EntryBatch;
 
 use super::resp::{Cursor, Failure, Item, Request};
 use super::{failure, RawPool};
@@ -13,7 +13,7 @@ pub(crate) struct ReadReply {
     /// The bookkeeping script's reply.
     pub(crate) info: Item,
     /// The `XRANGE` entries.
-    pub(crate) entries: Vec<Entry>,
+    pub(crate) entries: EntryBatch,
 }
 
 impl RawPool {
@@ -98,14 +98,14 @@ mod tests {
             Item::Array(vec![Item::Int(1), Item::Nil, Item::Int(7)])
         );
         assert_eq!(reply.entries.len(), 2);
-        let e = &reply.entries[0];
+        let e = reply.entries.get(0);
         assert_eq!(e.id, StreamId::new(5, 1));
-        let fields: Vec<(&[u8], &[u8])> = e.fields.iter().map(|(n, v)| (n.as_ref(), v.as_ref())).collect();
+        let fields: Vec<(&[u8], &[u8])> = e.fields().collect();
         assert_eq!(
             fields,
             vec![(&b"a"[..], &b"\xff\x00"[..]), (b"a", b""), (b"z", b"\r\n\r\n")]
         );
-        assert!(reply.entries[1].fields.is_empty());
+        assert_eq!(reply.entries.get(1).field_count(), 0);
     }
 
     #[test]

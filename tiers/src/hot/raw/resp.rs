@@ -2,7 +2,7 @@
 //! bulk strings are slices of the reply buffer, and a request encoder.
 
 use bytes::Bytes;
-use streamtier_schemas::{Entry, StreamId};
+use streamtier_schemas::{EntryBatch, EntryBatchBuilder, StreamId};
 
 /// Deepest nesting a reply may have (the read transaction needs 4).
 const MAX_DEPTH: usize = 8;
@@ -277,9 +277,9 @@ impl<'a> Cursor<'a> {
     }
 
     /// An `XRANGE` reply, keeping field order, repeated names and any bytes.
-    pub(super) fn entries(&mut self) -> std::result::Result<Vec<Entry>, Failure> {
+    pub(super) fn entries(&mut self) -> std::result::Result<EntryBatch, Failure> {
         let n = self.array()?.max(0) as usize;
-        let mut entries = Vec::with_capacity(n);
+        let mut batch = EntryBatchBuilder::new(self.data.clone(), n);
         for _ in 0..n {
             if self.array()? != 2 {
                 return Err(Failure::Protocol("XRANGE item is not [id, fields]".into()));
@@ -297,15 +297,16 @@ impl<'a> Cursor<'a> {
                     "entry `{id}` has an odd number of field items"
                 )));
             }
-            let mut fields = Vec::with_capacity(items / 2);
+            batch.entry(id);
             for _ in 0..items / 2 {
                 let name = self.bulk()?;
                 let value = self.bulk()?;
-                fields.push((self.data.slice(name), self.data.slice(value)));
+                batch
+                    .field(name, value)
+                    .map_err(|e| Failure::Protocol(e.to_string()))?;
             }
-            entries.push(Entry { id, fields });
         }
-        Ok(entries)
+        Ok(batch.finish())
     }
 }
 

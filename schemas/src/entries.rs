@@ -1,0 +1,325 @@
+//! A run of entries sharing one buffer ([`EntryBatch`]): how a read hands entries to the
+//! object writer without a heap allocation per entry or a reference count per field.
+
+use std::ops::Range;
+
+use bytes::Bytes;
+
+use crate::entry::{Entry, ENTRY_OVERHEAD};
+use crate::id::StreamId;
+
+/// Where one field's name and value lie in the batch's buffer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Span {
+    name: u32,
+    name_len: u32,
+    value: u32,
+    value_len: u32,
+}
+
+/// Entries in ascending position whose names and values are ranges of one shared buffer
+/// (typically the reply they were read from). Holds 16 bytes per field and 20 per entry
+/// besides the buffer.
+#[derive(Clone, Debug, Default)]
+pub struct EntryBatch {
+    data: Bytes,
+    ids: Vec<StreamId>,
+    /// Entry `i`'s fields are `spans[starts[i]..starts[i + 1]]`; `starts[0] == 0`.
+    starts: Vec<u32>,
+    spans: Vec<Span>,
+}
+
+/// The buffer of an [`EntryBatch`] is larger than 4 GiB, or a range lies outside it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("entry batch: field range {start}..{end} is outside a buffer of {len} bytes or above 4 GiB")]
+pub struct SpanError {
+    start: usize,
+    end: usize,
+    len: usize,
+}
+
+/// Builds an [`EntryBatch`] over a buffer: [`EntryBatchBuilder::entry`], then its fields.
+#[derive(Debug)]
+pub struct EntryBatchBuilder {
+    batch: EntryBatch,
+}
+
+impl EntryBatchBuilder {
+    /// Starts a batch whose fields are ranges of `data`, with room for `entries` entries.
+    pub fn new(data: Bytes, entries: usize) -> Self {
+        let mut starts = Vec::with_capacity(entries + 1);
+        starts.push(0);
+        EntryBatchBuilder {
+            batch: EntryBatch {
+                data,
+                ids: Vec::with_capacity(entries),
+                starts,
+                spans: Vec::with_capacity(entries * 8),
+            },
+        }
+    }
+
+    /// Starts the next entry; the fields added next belong to it.
+    pub fn entry(&mut self, id: StreamId) {
+        let b = &mut self.batch;
+        if !b.ids.is_empty() {
+            b.starts.push(b.spans.len() as u32);
+        }
+        b.ids.push(id);
+    }
+
+    /// Adds a field of the current entry; `name` and `value` are ranges of the buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`SpanError`] if a range lies outside the buffer or past 4 GiB.
+    ///
+    /// # Panics
+    ///
+    /// If no entry was started.
+    pub fn field(&mut self, name: Range<usize>, value: Range<usize>) -> Result<(), SpanError> {
+        assert!(!self.batch.ids.is_empty(), "a field needs an entry");
+        let len = self.batch.data.len();
+        let check = |r: &Range<usize>| {
+            let ok = r.start <= r.end && r.end <= len && u32::try_from(r.end).is_ok();
+            ok.then_some(()).ok_or(SpanError {
+                start: r.start,
+                end: r.end,
+                len,
+            })
+        };
+        check(&name)?;
+        check(&value)?;
+        self.batch.spans.push(Span {
+            name: name.start as u32,
+            name_len: (name.end - name.start) as u32,
+            value: value.start as u32,
+            value_len: (value.end - value.start) as u32,
+        });
+        Ok(())
+    }
+
+    /// The finished batch.
+    pub fn finish(mut self) -> EntryBatch {
+        let b = &mut self.batch;
+        if !b.ids.is_empty() {
+            b.starts.push(b.spans.len() as u32);
+        }
+        self.batch
+    }
+}
+
+impl EntryBatch {
+    /// Copies `entries` into one buffer.
+    ///
+    /// # Panics
+    ///
+    /// If the entries' names and values add up to more than 4 GiB (see
+    /// [`EntryBatch::try_from_entries`]).
+    pub fn from_entries(entries: &[Entry]) -> Self {
+        Self::try_from_entries(entries).expect("entries of one batch over 4 GiB")
+    }
+
+    /// Copies `entries` into one buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`SpanError`] if their names and values add up to more than 4 GiB.
+    pub fn try_from_entries(entries: &[Entry]) -> Result<Self, SpanError> {
+        let size: usize = entries.iter().map(|e| e.payload_len() - ENTRY_OVERHEAD).sum();
+        let mut data = Vec::with_capacity(size);
+        let mut ranges = Vec::with_capacity(entries.iter().map(|e| e.fields.len()).sum());
+        for entry in entries {
+            for (name, value) in &entry.fields {
+                let n = data.len()..data.len() + name.len();
+                data.extend_from_slice(name);
+                let v = data.len()..data.len() + value.len();
+                data.extend_from_slice(value);
+                ranges.push((n, v));
+            }
+        }
+        let mut builder = EntryBatchBuilder::new(Bytes::from(data), entries.len());
+        let mut ranges = ranges.into_iter();
+        for entry in entries {
+            builder.entry(entry.id);
+            for (name, value) in ranges.by_ref().take(entry.fields.len()) {
+                builder.field(name, value)?;
+            }
+        }
+        Ok(builder.finish())
+    }
+
+    /// The entries as [`Entry`] values whose fields slice the shared buffer.
+    pub fn to_entries(&self) -> Vec<Entry> {
+        self.iter().map(|e| e.to_entry(&self.data)).collect()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The entries' ids, in order.
+    pub fn ids(&self) -> &[StreamId] {
+        &self.ids
+    }
+
+    /// The first entry's id.
+    pub fn first_id(&self) -> Option<StreamId> {
+        self.ids.first().copied()
+    }
+
+    /// The last entry's id.
+    pub fn last_id(&self) -> Option<StreamId> {
+        self.ids.last().copied()
+    }
+
+    /// Entry `i`.
+    ///
+    /// # Panics
+    ///
+    /// If `i >= len()`.
+    pub fn get(&self, i: usize) -> EntryRef<'_> {
+        let spans = &self.spans[self.starts[i] as usize..self.starts[i + 1] as usize];
+        EntryRef {
+            id: self.ids[i],
+            data: &self.data,
+            spans,
+        }
+    }
+
+    /// The entries in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + '_ {
+        (0..self.len()).map(|i| self.get(i))
+    }
+
+    /// The entries of `range`, in order.
+    ///
+    /// # Panics
+    ///
+    /// If `range` is not within `0..len()`.
+    pub fn range(&self, range: Range<usize>) -> impl ExactSizeIterator<Item = EntryRef<'_>> + '_ {
+        assert!(range.end <= self.len(), "range past the batch");
+        range.map(|i| self.get(i))
+    }
+
+    /// Keeps the first `len` entries (the buffer is kept whole).
+    pub fn truncate(&mut self, len: usize) {
+        if len < self.len() {
+            self.ids.truncate(len);
+            self.starts.truncate(len + 1);
+            self.spans.truncate(self.starts[len] as usize);
+        }
+    }
+}
+
+/// One entry of an [`EntryBatch`].
+#[derive(Clone, Copy, Debug)]
+pub struct EntryRef<'a> {
+    /// The entry's ID.
+    pub id: StreamId,
+    data: &'a [u8],
+    spans: &'a [Span],
+}
+
+impl<'a> EntryRef<'a> {
+    /// Number of fields.
+    pub fn field_count(&self) -> usize {
+        self.spans.len()
+    }
+
+    /// The (name, value) pairs in order.
+    pub fn fields(&self) -> impl ExactSizeIterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let data = self.data;
+        self.spans.iter().map(move |s| {
+            (
+                &data[s.name as usize..(s.name + s.name_len) as usize],
+                &data[s.value as usize..(s.value + s.value_len) as usize],
+            )
+        })
+    }
+
+    /// As [`Entry::payload_len`].
+    pub fn payload_len(&self) -> usize {
+        self.spans
+            .iter()
+            .map(|s| s.name_len as usize + s.value_len as usize)
+            .sum::<usize>()
+            + ENTRY_OVERHEAD
+    }
+
+    /// As [`Entry::first_value`].
+    pub fn first_value(&self, name: &[u8]) -> Option<&'a [u8]> {
+        self.fields().find(|(n, _)| *n == name).map(|(_, v)| v)
+    }
+
+    fn to_entry(self, data: &Bytes) -> Entry {
+        let fields = self
+            .spans
+            .iter()
+            .map(|s| {
+                (
+                    data.slice(s.name as usize..(s.name + s.name_len) as usize),
+                    data.slice(s.value as usize..(s.value + s.value_len) as usize),
+                )
+            })
+            .collect();
+        Entry::new(self.id, fields)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(ms: u64, fields: &[(&[u8], &[u8])]) -> Entry {
+        let fields = fields
+            .iter()
+            .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
+            .collect();
+        Entry::new(StreamId::new(ms, 0), fields)
+    }
+
+    #[test]
+    fn round_trips_entries_and_truncates() {
+        let entries = vec![
+            entry(1, &[(b"a", b"x"), (b"a", b"\xff\x00"), (b"", b"")]),
+            entry(2, &[]),
+            entry(3, &[(b"k", b"v")]),
+        ];
+        let mut batch = EntryBatch::from_entries(&entries);
+        assert_eq!(batch.len(), 3);
+        assert_eq!(batch.to_entries(), entries);
+        assert_eq!(batch.get(0).payload_len(), entries[0].payload_len());
+        assert_eq!(batch.get(0).first_value(b"a"), Some(&b"x"[..]));
+        assert_eq!(batch.get(1).field_count(), 0);
+        assert_eq!(
+            (batch.first_id(), batch.last_id()),
+            (Some(entries[0].id), Some(entries[2].id))
+        );
+        batch.truncate(2);
+        assert_eq!(batch.to_entries(), entries[..2]);
+        batch.truncate(0);
+        assert!(batch.is_empty() && batch.to_entries().is_empty());
+        assert!(EntryBatch::from_entries(&[]).is_empty());
+    }
+
+    #[test]
+    fn refuses_ranges_outside_the_buffer() {
+        let mut builder = EntryBatchBuilder::new(Bytes::from_static(b"abcd"), 1);
+        builder.entry(StreamId::new(1, 0));
+        builder.field(0..1, 1..4).unwrap();
+        assert!(builder.field(0..1, 2..5).is_err());
+        assert!(builder.field(Range { start: 3, end: 2 }, 0..0).is_err());
+        let batch = builder.finish();
+        assert_eq!(
+            batch.get(0).fields().collect::<Vec<_>>(),
+            [(&b"a"[..], &b"bcd"[..])]
+        );
+    }
+}
