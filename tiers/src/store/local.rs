@@ -6,16 +6,15 @@
 //! hard links (local disks do; some network or FUSE file systems do not). Spool files
 //! ([`super::SpoolFile`]) are created in the same directory and linked the same way.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::spool::{sweep_stale, SpoolFile, STALE_AFTER, TMP_SUFFIX};
+use super::spool::{SpoolDir, SpoolFile};
 use super::{invalid_range, ObjectHead, ObjectInfo, PutOutcome, TMP_DIR_NAME};
 use crate::error::{Error, Result};
 
@@ -24,8 +23,8 @@ use crate::error::{Error, Result};
 pub struct LocalStore {
     /// Absolute, canonical root directory.
     root: Arc<PathBuf>,
-    /// Whether this process has swept stale spool files yet.
-    swept: Arc<AtomicBool>,
+    /// Its temporary directory, where spool files are created.
+    spool: Arc<SpoolDir>,
 }
 
 fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> Error + 'a {
@@ -59,8 +58,8 @@ impl LocalStore {
         fs::create_dir_all(&root).map_err(io_err("create directory", &root))?;
         let root = fs::canonicalize(&root).map_err(io_err("resolve directory", &root))?;
         Ok(Self {
+            spool: Arc::new(SpoolDir::new(root.join(TMP_DIR_NAME))),
             root: Arc::new(root),
-            swept: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -98,33 +97,27 @@ impl LocalStore {
         body: Bytes,
         _metadata: &[(String, String)],
     ) -> Result<PutOutcome> {
-        let (key, path) = (key.to_owned(), self.path_of(key));
-        self.blocking(move |root| put_blocking(root, &key, &path, &body))
-            .await
-    }
-
-    pub(super) async fn spool(&self) -> Result<SpoolFile> {
-        let sweep = !self.swept.swap(true, Ordering::Relaxed);
-        self.blocking(move |root| {
-            let dir = root.join(TMP_DIR_NAME);
-            if sweep {
-                sweep_stale(&dir, STALE_AFTER);
-            }
-            SpoolFile::create(&dir)
-        })
-        .await
-    }
-
-    pub(super) async fn put_spooled(&self, key: &str, spool: SpoolFile) -> Result<PutOutcome> {
-        let (key, path) = (key.to_owned(), self.path_of(key));
+        let (key, path, dir) = (key.to_owned(), self.path_of(key), Arc::clone(&self.spool));
         self.blocking(move |root| {
             if let Some(outcome) = precheck(&key, &path)? {
                 return Ok(outcome);
             }
-            spool.sync()?;
-            link_into_place(root, spool.path(), &path)
+            let mut spool = dir.create()?;
+            spool.write_all(&body).map_err(io_err("write", spool.path()))?;
+            publish(root, &key, &path, &spool)
         })
         .await
+    }
+
+    pub(super) async fn spool(&self) -> Result<SpoolFile> {
+        let dir = Arc::clone(&self.spool);
+        self.blocking(move |_| dir.create()).await
+    }
+
+    pub(super) async fn put_spooled(&self, key: &str, spool: SpoolFile) -> Result<PutOutcome> {
+        let (key, path) = (key.to_owned(), self.path_of(key));
+        self.blocking(move |root| publish(root, &key, &path, &spool))
+            .await
     }
 
     pub(super) async fn get(&self, key: &str) -> Result<Bytes> {
@@ -227,16 +220,6 @@ fn read_at(file: &mut File, path: &Path, start: u64, end: u64) -> Result<Bytes> 
     Ok(Bytes::from(buf))
 }
 
-/// Removes the temporary file on every path out of `put_blocking`.
-struct TempFile(PathBuf);
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        // A leftover temporary file is harmless: listing never returns it.
-        let _ = fs::remove_file(&self.0);
-    }
-}
-
 fn sync_dir(dir: &Path) -> Result<()> {
     File::open(dir)
         .and_then(|d| d.sync_all())
@@ -256,22 +239,13 @@ fn precheck(key: &str, path: &Path) -> Result<Option<PutOutcome>> {
     }
 }
 
-fn put_blocking(root: &Path, key: &str, path: &Path, body: &[u8]) -> Result<PutOutcome> {
+/// Makes `spool` durable and links it to `path` unless `key` is taken.
+fn publish(root: &Path, key: &str, path: &Path, spool: &SpoolFile) -> Result<PutOutcome> {
     if let Some(outcome) = precheck(key, path)? {
         return Ok(outcome);
     }
-    let tmp_dir = root.join(TMP_DIR_NAME);
-    fs::create_dir_all(&tmp_dir).map_err(io_err("create directory", &tmp_dir))?;
-    let tmp = TempFile(tmp_dir.join(format!("{:016x}{TMP_SUFFIX}", rand::random::<u64>())));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&tmp.0)
-        .map_err(io_err("create", &tmp.0))?;
-    file.write_all(body).map_err(io_err("write", &tmp.0))?;
-    file.sync_all().map_err(io_err("sync", &tmp.0))?;
-    drop(file);
-    link_into_place(root, &tmp.0, path)
+    spool.sync()?;
+    link_into_place(root, spool.path(), path)
 }
 
 /// Hard-links the durable file `tmp` to `path`, creating (durably) the directories between.

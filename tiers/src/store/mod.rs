@@ -119,7 +119,7 @@ impl Store {
     ///
     /// # Errors
     ///
-    /// As [`Store::put_if_absent`]; [`Error::Io`] or [`Error::S3`] if the file cannot be read.
+    /// As [`Store::put_if_absent`]; [`Error::Io`] naming the file if it cannot be read.
     pub async fn put_spooled_if_absent(
         &self,
         key: &str,

@@ -10,17 +10,51 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use crate::error::{Error, Result};
 
 /// Extension of spool files.
 pub const SPOOL_SUFFIX: &str = ".spool";
-/// Extension of the local store's own temporary files (whole bodies written by `put_if_absent`).
+/// Extension of the temporary files that earlier versions of the local store wrote.
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
 /// Spool and temporary files older than this belong to a process that died: building one
 /// object takes seconds to minutes, never hours.
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// A directory spool files are created in; the first file a process creates there sweeps
+/// the stale files of stopped processes.
+#[derive(Debug)]
+pub(crate) struct SpoolDir {
+    dir: PathBuf,
+    swept: AtomicBool,
+}
+
+impl SpoolDir {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        Self {
+            dir,
+            swept: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Creates a spool file here (sweeping first, once per process). Blocking.
+    ///
+    /// # Errors
+    ///
+    /// As [`SpoolFile::create`].
+    pub(crate) fn create(&self) -> Result<SpoolFile> {
+        if !self.swept.swap(true, Ordering::Relaxed) {
+            sweep_stale(&self.dir, STALE_AFTER);
+        }
+        SpoolFile::create(&self.dir)
+    }
+}
 
 /// A local file holding one object while it is encoded; removed when dropped.
 ///

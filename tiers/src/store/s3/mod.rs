@@ -10,7 +10,6 @@ mod write;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,6 +18,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use rand::Rng;
 
+use super::spool::SpoolDir;
 use super::{invalid_range, ObjectHead, ObjectInfo};
 use crate::error::{Error, Result};
 
@@ -44,9 +44,7 @@ pub struct S3Store {
     prefix: String,
     list_page_size: usize,
     /// Where objects are spooled before upload.
-    spool_dir: Arc<PathBuf>,
-    /// Whether this process has swept stale spool files yet.
-    swept: Arc<AtomicBool>,
+    spool: Arc<SpoolDir>,
 }
 
 impl fmt::Debug for S3Store {
@@ -55,7 +53,7 @@ impl fmt::Debug for S3Store {
         f.debug_struct("S3Store")
             .field("bucket", &self.bucket)
             .field("prefix", &self.prefix)
-            .field("spool_dir", &self.spool_dir)
+            .field("spool_dir", &self.spool.path())
             .finish_non_exhaustive()
     }
 }
@@ -113,8 +111,7 @@ impl S3Store {
                 format!("{prefix}/")
             },
             list_page_size: DEFAULT_LIST_PAGE_SIZE,
-            spool_dir: Arc::new(std::env::temp_dir().join(DEFAULT_SPOOL_DIR_NAME)),
-            swept: Arc::new(AtomicBool::new(false)),
+            spool: Arc::new(SpoolDir::new(std::env::temp_dir().join(DEFAULT_SPOOL_DIR_NAME))),
         }
     }
 
@@ -122,13 +119,13 @@ impl S3Store {
     /// [`DEFAULT_SPOOL_DIR_NAME`] under the system's temporary directory).
     #[must_use]
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.spool_dir = Arc::new(dir.into());
+        self.spool = Arc::new(SpoolDir::new(dir.into()));
         self
     }
 
     /// Returns the spool directory.
     pub fn spool_dir(&self) -> &Path {
-        &self.spool_dir
+        self.spool.path()
     }
 
     /// Sets how many keys each `ListObjectsV2` page asks for (clamped to 1..=1000); tests use

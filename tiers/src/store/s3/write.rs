@@ -2,11 +2,13 @@
 //! above [`MULTIPART_THRESHOLD`], in parts completed with `If-None-Match: *`.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::ops::Range;
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::Bytes;
@@ -17,7 +19,7 @@ use super::{
     PART_CONCURRENCY, PART_SIZE,
 };
 use crate::error::{Error, Result};
-use crate::store::spool::{sweep_stale, SpoolFile, STALE_AFTER};
+use crate::store::spool::SpoolFile;
 use crate::store::PutOutcome;
 
 /// Read buffer of a body streamed from a spool file.
@@ -39,7 +41,7 @@ impl Body<'_> {
 
     /// The bytes `range` as a request body; a file body is re-opened for every attempt, so
     /// the SDK's retries can resend it.
-    async fn stream(&self, full: &str, range: Range<u64>) -> Result<ByteStream> {
+    async fn stream(&self, range: Range<u64>) -> Result<ByteStream> {
         match self {
             Body::Memory(bytes) => Ok(ByteStream::from(
                 bytes.slice(range.start as usize..range.end as usize),
@@ -51,7 +53,11 @@ impl Body<'_> {
                 .buffer_size(FILE_BUFFER)
                 .build()
                 .await
-                .map_err(|e| s3_err("read spool file", full, e)),
+                .map_err(|e| Error::Io {
+                    op: "read spool file",
+                    path: path.to_path_buf(),
+                    source: std::io::Error::other(e),
+                }),
         }
     }
 }
@@ -67,19 +73,12 @@ impl S3Store {
     }
 
     pub(in crate::store) async fn spool(&self) -> Result<SpoolFile> {
-        let dir = Arc::clone(&self.spool_dir);
-        let sweep = !self.swept.swap(true, Ordering::Relaxed);
-        let result = tokio::task::spawn_blocking(move || {
-            if sweep {
-                sweep_stale(&dir, STALE_AFTER);
-            }
-            SpoolFile::create(&dir)
-        })
-        .await;
+        let dir = Arc::clone(&self.spool);
+        let result = tokio::task::spawn_blocking(move || dir.create()).await;
         result.unwrap_or_else(|e| {
             Err(Error::Io {
                 op: "run blocking file task",
-                path: self.spool_dir.to_path_buf(),
+                path: self.spool.path().to_path_buf(),
                 source: std::io::Error::other(e),
             })
         })
@@ -105,9 +104,9 @@ impl S3Store {
         if len > MULTIPART_THRESHOLD as u64 {
             return self.put_multipart(&full, body, metadata).await;
         }
-        let mut attempt = 0;
-        loop {
-            let result = self
+        decide("put_object", &full, || async {
+            let stream = body.stream(0..len).await?;
+            Ok(self
                 .client
                 .put_object()
                 .bucket(&self.bucket)
@@ -115,22 +114,11 @@ impl S3Store {
                 .if_none_match("*")
                 .set_metadata(Some(metadata.clone()))
                 .content_length(len as i64)
-                .body(body.stream(&full, 0..len).await?)
+                .body(stream)
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(PutOutcome::Created),
-                Err(e) => match failure(&e) {
-                    Failure::PreconditionFailed => return Ok(PutOutcome::AlreadyExists),
-                    Failure::Conflict if attempt + 1 < CONFLICT_ATTEMPTS => {
-                        attempt += 1;
-                        tracing::debug!(object_key = %full, attempt, "conditional write conflict, retrying");
-                        tokio::time::sleep(conflict_backoff(attempt)).await;
-                    }
-                    _ => return Err(s3_err("put_object", &full, e)),
-                },
-            }
-        }
+                .await)
+        })
+        .await
     }
 
     /// Uploads in parts and completes with `If-None-Match: *`, so that the object appears only
@@ -190,7 +178,7 @@ impl S3Store {
         let parts: Vec<CompletedPart> = futures::stream::iter(ranges)
             .map(|(number, range)| async move {
                 let chunk_len = range.end - range.start;
-                let chunk = body.stream(full, range).await?;
+                let chunk = body.stream(range).await?;
                 let out = self
                     .client
                     .upload_part()
@@ -216,9 +204,8 @@ impl S3Store {
             .try_collect()
             .await?;
         let completed = CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
-        let mut attempt = 0;
-        loop {
-            let result = self
+        decide("complete_multipart_upload", full, || async {
+            Ok(self
                 .client
                 .complete_multipart_upload()
                 .bucket(&self.bucket)
@@ -227,18 +214,34 @@ impl S3Store {
                 .if_none_match("*")
                 .multipart_upload(completed.clone())
                 .send()
-                .await;
-            match result {
-                Ok(_) => return Ok(PutOutcome::Created),
-                Err(e) => match failure(&e) {
-                    Failure::PreconditionFailed => return Ok(PutOutcome::AlreadyExists),
-                    Failure::Conflict if attempt + 1 < CONFLICT_ATTEMPTS => {
-                        attempt += 1;
-                        tokio::time::sleep(conflict_backoff(attempt)).await;
-                    }
-                    _ => return Err(s3_err("complete_multipart_upload", full, e)),
-                },
-            }
+                .await)
+        })
+        .await
+    }
+}
+
+/// Sends a conditional write (`If-None-Match: *`) until it is decided: created, refused because
+/// the key exists, or failed. `409 ConditionalRequestConflict` is retried with backoff, up to
+/// [`CONFLICT_ATTEMPTS`] sends.
+async fn decide<T, E, F, Fut>(op: &'static str, full: &str, mut send: F) -> Result<PutOutcome>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<std::result::Result<T, SdkError<E, HttpResponse>>>>,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let mut attempt = 0;
+    loop {
+        match send().await? {
+            Ok(_) => return Ok(PutOutcome::Created),
+            Err(e) => match failure(&e) {
+                Failure::PreconditionFailed => return Ok(PutOutcome::AlreadyExists),
+                Failure::Conflict if attempt + 1 < CONFLICT_ATTEMPTS => {
+                    attempt += 1;
+                    tracing::debug!(object_key = %full, attempt, op, "conditional write conflict, retrying");
+                    tokio::time::sleep(conflict_backoff(attempt)).await;
+                }
+                _ => return Err(s3_err(op, full, e)),
+            },
         }
     }
 }
