@@ -14,6 +14,10 @@ use streamtier_archiver::{Context, Metrics, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Exit code for a configuration error.
 const EXIT_CONFIG: u8 = 2;
 

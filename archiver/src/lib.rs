@@ -36,8 +36,10 @@
 //! 6. **Bounded memory.** Reads are sized to `read_batch_bytes` and held as one reply buffer
 //!    plus 16 bytes per field ([`streamtier_schemas::EntryBatch`]); objects are encoded batch by
 //!    batch on the blocking pool into a spool file of the store, from which they are linked
-//!    (local) or streamed (S3). Memory per partition is one or two batches and one row group,
-//!    whatever the object size; `max_object_entries` and `max_object_bytes` bound disk use.
+//!    (local) or streamed (S3), one block of entries (1,024) converted to Arrow at a time.
+//!    Memory per partition is one or two batches and one row group of at most
+//!    `row_group_bytes`, whatever the object or entry size; `max_object_entries` and
+//!    `max_object_bytes` bound disk use.
 //! 7. **Crash safety.** The steps of one object (encode, upload, verify, trim) are never raced
 //!    against cancellation, and dropping an unfinished object is safe because trimming only
 //!    follows a durable upload; a restart finds the chain end in the store and goes on.

@@ -25,7 +25,9 @@ pub const DEFAULT_POLL_INTERVAL: &str = "1s";
 /// Default `archive.discover_interval`: how often keys are re-scanned without `[[topics]]`.
 pub const DEFAULT_DISCOVER_INTERVAL: &str = "30s";
 /// Default `archive.read_batch_bytes`: target size of one `XRANGE` reply.
-pub const DEFAULT_READ_BATCH_BYTES: &str = "8MiB";
+pub const DEFAULT_READ_BATCH_BYTES: &str = "1MiB";
+/// Default `archive.row_group_bytes`: encoded size of one Parquet row group.
+pub const DEFAULT_ROW_GROUP_BYTES: &str = "1MiB";
 /// Default `topics.retain_entries`.
 pub const DEFAULT_RETAIN_ENTRIES: u64 = 100_000;
 /// Default `topics.retain_for`.
@@ -55,6 +57,9 @@ pub struct ArchiveSettings {
     pub discover_interval: String,
     /// Target size of one `XRANGE` batch.
     pub read_batch_bytes: String,
+    /// Most encoded bytes of one Parquet row group. Each partition being archived holds its
+    /// row group in progress, so this bounds memory; larger groups suit scans a little better.
+    pub row_group_bytes: String,
     /// Never trim an entry that a consumer group still needs (see `retain_max_entries`).
     pub respect_consumer_groups: bool,
 }
@@ -71,6 +76,7 @@ impl Default for ArchiveSettings {
             poll_interval: DEFAULT_POLL_INTERVAL.into(),
             discover_interval: DEFAULT_DISCOVER_INTERVAL.into(),
             read_batch_bytes: DEFAULT_READ_BATCH_BYTES.into(),
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES.into(),
             respect_consumer_groups: true,
         }
     }
@@ -132,6 +138,8 @@ pub struct ArchiveConfig {
     pub discover_interval: Duration,
     /// See [`ArchiveSettings::read_batch_bytes`].
     pub read_batch_bytes: u64,
+    /// See [`ArchiveSettings::row_group_bytes`].
+    pub row_group_bytes: u64,
     /// See [`ArchiveSettings::respect_consumer_groups`].
     pub respect_consumer_groups: bool,
 }
@@ -235,6 +243,7 @@ impl ArchiveSettings {
             poll_interval: parse_duration("archive.poll_interval", &self.poll_interval)?,
             discover_interval: parse_duration("archive.discover_interval", &self.discover_interval)?,
             read_batch_bytes: parse_size("archive.read_batch_bytes", &self.read_batch_bytes)?,
+            row_group_bytes: parse_size("archive.row_group_bytes", &self.row_group_bytes)?,
             respect_consumer_groups: self.respect_consumer_groups,
         };
         if cfg.max_object_entries == 0 {
@@ -260,6 +269,9 @@ impl ArchiveSettings {
         }
         if cfg.read_batch_bytes == 0 {
             return Err(invalid("archive.read_batch_bytes", "must be more than 0"));
+        }
+        if cfg.row_group_bytes < 64 * 1024 || usize::try_from(cfg.row_group_bytes).is_err() {
+            return Err(invalid("archive.row_group_bytes", "must be at least 64KiB"));
         }
         Ok(cfg)
     }

@@ -243,6 +243,8 @@ impl PartitionWorker {
         let key = layout::object_key(&self.p.topic, self.p.partition, first);
         let options = EncodeOptions {
             zstd_level: self.ctx.config.zstd_level,
+            // Checked to fit when the settings were.
+            row_group_bytes: usize::try_from(self.ctx.config.row_group_bytes).unwrap_or(usize::MAX),
             ..EncodeOptions::default()
         };
         let mut builder =

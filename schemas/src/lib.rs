@@ -50,8 +50,10 @@
 //! * Row order is ascending ID order. Statistics are written per page (column index and
 //!   offset index), so engines can prune pages on `ts`/`seq`. The `id` column sorts as text,
 //!   not as IDs: use `ts` and `seq` for range predicates.
-//! * Writer settings: zstd (level 3 by default), at most 65,536 entries per row group, data
-//!   pages of at most 1,024 rows (one checksum block, so narrow reads fetch few pages), no
+//! * Writer settings: zstd (level 3 by default), row groups of at most 65,536 entries and
+//!   about 1 MiB encoded (the writer holds one row group, so this bounds its memory), data
+//!   pages of at most 1,024 rows that line up with checksum blocks (so narrow reads fetch
+//!   few pages), no
 //!   dictionary on `id`/`ts`/`seq` or on field values (mostly unique; a dictionary page would
 //!   have to be fetched whole by any page read), `created_by` = `streamtier`.
 //!

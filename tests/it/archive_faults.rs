@@ -392,6 +392,10 @@ fn bad_configuration_is_refused_with_the_key_and_exit_code_2() {
             format!("[archive]\nzstd_level = 99\n{topic}"),
             "archive.zstd_level",
         ),
+        (
+            format!("[archive]\nrow_group_bytes = \"4KiB\"\n{topic}"),
+            "archive.row_group_bytes",
+        ),
     ];
     for (toml, key) in cases {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -119,6 +119,11 @@ impl BlockChecksums {
         }
     }
 
+    /// Rows the current block takes before it closes by count (it may close earlier by bytes).
+    pub(crate) fn rows_left(&self) -> u64 {
+        BLOCK_ENTRIES - self.rows
+    }
+
     fn close(&mut self) {
         if self.rows > 0 {
             let crc = std::mem::take(&mut self.current).crc32();

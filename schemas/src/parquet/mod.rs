@@ -39,14 +39,19 @@ const UTC: &str = "UTC";
 pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
 /// Default row group size of [`EncodeOptions`], in entries.
 pub const DEFAULT_ROW_GROUP_ENTRIES: usize = 65_536;
+/// Default row group budget of [`EncodeOptions`], in encoded bytes.
+pub const DEFAULT_ROW_GROUP_BYTES: usize = 1 << 20;
 
 /// How objects are encoded.
 #[derive(Clone, Debug)]
 pub struct EncodeOptions {
     /// zstd compression level: 1-22, 0 for zstd's default, negative for faster modes.
     pub zstd_level: i32,
-    /// Maximum number of entries per row group (at least 1); bounds the writer's memory.
+    /// Maximum number of entries per row group (at least 1).
     pub row_group_entries: usize,
+    /// Maximum estimated encoded size of a row group (at least 1): the writer holds the row
+    /// group in progress, so this bounds its memory whatever the size of the entries.
+    pub row_group_bytes: usize,
 }
 
 impl Default for EncodeOptions {
@@ -54,6 +59,7 @@ impl Default for EncodeOptions {
         EncodeOptions {
             zstd_level: DEFAULT_ZSTD_LEVEL,
             row_group_entries: DEFAULT_ROW_GROUP_ENTRIES,
+            row_group_bytes: DEFAULT_ROW_GROUP_BYTES,
         }
     }
 }
@@ -193,5 +199,6 @@ mod tests {
         let options = EncodeOptions::default();
         assert_eq!(options.zstd_level, 3);
         assert_eq!(options.row_group_entries, 65_536);
+        assert_eq!(options.row_group_bytes, 1 << 20);
     }
 }

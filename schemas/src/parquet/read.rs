@@ -429,7 +429,7 @@ mod tests {
             chunk in 1usize..10,
         ) {
             let columns = [TypedColumn::new("amount", ColumnType::Int64), TypedColumn::new("a", ColumnType::String)];
-            let options = EncodeOptions { zstd_level: 1, row_group_entries };
+            let options = EncodeOptions { zstd_level: 1, row_group_entries, ..EncodeOptions::default() };
             let mut writer = ObjectWriter::new(Vec::new(), &columns, &options).unwrap();
             for part in entries.chunks(chunk) {
                 writer.write(part).unwrap();

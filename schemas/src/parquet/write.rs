@@ -42,14 +42,19 @@ impl<W: Write + Send> ObjectWriter<W> {
     /// # Errors
     ///
     /// [`Error::InvalidColumn`] for bad typed columns, [`Error::InvalidOptions`] for a zstd
-    /// level zstd does not accept or a zero row group size, [`Error::Parquet`] if the writer fails.
+    /// level zstd does not accept or a zero row group limit, [`Error::Parquet`] if the writer fails.
     pub fn new(sink: W, columns: &[TypedColumn], options: &EncodeOptions) -> Result<Self> {
         validate_columns(columns)?;
-        if options.row_group_entries == 0 {
-            return Err(Error::InvalidOptions {
-                option: "row_group_entries",
-                reason: "must be at least 1".into(),
-            });
+        for (option, value) in [
+            ("row_group_entries", options.row_group_entries),
+            ("row_group_bytes", options.row_group_bytes),
+        ] {
+            if value == 0 {
+                return Err(Error::InvalidOptions {
+                    option,
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         let level = ZstdLevel::try_new(options.zstd_level).map_err(|_| Error::InvalidOptions {
             option: "zstd_level",
@@ -59,6 +64,7 @@ impl<W: Write + Send> ObjectWriter<W> {
             .set_compression(Compression::ZSTD(level))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(options.row_group_entries))
+            .set_max_row_group_bytes(Some(options.row_group_bytes))
             // Pages of at most one checksum block of rows: a reader that needs a narrow range
             // fetches a few pages, not whole column chunks.
             .set_data_page_row_count_limit(BLOCK_ENTRIES as usize)
@@ -108,7 +114,10 @@ impl<W: Write + Send> ObjectWriter<W> {
         }
         let mut start = 0;
         while start < entries.len() {
-            let take = batch_len(entries, start)?;
+            // Record batches end where checksum blocks do: the Arrow copy of the entries stays
+            // at one block whatever the caller's batch, and pages (cut every block of rows)
+            // line up with blocks, so a narrow read fetches the pages of its blocks only.
+            let take = batch_len(entries, start)?.min(self.checksums.rows_left() as usize);
             let run = start..start + take;
             let batch = build_batch(&self.schema, &self.columns, entries.range(run.clone()))?;
             self.writer
@@ -343,14 +352,16 @@ mod tests {
 
     #[test]
     fn rejects_bad_options_and_columns() {
-        for (zstd_level, row_group_entries, option) in [
-            (-200_000, 10, "zstd_level"),
-            (23, 10, "zstd_level"),
-            (3, 0, "row_group_entries"),
+        for (zstd_level, row_group_entries, row_group_bytes, option) in [
+            (-200_000, 10, 10, "zstd_level"),
+            (23, 10, 10, "zstd_level"),
+            (3, 0, 10, "row_group_entries"),
+            (3, 10, 0, "row_group_bytes"),
         ] {
             let options = EncodeOptions {
                 zstd_level,
                 row_group_entries,
+                row_group_bytes,
             };
             let err = ObjectWriter::new(Vec::new(), &[], &options).err().unwrap();
             assert!(matches!(err, Error::InvalidOptions { option: o, .. } if o == option));
@@ -367,6 +378,7 @@ mod tests {
         let options = EncodeOptions {
             zstd_level: 1,
             row_group_entries: 100,
+            ..EncodeOptions::default()
         };
         let mut writer = ObjectWriter::new(Vec::new(), &[], &options).unwrap();
         let mut progress = Vec::new();
@@ -390,5 +402,78 @@ mod tests {
         let metadata = ParquetMetaDataReader::new().parse_and_finish(&data).unwrap();
         let sizes: Vec<i64> = metadata.row_groups().iter().map(|rg| rg.num_rows()).collect();
         assert_eq!(sizes, [100, 100, 100, 50]);
+    }
+
+    /// Entries of incompressible 200-byte values, so that encoded sizes are real.
+    fn noisy_entries(n: u64) -> Vec<Entry> {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        (0..n)
+            .map(|i| {
+                let value: String = (0..100)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        format!("{:02x}", x as u8)
+                    })
+                    .collect();
+                entry(1_000 + i, 0, &[("k", &value)])
+            })
+            .collect()
+    }
+
+    fn write_in_runs(entries: &[Entry], run: usize, options: &EncodeOptions) -> Bytes {
+        let mut writer = ObjectWriter::new(Vec::new(), &[], options).unwrap();
+        for chunk in entries.chunks(run) {
+            writer.write(chunk).unwrap();
+        }
+        Bytes::from(writer.finish(&meta_for(entries)).unwrap())
+    }
+
+    #[test]
+    fn pages_line_up_with_checksum_blocks_whatever_the_batches() {
+        let entries: Vec<Entry> = (0..3_000)
+            .map(|i| entry(i, 0, &[("k", "v"), ("n", "1")]))
+            .collect();
+        // Batches of 700 cross block boundaries; pages must still start every 1,024 rows.
+        let data = write_in_runs(&entries, 700, &EncodeOptions::default());
+        let metadata = ParquetMetaDataReader::new()
+            .with_page_index_policy(PageIndexPolicy::Required)
+            .parse_and_finish(&data)
+            .unwrap();
+        let page_index = metadata.page_index_for_row_group(0);
+        for column in 0..metadata.row_group(0).num_columns() {
+            let pages = page_index.page_locations(column).unwrap();
+            let starts: Vec<i64> = pages.iter().map(|p| p.first_row_index).collect();
+            assert_eq!(starts, [0, 1_024, 2_048], "column {column}");
+        }
+        let blocks = crate::parquet::key_value(&metadata, BLOCKS_KEY).unwrap();
+        let rows: Vec<&str> = blocks.split(',').map(|b| b.split(':').next().unwrap()).collect();
+        assert_eq!(rows, ["1024", "1024", "952"]);
+        assert_eq!(crate::decode_object(data).unwrap().1, entries);
+    }
+
+    #[test]
+    fn row_group_bytes_bounds_each_row_group() {
+        let entries = noisy_entries(3_000);
+        let options = EncodeOptions {
+            zstd_level: 1,
+            row_group_bytes: 64 * 1024,
+            ..EncodeOptions::default()
+        };
+        let data = write_in_runs(&entries, 500, &options);
+        let metadata = ParquetMetaDataReader::new().parse_and_finish(&data).unwrap();
+        // About 600 KB of encoded values: ten or so groups, each near the budget.
+        assert!(metadata.num_row_groups() >= 8, "{}", metadata.num_row_groups());
+        for group in metadata.row_groups() {
+            assert!(
+                group.compressed_size() <= 80 * 1024,
+                "{}",
+                group.compressed_size()
+            );
+        }
+        let rows: i64 = metadata.row_groups().iter().map(|g| g.num_rows()).sum();
+        assert_eq!(rows, 3_000);
+        assert_eq!(crate::decode_object(data).unwrap().1, entries);
     }
 }

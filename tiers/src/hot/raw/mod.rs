@@ -31,6 +31,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections kept open between uses.
 const MAX_IDLE: usize = 16;
+/// Read buffer of a connection: its size at rest and its least growth step.
+const BUFFER_BYTES: usize = 64 * 1024;
 
 /// Where to connect.
 #[derive(Clone, Debug)]
@@ -120,7 +122,7 @@ impl RawPool {
         };
         let mut con = RawConn {
             io,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(BUFFER_BYTES),
         };
         let mut setup = Request::default();
         match (&self.username, &self.password) {
@@ -158,11 +160,17 @@ impl RawConn {
             let mut walk = Walk::default();
             loop {
                 if walk.advance(&self.buf, request.commands)? {
-                    return Ok(self.buf.split_to(walk.pos).freeze());
+                    let reply = self.buf.split_to(walk.pos).freeze();
+                    if self.buf.is_empty() && self.buf.capacity() > BUFFER_BYTES {
+                        // The rest of a large buffer would keep the whole allocation alive
+                        // (shared with `reply`) for as long as this connection idles.
+                        self.buf = BytesMut::with_capacity(BUFFER_BYTES);
+                    }
+                    return Ok(reply);
                 }
                 if self.buf.capacity() - self.buf.len() < 16 * 1024 {
                     // Grow geometrically so that a large reply is not copied many times.
-                    self.buf.reserve(self.buf.len().max(64 * 1024));
+                    self.buf.reserve(self.buf.len().max(BUFFER_BYTES));
                 }
                 let n = match &mut self.io {
                     Io::Tcp(s) => s.read_buf(&mut self.buf).await,
