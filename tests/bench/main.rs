@@ -124,6 +124,13 @@ fn main() {
         .trim_start_matches("redis://")
         .trim_end_matches('/')
         .to_string();
+    // The streams, replay targets and bookkeeping keys it creates must not exist already.
+    let keys = Raw::connect(&addr).integer(&["DBSIZE"]);
+    assert!(
+        keys == 0,
+        "{url} holds {keys} keys: the benchmark loads fresh streams and replays into fresh \
+         targets, so it needs an empty database (FLUSHDB there, or leave out --redis-url)"
+    );
     let work = tempfile::tempdir().expect("tempdir");
     let p = a.partitions;
     let stream = |i: u64| format!("bench:{}", i % p);

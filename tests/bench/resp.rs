@@ -60,6 +60,23 @@ impl Raw {
         });
     }
 
+    /// Sends one command and answers its integer reply.
+    pub fn integer(&mut self, parts: &[&str]) -> i64 {
+        let mut out = format!("*{}\r\n", parts.len()).into_bytes();
+        for p in parts {
+            bulk(&mut out, p.as_bytes());
+        }
+        self.write.write_all(&out).expect("write");
+        let (l, _) = line(&mut self.read);
+        match l.first() {
+            Some(b':') => number(&l[1..]),
+            _ => panic!(
+                "{parts:?}: expected an integer, got {}",
+                String::from_utf8_lossy(&l)
+            ),
+        }
+    }
+
     /// Reads one XRANGE reply per key after its cursor (`COUNT count`), pipelined across keys;
     /// answers per key the number of entries and the last id, and the reply bytes.
     pub fn xrange_round(
