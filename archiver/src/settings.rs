@@ -270,8 +270,14 @@ impl ArchiveSettings {
         if cfg.read_batch_bytes == 0 {
             return Err(invalid("archive.read_batch_bytes", "must be more than 0"));
         }
-        if cfg.row_group_bytes < 64 * 1024 || usize::try_from(cfg.row_group_bytes).is_err() {
+        if cfg.row_group_bytes < 64 * 1024 {
             return Err(invalid("archive.row_group_bytes", "must be at least 64KiB"));
+        }
+        if usize::try_from(cfg.row_group_bytes).is_err() {
+            return Err(invalid(
+                "archive.row_group_bytes",
+                "is larger than this machine can address",
+            ));
         }
         Ok(cfg)
     }
