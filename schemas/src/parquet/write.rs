@@ -34,6 +34,7 @@ pub struct ObjectWriter<W: Write + Send> {
     first_id: Option<StreamId>,
     last_id: Option<StreamId>,
     checksums: BlockChecksums,
+    row_group_bytes: usize,
 }
 
 impl<W: Write + Send> ObjectWriter<W> {
@@ -64,7 +65,6 @@ impl<W: Write + Send> ObjectWriter<W> {
             .set_compression(Compression::ZSTD(level))
             .set_statistics_enabled(EnabledStatistics::Page)
             .set_max_row_group_row_count(Some(options.row_group_entries))
-            .set_max_row_group_bytes(Some(options.row_group_bytes))
             // Pages of at most one checksum block of rows: a reader that needs a narrow range
             // fetches a few pages, not whole column chunks.
             .set_data_page_row_count_limit(BLOCK_ENTRIES as usize)
@@ -94,6 +94,7 @@ impl<W: Write + Send> ObjectWriter<W> {
             first_id: None,
             last_id: None,
             checksums: BlockChecksums::default(),
+            row_group_bytes: options.row_group_bytes,
         })
     }
 
@@ -125,6 +126,13 @@ impl<W: Write + Send> ObjectWriter<W> {
                 .map_err(|source| Error::Parquet { source })?;
             self.checksums.update(entries.range(run));
             start += take;
+            // The byte budget closes a row group only where a block ends, so that pages keep
+            // lining up with blocks in the next group; it overshoots by less than one block.
+            if self.checksums.rows_left() == BLOCK_ENTRIES
+                && self.writer.in_progress_size() >= self.row_group_bytes
+            {
+                self.writer.flush().map_err(|source| Error::Parquet { source })?;
+            }
         }
         if let (Some(first), Some(last)) = (entries.first_id(), entries.last_id()) {
             self.first_id.get_or_insert(first);
@@ -404,12 +412,12 @@ mod tests {
         assert_eq!(sizes, [100, 100, 100, 50]);
     }
 
-    /// Entries of incompressible 200-byte values, so that encoded sizes are real.
+    /// Entries of incompressible 32-character values, so that encoded sizes are real.
     fn noisy_entries(n: u64) -> Vec<Entry> {
         let mut x = 0x9e37_79b9_7f4a_7c15u64;
         (0..n)
             .map(|i| {
-                let value: String = (0..100)
+                let value: String = (0..16)
                     .map(|_| {
                         x ^= x << 13;
                         x ^= x >> 7;
@@ -455,25 +463,37 @@ mod tests {
 
     #[test]
     fn row_group_bytes_bounds_each_row_group() {
-        let entries = noisy_entries(3_000);
+        let entries = noisy_entries(20_000);
         let options = EncodeOptions {
             zstd_level: 1,
             row_group_bytes: 64 * 1024,
             ..EncodeOptions::default()
         };
-        let data = write_in_runs(&entries, 500, &options);
+        let data = write_in_runs(&entries, 700, &options);
         let metadata = ParquetMetaDataReader::new().parse_and_finish(&data).unwrap();
-        // About 600 KB of encoded values: ten or so groups, each near the budget.
-        assert!(metadata.num_row_groups() >= 8, "{}", metadata.num_row_groups());
+        // About 380 KB encoded, blocks of about 20 KB: several groups, each within the budget
+        // plus one block.
+        let sizes: Vec<i64> = metadata
+            .row_groups()
+            .iter()
+            .map(|g| g.compressed_size())
+            .collect();
+        assert!(metadata.num_row_groups() >= 4, "{sizes:?}");
         for group in metadata.row_groups() {
             assert!(
-                group.compressed_size() <= 80 * 1024,
+                group.compressed_size() <= 96 * 1024,
                 "{}",
                 group.compressed_size()
             );
         }
-        let rows: i64 = metadata.row_groups().iter().map(|g| g.num_rows()).sum();
-        assert_eq!(rows, 3_000);
+        let rows: Vec<i64> = metadata.row_groups().iter().map(|g| g.num_rows()).collect();
+        assert_eq!(rows.iter().sum::<i64>(), 20_000);
+        // Groups end where checksum blocks do.
+        let mut start = 0;
+        for n in &rows[..rows.len() - 1] {
+            start += n;
+            assert_eq!(start % BLOCK_ENTRIES as i64, 0, "{rows:?}");
+        }
         assert_eq!(crate::decode_object(data).unwrap().1, entries);
     }
 }
