@@ -37,9 +37,9 @@
 //!    plus 16 bytes per field ([`streamtier_schemas::EntryBatch`]); objects are encoded batch by
 //!    batch on the blocking pool into a spool file of the store, from which they are linked
 //!    (local) or streamed (S3), one block of entries (1,024) converted to Arrow at a time.
-//!    Memory per partition is one or two batches and one row group of at most
-//!    `row_group_bytes`, whatever the object or entry size; `max_object_entries` and
-//!    `max_object_bytes` bound disk use.
+//!    Memory per partition is one or two batches and one row group of about
+//!    `row_group_bytes` (closed at the first block end past it), whatever the object or entry
+//!    size; `max_object_entries` and `max_object_bytes` bound disk use.
 //! 7. **Crash safety.** The steps of one object (encode, upload, verify, trim) are never raced
 //!    against cancellation, and dropping an unfinished object is safe because trimming only
 //!    follows a durable upload; a restart finds the chain end in the store and goes on.

@@ -57,8 +57,9 @@ pub struct ArchiveSettings {
     pub discover_interval: String,
     /// Target size of one `XRANGE` batch.
     pub read_batch_bytes: String,
-    /// Most encoded bytes of one Parquet row group. Each partition being archived holds its
-    /// row group in progress, so this bounds memory; larger groups suit scans a little better.
+    /// Encoded-size budget of one Parquet row group; a group closes at the first checksum
+    /// block end past it. Each partition being archived holds its row group in progress, so
+    /// this bounds memory; larger groups suit scans a little better.
     pub row_group_bytes: String,
     /// Never trim an entry that a consumer group still needs (see `retain_max_entries`).
     pub respect_consumer_groups: bool,

@@ -49,8 +49,10 @@ pub struct EncodeOptions {
     pub zstd_level: i32,
     /// Maximum number of entries per row group (at least 1).
     pub row_group_entries: usize,
-    /// Maximum estimated encoded size of a row group (at least 1): the writer holds the row
-    /// group in progress, so this bounds its memory whatever the size of the entries.
+    /// Encoded-size budget of a row group (at least 1): a group closes at the first checksum
+    /// block end once its estimated encoded size reaches this, so it runs past the budget by
+    /// less than one block. The writer holds the group in progress, so this bounds its memory
+    /// whatever the size of the entries.
     pub row_group_bytes: usize,
 }
 
