@@ -6,14 +6,11 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream};
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
-use parquet::errors::ParquetError;
-use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::statistics::Statistics;
 use streamtier_schemas::parquet::{
@@ -23,10 +20,9 @@ use streamtier_schemas::parquet::{
 use streamtier_schemas::{decode_object, entries_from_batch, layout, Entry, ObjectMeta, StreamId};
 use streamtier_tiers::store::Store;
 
+use crate::footer::{load_footer, StoreFile, FOOTER_PREFETCH, MAX_FOOTER_PREFETCH};
 use crate::range::IdRange;
 
-/// Bytes fetched from an object's end in the first request, to find its footer and page index.
-const FOOTER_PREFETCH: usize = 64 * 1024;
 /// Listing page size.
 const LIST_PAGE: usize = 1000;
 
@@ -131,45 +127,6 @@ impl ObjectLister {
     }
 }
 
-/// An object in the store as Parquet's async reader sees it.
-struct StoreFile {
-    store: Store,
-    key: String,
-    size: u64,
-    fetched: Arc<AtomicU64>,
-}
-
-fn external(e: streamtier_tiers::Error) -> ParquetError {
-    ParquetError::External(Box::new(e))
-}
-
-impl AsyncFileReader for StoreFile {
-    fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
-        async move {
-            let data = self.store.get_range(&self.key, range).await.map_err(external)?;
-            self.fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
-            Ok(data)
-        }
-        .boxed()
-    }
-
-    fn get_metadata<'a>(
-        &'a mut self,
-        _options: Option<&'a ArrowReaderOptions>,
-    ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move {
-            let size = self.size;
-            let metadata = ParquetMetaDataReader::new()
-                .with_page_index_policy(PageIndexPolicy::Optional)
-                .with_prefetch_hint(Some(FOOTER_PREFETCH))
-                .load_and_finish(&mut *self, size)
-                .await?;
-            Ok(Arc::new(metadata))
-        }
-        .boxed()
-    }
-}
-
 /// What went wrong reading an object.
 pub type ObjectError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -202,9 +159,11 @@ pub struct ObjectBlocks {
     meta: ObjectMeta,
     fetched: Arc<AtomicU64>,
     footer: u64,
+    footer_span: usize,
 }
 
-/// Opens `object` for the ids in `range` that are above `after`.
+/// Opens `object` for the ids in `range` that are above `after`, asking first for the last
+/// `prefetch` bytes (see [`ObjectBlocks::footer_span`]).
 ///
 /// # Errors
 /// The store's errors, or a description of the damage when the footer is unreadable.
@@ -213,6 +172,7 @@ pub async fn open_object(
     object: &ObjectRef,
     range: IdRange,
     after: Option<StreamId>,
+    prefetch: usize,
 ) -> Result<ObjectBlocks, ObjectError> {
     let fetched = Arc::new(AtomicU64::new(0));
     let mut file = StoreFile {
@@ -221,7 +181,9 @@ pub async fn open_object(
         size: object.size,
         fetched: fetched.clone(),
     };
-    let metadata = file.get_metadata(None).await?;
+    let (metadata, footer_span) =
+        load_footer(&mut file, prefetch.clamp(FOOTER_PREFETCH, MAX_FOOTER_PREFETCH)).await?;
+    let metadata = Arc::new(metadata);
     let footer = fetched.load(Ordering::Relaxed);
     check_chunk_ranges(&metadata, object.size as usize)?;
     let meta = meta_of(&metadata)?;
@@ -249,6 +211,7 @@ pub async fn open_object(
             meta,
             fetched,
             footer,
+            footer_span,
         });
     };
     let blocks = parse_blocks(&blocks)?;
@@ -295,6 +258,7 @@ pub async fn open_object(
         meta,
         fetched,
         footer,
+        footer_span,
     })
 }
 
@@ -411,6 +375,11 @@ impl ObjectBlocks {
     /// Bytes fetched to read the footer and page index.
     pub fn footer_bytes(&self) -> u64 {
         self.footer
+    }
+
+    /// Bytes the footer and page index span from the object's end.
+    pub fn footer_span(&self) -> usize {
+        self.footer_span
     }
 
     /// Bytes fetched from the store for this object so far, footer included.

@@ -40,6 +40,7 @@
 pub mod archive;
 pub mod engine;
 mod error;
+mod footer;
 pub mod job;
 pub mod plan;
 pub mod range;

@@ -13,6 +13,7 @@ use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
 
 use crate::archive::{open_object, ObjectBlocks, ObjectLister, ObjectRef};
+use crate::footer::FOOTER_PREFETCH;
 use crate::range::IdRange;
 use crate::{Error, Result};
 
@@ -57,6 +58,8 @@ pub struct PartitionSource {
     previous: Option<(StreamId, Option<u64>)>,
     /// Bytes of the current object already added to `stats`.
     counted: u64,
+    /// First request for the next object's footer: what the previous one spanned, and a margin.
+    footer_prefetch: usize,
     /// What was read so far.
     pub stats: SourceStats,
 }
@@ -86,6 +89,7 @@ impl PartitionSource {
             last_object: None,
             previous: None,
             counted: 0,
+            footer_prefetch: FOOTER_PREFETCH,
             stats: SourceStats::default(),
         }
     }
@@ -156,9 +160,10 @@ impl PartitionSource {
                 self.phase = Phase::Redis;
                 return Ok(None);
             };
-            let blocks = open_object(&self.store, &object, self.range, after)
+            let blocks = open_object(&self.store, &object, self.range, after, self.footer_prefetch)
                 .await
                 .map_err(|e| self.bad_object(&object.key, e))?;
+            self.footer_prefetch = blocks.footer_span() + blocks.footer_span() / 4;
             self.stats.objects_read += 1;
             self.stats.footer_bytes += blocks.footer_bytes();
             let (first_offset, last_offset, last_id) = {
