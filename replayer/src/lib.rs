@@ -31,9 +31,9 @@
 //!    block checksum before it is written anywhere; a missing or damaged object fails the job
 //!    naming the object and the last entry written, and nothing after it is written.
 //! 6. **Bounded memory.** One job holds at most `partition_concurrency` partitions, each with
-//!    one checksum block (at most 1,024 entries or 4 MiB plus one entry) and one Redis batch in
-//!    memory; objects are read by byte ranges, never whole (except objects written before block
-//!    checksums existed).
+//!    one checksum block (at most 1,024 entries or 4 MiB plus one entry) or one Redis read, and
+//!    less than one write batch carried over from the previous read, in memory; objects are
+//!    read by byte ranges, never whole (except objects written before block checksums existed).
 //! 7. **Paced.** Each batch takes tokens from its job's bucket and from the server-wide bucket
 //!    before it is written; at most `max_jobs` jobs run, the rest queue.
 

@@ -128,7 +128,11 @@ impl Replayer {
             );
             let mut seen = source.stats;
             let mut last_cancel_check = tokio::time::Instant::now();
-            loop {
+            // Entries read but not written yet: batches are cut across the source's reads, so
+            // that every write but the last carries a full batch.
+            let mut pending: Vec<Entry> = Vec::new();
+            let mut ended = false;
+            while !(ended && pending.is_empty()) {
                 if token.is_cancelled() {
                     return Err(if inner.shutdown.is_cancelled() {
                         Stop::Shutdown
@@ -142,31 +146,40 @@ impl Replayer {
                         return Err(Stop::Cancelled);
                     }
                 }
-                let next = source.next_batch().await;
-                let delta = (
-                    source.stats.objects_read - seen.objects_read,
-                    source.stats.bytes_read - seen.bytes_read,
-                    source.stats.footer_bytes - seen.footer_bytes,
-                );
-                seen = source.stats;
-                self.count_reads(shared, delta);
-                let entries = match next {
-                    Ok(Some(entries)) => entries,
-                    Ok(None) => break,
-                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
-                        inner.metrics.count_error(&e);
-                        attempt += 1;
-                        inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
-                        tokio::time::sleep(backoff(attempt)).await;
-                        continue 'resume;
+                if !ended {
+                    let next = source.next_batch().await;
+                    let delta = (
+                        source.stats.objects_read - seen.objects_read,
+                        source.stats.bytes_read - seen.bytes_read,
+                        source.stats.footer_bytes - seen.footer_bytes,
+                    );
+                    seen = source.stats;
+                    self.count_reads(shared, delta);
+                    match next {
+                        Ok(Some(entries)) if pending.is_empty() => pending = entries,
+                        Ok(Some(entries)) => pending.extend(entries),
+                        Ok(None) => ended = true,
+                        Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                            inner.metrics.count_error(&e);
+                            attempt += 1;
+                            inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
+                            tokio::time::sleep(backoff(attempt)).await;
+                            continue 'resume;
+                        }
+                        Err(e) => {
+                            inner.metrics.count_error(&e);
+                            return Err(Stop::Failed(e));
+                        }
                     }
-                    Err(e) => {
-                        inner.metrics.count_error(&e);
-                        return Err(Stop::Failed(e));
-                    }
-                };
-                for chunk in chunks(&entries, inner.limits.batch_entries, inner.limits.batch_bytes) {
+                }
+                let mut batches = chunks(&pending, inner.limits.batch_entries, inner.limits.batch_bytes);
+                if !ended {
+                    // The last batch may grow with the next read.
+                    batches.pop();
+                }
+                let mut written = 0;
+                for chunk in batches {
                     let n = chunk.len() as u64;
                     tokio::select! {
                         () = async { job_rate.acquire(n).await; inner.global.acquire(n).await; } => {}
@@ -179,12 +192,14 @@ impl Replayer {
                         .write(&id, &part.target, cursor, chunk, mode, origin, &mut attempt)
                         .await?;
                     cursor = Some(last);
+                    written += chunk.len();
                     attempt = 0;
                     self.update(shared, index, total, cursor, false);
                     if let Ok(r) = shared.lock() {
                         progress(&r);
                     }
                 }
+                pending.drain(..written);
             }
             let total = shared
                 .lock()
