@@ -244,6 +244,50 @@ impl<'a> EntryRef<'a> {
         })
     }
 
+    /// The fields as text when every name and value is UTF-8: fills `out` (in order) and
+    /// answers `true`; `false` as soon as one is not.
+    ///
+    /// The bytes the fields span are validated in one pass, not field by field: in a reply
+    /// the fields lie together, separated by ASCII headers. A field is then text exactly when
+    /// it starts and ends on character boundaries of that text.
+    pub fn text_fields(&self, out: &mut Vec<(&'a str, &'a str)>) -> bool {
+        out.clear();
+        let lo = self.spans.iter().map(|s| s.name.min(s.value)).min().unwrap_or(0) as usize;
+        let hi = self
+            .spans
+            .iter()
+            .map(|s| (s.name + s.name_len).max(s.value + s.value_len))
+            .max()
+            .unwrap_or(0) as usize;
+        // Fields spread over a larger buffer are checked one by one.
+        let together = hi - lo <= 2 * self.payload_len() + 64;
+        let whole = if together {
+            std::str::from_utf8(&self.data[lo..hi]).ok()
+        } else {
+            None
+        };
+        match whole {
+            Some(whole) => {
+                let text = |at: u32, len: u32| whole.get(at as usize - lo..(at + len) as usize - lo);
+                for s in self.spans {
+                    match (text(s.name, s.name_len), text(s.value, s.value_len)) {
+                        (Some(name), Some(value)) => out.push((name, value)),
+                        _ => return false,
+                    }
+                }
+            }
+            None => {
+                for (name, value) in self.fields() {
+                    match (std::str::from_utf8(name), std::str::from_utf8(value)) {
+                        (Ok(name), Ok(value)) => out.push((name, value)),
+                        _ => return false,
+                    }
+                }
+            }
+        }
+        true
+    }
+
     /// As [`Entry::payload_len`].
     pub fn payload_len(&self) -> usize {
         self.spans
@@ -283,6 +327,49 @@ mod tests {
             .map(|(n, v)| (Bytes::copy_from_slice(n), Bytes::copy_from_slice(v)))
             .collect();
         Entry::new(StreamId::new(ms, 0), fields)
+    }
+
+    fn texts(batch: &EntryBatch, i: usize) -> Option<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        batch
+            .get(i)
+            .text_fields(&mut out)
+            .then(|| out.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect())
+    }
+
+    #[test]
+    fn text_fields_are_the_utf8_fields_whatever_lies_between_them() {
+        let pair = |n: &str, v: &str| Some(vec![(n.to_string(), v.to_string())]);
+        // Packed with nothing between them: a character split across name and value is two
+        // invalid fields, though the bytes together are valid UTF-8.
+        let packed = EntryBatch::from_entries(&[
+            entry(1, &[(b"name", "caf\u{e9} \u{1f600}".as_bytes())]),
+            entry(2, &[(b"\xc3", b"\xa9")]),
+            entry(3, &[(b"a", b"ok"), (b"b", b"\xff")]),
+            entry(4, &[(b"", b"")]),
+        ]);
+        assert_eq!(texts(&packed, 0), pair("name", "caf\u{e9} \u{1f600}"));
+        assert_eq!(texts(&packed, 1), None);
+        assert_eq!(texts(&packed, 2), None);
+        assert_eq!(texts(&packed, 3), pair("", ""));
+        // As in a reply: ASCII headers between the fields, and one field far from the others.
+        let data = Bytes::from_static(b"$1\r\nk\r\n$2\r\n\xc3\xa9\r\n$1\r\nj\r\n");
+        let mut far = b"$1\r\nk\r\n".to_vec();
+        far.extend(std::iter::repeat_n(0xffu8, 100));
+        far.extend_from_slice(b"xy");
+        let far = Bytes::from(far);
+        let mut b = EntryBatchBuilder::new(data, 2);
+        b.entry(StreamId::new(1, 0));
+        b.field(4..5, 11..13).unwrap();
+        b.entry(StreamId::new(2, 0));
+        b.field(4..5, 19..20).unwrap();
+        let reply = b.finish();
+        assert_eq!(texts(&reply, 0), pair("k", "\u{e9}"));
+        assert_eq!(texts(&reply, 1), pair("k", "j"));
+        let mut b = EntryBatchBuilder::new(far.clone(), 1);
+        b.entry(StreamId::new(1, 0));
+        b.field(4..5, far.len() - 2..far.len()).unwrap();
+        assert_eq!(texts(&b.finish(), 0), pair("k", "xy"));
     }
 
     #[test]

@@ -22,10 +22,12 @@ const MAX_ARRAY_BYTES: usize = i32::MAX as usize;
 /// Up to this many fields, repeated names are found by comparing pairs.
 const SMALL_FIELD_COUNT: usize = 16;
 
-/// Returns how many entries from `start` on fit in one batch without overflowing `i32` offsets.
-pub(super) fn batch_len(entries: &EntryBatch, start: usize) -> Result<usize> {
+/// Returns how many entries from `start` on, `max` at most, fit in one batch without
+/// overflowing `i32` offsets.
+pub(super) fn batch_len(entries: &EntryBatch, start: usize, max: usize) -> Result<usize> {
+    let end = entries.len().min(start.saturating_add(max));
     let mut total = 0usize;
-    for (i, entry) in entries.range(start..entries.len()).enumerate() {
+    for (i, entry) in entries.range(start..end).enumerate() {
         // Lossy UTF-8 conversion turns one invalid byte into three, hence the factor.
         let mut cost = entry.payload_len().saturating_mul(3);
         if cost > MAX_ARRAY_BYTES {
@@ -42,7 +44,7 @@ pub(super) fn batch_len(entries: &EntryBatch, start: usize) -> Result<usize> {
             return Ok(i.max(1));
         }
     }
-    Ok(entries.len() - start)
+    Ok(end - start)
 }
 
 /// The larger of an entry's bytes in `raw_fields` and in `fields`.
@@ -57,17 +59,24 @@ fn exact_cost(entry: &EntryRef<'_>) -> usize {
 
 /// Returns the fields as text when `fields` can hold them exactly: all UTF-8, names unique.
 fn exact_text<'a>(entry: &EntryRef<'a>, out: &mut Vec<(&'a str, &'a str)>) -> bool {
-    out.clear();
-    for (name, value) in entry.fields() {
-        match (std::str::from_utf8(name), std::str::from_utf8(value)) {
-            (Ok(name), Ok(value)) => out.push((name, value)),
-            _ => return false,
-        }
+    if !entry.text_fields(out) {
+        return false;
     }
     if out.len() <= SMALL_FIELD_COUNT {
-        out.iter()
-            .enumerate()
-            .all(|(i, (name, _))| out[..i].iter().all(|(other, _)| other != name))
+        // Names are compared by length and end bytes first, whole only when those agree.
+        let mut marks = [0u32; SMALL_FIELD_COUNT];
+        for (mark, (name, _)) in marks.iter_mut().zip(out.iter()) {
+            let b = name.as_bytes();
+            *mark = (b.len() as u32) << 16
+                | u32::from(b.first().copied().unwrap_or(0)) << 8
+                | u32::from(b.last().copied().unwrap_or(0));
+        }
+        out.iter().enumerate().all(|(i, (name, _))| {
+            out[..i]
+                .iter()
+                .zip(&marks)
+                .all(|((other, _), mark)| *mark != marks[i] || other != name)
+        })
     } else {
         let mut seen = HashSet::with_capacity(out.len());
         out.iter().all(|(name, _)| seen.insert(*name))
@@ -136,12 +145,22 @@ pub(super) fn build_batch<'a>(
     columns: &[TypedColumn],
     entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
 ) -> Result<RecordBatch> {
+    let entries: Vec<EntryRef<'a>> = entries.collect();
     let rows = entries.len();
+    let (mut fields, mut name_bytes, mut value_bytes) = (0, 0, 0);
+    for entry in &entries {
+        fields += entry.field_count();
+        for (name, value) in entry.fields() {
+            name_bytes += name.len();
+            value_bytes += value.len();
+        }
+    }
     let mut ids = StringBuilder::with_capacity(rows, rows * 24);
     let mut ts = Vec::with_capacity(rows);
     let mut seq = Vec::with_capacity(rows);
-    let mut keys = StringBuilder::new();
-    let mut values = StringBuilder::new();
+    // Sized for entries that are all text (the usual case), so the builders never grow.
+    let mut keys = StringBuilder::with_capacity(fields, name_bytes);
+    let mut values = StringBuilder::with_capacity(fields, value_bytes);
     let mut map_offsets = Vec::with_capacity(rows + 1);
     map_offsets.push(0i32);
     let mut pairs = 0usize;
@@ -348,11 +367,29 @@ mod tests {
     }
 
     #[test]
+    fn exact_text_needs_unique_names() {
+        let text = |fields: &[(&str, &str)]| {
+            let batch = EntryBatch::from_entries(&[entry(1, 0, fields)]);
+            exact_text(&batch.get(0), &mut Vec::new())
+        };
+        // Same length and end bytes, other names.
+        assert!(text(&[("ab_b", "1"), ("axxb", "2"), ("b", "3")]));
+        assert!(!text(&[("ab_b", "1"), ("axxb", "2"), ("ab_b", "3")]));
+        assert!(!text(&[("", "1"), ("", "2")]));
+        let many: Vec<String> = (0..40).map(|i| format!("f{i}")).collect();
+        let mut fields: Vec<(&str, &str)> = many.iter().map(|n| (n.as_str(), "v")).collect();
+        assert!(text(&fields));
+        fields.push(("f7", "again"));
+        assert!(!text(&fields));
+    }
+
+    #[test]
     fn batch_len_keeps_arrays_under_two_gib() {
         let small = entry(1, 0, &[("a", "b")]);
         let batch = EntryBatch::from_entries(&[small.clone(), small.clone()]);
-        assert_eq!(batch_len(&batch, 0).unwrap(), 2);
-        assert_eq!(batch_len(&batch, 1).unwrap(), 1);
+        assert_eq!(batch_len(&batch, 0, usize::MAX).unwrap(), 2);
+        assert_eq!(batch_len(&batch, 1, usize::MAX).unwrap(), 1);
+        assert_eq!(batch_len(&batch, 0, 1).unwrap(), 1);
         assert!(exact_cost(&batch.get(0)) >= 2);
         let mut invalid = entry(1, 0, &[]);
         invalid

@@ -76,12 +76,17 @@ impl<W: Write + Send> ObjectWriter<W> {
         }
         // Field values are mostly unique: a dictionary page would hold most of the chunk, and a
         // reader of a few pages would have to fetch it whole.
+        // Nor do their statistics help anyone: a map's or list's values share one column, so
+        // no reader can prune by them. Without them the writer compares no values and the
+        // page index of every row group holds no copies of them.
         for path in [
             vec!["fields", "key_value", "value"],
             vec!["raw_fields", "list", "element"],
         ] {
             let path = ColumnPath::new(path.into_iter().map(String::from).collect());
-            props = props.set_column_dictionary_enabled(path, false);
+            props = props
+                .set_column_dictionary_enabled(path.clone(), false)
+                .set_column_statistics_enabled(path, EnabledStatistics::None);
         }
         let schema = super::arrow_schema(columns);
         let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props.build()))
@@ -118,7 +123,7 @@ impl<W: Write + Send> ObjectWriter<W> {
             // Record batches end where checksum blocks do: the Arrow copy of the entries stays
             // at one block whatever the caller's batch, and pages (cut every block of rows)
             // line up with blocks, so a narrow read fetches the pages of its blocks only.
-            let take = batch_len(entries, start)?.min(self.checksums.rows_left() as usize);
+            let take = batch_len(entries, start, self.checksums.rows_left() as usize)?;
             let run = start..start + take;
             let batch = build_batch(&self.schema, &self.columns, entries.range(run.clone()))?;
             self.writer
@@ -288,8 +293,12 @@ mod tests {
         for chunk in row_group.columns() {
             // The footer records the codec only, not its level.
             assert!(matches!(chunk.compression(), Compression::ZSTD(_)));
-            assert!(chunk.column_index_offset().is_some(), "{}", chunk.column_path());
+            // Every column can be read page by page; values have no statistics to prune by.
             assert!(chunk.offset_index_offset().is_some());
+            let path = chunk.column_path().string();
+            let values = ["fields.key_value.value", "raw_fields.list.element"].contains(&path.as_str());
+            assert_eq!(chunk.column_index_offset().is_some(), !values, "{path}");
+            assert_eq!(chunk.statistics().is_some(), !values, "{path}");
         }
     }
 
