@@ -146,6 +146,9 @@ impl Walk {
     }
 }
 
+/// Most digits of a RESP number (`i64` holds any 18-digit number).
+const MAX_DIGITS: usize = 18;
+
 /// Reads the header line at `pos`: its type byte, its number (0 for `+`/`-` lines) and where
 /// the body starts. `None` when the line is not complete yet.
 fn header(buf: &[u8], pos: usize) -> std::result::Result<Option<(u8, i64, usize)>, Failure> {
@@ -167,27 +170,28 @@ fn header(buf: &[u8], pos: usize) -> std::result::Result<Option<(u8, i64, usize)
             Ok(None)
         }
         b':' | b'$' | b'*' => {
-            // The number and its CRLF, in one pass.
-            let mut i = pos + 1;
-            let negative = buf.get(i) == Some(&b'-');
-            if negative {
-                i += 1;
-            }
-            let digits = i;
+            // The number and its CRLF, in one pass over a slice (no bounds check per byte):
+            // up to 18 digits cannot overflow, more are refused.
+            let rest = &buf[pos + 1..];
+            let negative = rest.first() == Some(&b'-');
+            let digits = &rest[usize::from(negative)..];
             let mut n: i64 = 0;
-            while let Some(&d) = buf.get(i) {
-                if !d.is_ascii_digit() {
+            let mut len = 0;
+            for &d in digits {
+                let v = d.wrapping_sub(b'0');
+                if v > 9 {
                     break;
                 }
-                n = n
-                    .checked_mul(10)
-                    .and_then(|n| n.checked_add(i64::from(d - b'0')))
-                    .ok_or_else(|| Failure::Protocol("number too large".into()))?;
-                i += 1;
+                if len == MAX_DIGITS {
+                    return Err(Failure::Protocol("number too large".into()));
+                }
+                n = n * 10 + i64::from(v);
+                len += 1;
             }
+            let i = pos + 1 + usize::from(negative) + len;
             match (buf.get(i), buf.get(i + 1)) {
                 (None, _) | (Some(b'\r'), None) => Ok(None),
-                (Some(b'\r'), Some(b'\n')) if i > digits => {
+                (Some(b'\r'), Some(b'\n')) if len > 0 => {
                     Ok(Some((kind, if negative { -n } else { n }, i + 2)))
                 }
                 _ => Err(Failure::Protocol(format!(
@@ -368,6 +372,21 @@ mod tests {
         assert!(matches!(c.simple(), Err(Failure::Server(m)) if m == "ERR no"));
         assert_eq!(c.item(0).unwrap(), Item::Nil);
         assert_eq!(c.array().unwrap(), -1);
+        let big = Bytes::from_static(b":999999999999999999\r\n:-999999999999999999\r\n");
+        let mut c = Cursor::new(&big);
+        assert_eq!(c.item(0).unwrap(), Item::Int(999_999_999_999_999_999));
+        assert_eq!(c.item(0).unwrap(), Item::Int(-999_999_999_999_999_999));
+        for bad in [
+            &b":1234567890123456789\r\n"[..],
+            b":-\r\n",
+            b"$\r\n",
+            b":12x\r\n",
+            b"*1\n",
+        ] {
+            let data = Bytes::copy_from_slice(bad);
+            let parsed = Cursor::new(&data).item(0);
+            assert!(matches!(parsed, Err(Failure::Protocol(_))), "{bad:?}: {parsed:?}");
+        }
     }
 
     #[test]
