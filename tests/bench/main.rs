@@ -164,6 +164,7 @@ fn main() {
     let gz = gz.into_inner().unwrap_or_else(|_| panic!("flush gzip"));
     let ndjson_gz = gz.finish().expect("gzip").0;
     let mut raw = Raw::connect(&addr);
+    let cpu = raw.cpu_seconds();
     let start = Instant::now();
     raw.duplex(n as usize, |out| {
         for chunk in &chunks {
@@ -171,6 +172,7 @@ fn main() {
         }
     });
     let write_secs = start.elapsed().as_secs_f64();
+    let write_cpu = raw.cpu_seconds() - cpu;
     drop(chunks);
     let mut redis_bytes = 0u64;
     for i in 0..p {
@@ -184,25 +186,14 @@ fn main() {
         redis_bytes += memory_usage(&addr, &full);
     }
 
-    // 2. The raw XRANGE reader: COUNT 1000, pipelined across partitions, replies walked not built.
+    // 2. The raw XRANGE reader: COUNT 1000, one connection per partition, replies walked not
+    // built.
+    let keys: Vec<String> = (0..p).map(|i| format!("bench:{i}")).collect();
+    let cpu = raw.cpu_seconds();
     let start = Instant::now();
-    let mut cursors: Vec<(String, String)> = (0..p)
-        .map(|i| (format!("bench:{i}"), "0-0".to_string()))
-        .collect();
-    let (mut read_entries, mut read_bytes) = (0u64, 0u64);
-    while !cursors.is_empty() {
-        let (results, bytes) = raw.xrange_round(&cursors, 1000);
-        read_bytes += bytes;
-        let mut next = Vec::new();
-        for ((key, _), (count, last)) in cursors.into_iter().zip(results) {
-            read_entries += count;
-            if let (1000, Some(last)) = (count, last) {
-                next.push((key, last));
-            }
-        }
-        cursors = next;
-    }
+    let (read_entries, read_bytes) = resp::xrange_all(&addr, &keys, 1000);
     let read_secs = start.elapsed().as_secs_f64();
+    let read_cpu = raw.cpu_seconds() - cpu;
     assert_eq!(read_entries, n, "the raw reader saw every entry");
 
     // 3. Archive end to end with the real binary: local directory, then the S3-protocol server.
@@ -219,9 +210,14 @@ fn main() {
     )
     .expect("config");
     let cfg = config.to_str().expect("utf-8 path");
+    // Redis' CPU seconds around each phase say how busy it was, and what each entry cost it.
+    let cpu = raw.cpu_seconds();
     let (archive_secs, archive_rss, _) = streamtier(&["archive", "--once", "--config", cfg], &[]);
+    let archive_cpu = raw.cpu_seconds() - cpu;
     let parquet = dir_bytes(&archive_dir);
+    let cpu = raw.cpu_seconds();
     let s3_run = (!a.skip_s3).then(|| archive_to_s3(&addr, cfg, p));
+    let s3_cpu = raw.cpu_seconds() - cpu;
     let s3_secs = s3_run.map(|(secs, _)| secs);
     let s3_rss = s3_run.map(|(_, rss)| rss);
 
@@ -234,8 +230,11 @@ fn main() {
         args.extend_from_slice(extra);
         streamtier(&args, &[])
     };
+    let cpu = raw.cpu_seconds();
     let (new_secs, new_rss, _) = replay("new", "fresh", &[]);
+    let new_cpu = raw.cpu_seconds() - cpu;
     let (orig_secs, orig_rss, _) = replay("original", "restored", &[]);
+    let orig_cpu = raw.cpu_seconds() - cpu - new_cpu;
     // 5. A narrow replay: one minute from the middle of the six hours.
     let (from, to) = ("2025-11-22T03:00:00Z", "2025-11-22T03:01:00Z");
     let (_, _, out) = replay("new", "narrow", &["--from", from, "--to", to]);
@@ -266,7 +265,7 @@ fn main() {
         (
             "raw XADD (pipelined)",
             format!("{raw_write:.0} entries/s, {:.1} MB/s", mb / write_secs),
-            String::new(),
+            redis_load(write_cpu, write_secs, n),
         ),
         (
             "raw XRANGE (pipelined)",
@@ -274,7 +273,7 @@ fn main() {
                 "{raw_read:.0} entries/s, {:.1} MB/s",
                 read_bytes as f64 / 1e6 / read_secs
             ),
-            String::new(),
+            redis_load(read_cpu, read_secs, n),
         ),
         (
             "archive, local dir",
@@ -284,8 +283,9 @@ fn main() {
                 mb / archive_secs
             ),
             format!(
-                "{:.2} x raw read (target >= 0.6)",
-                n as f64 / archive_secs / raw_read
+                "{:.2} x raw read (target >= 0.6); {}",
+                n as f64 / archive_secs / raw_read,
+                redis_load(archive_cpu, archive_secs, n)
             ),
         ),
         (
@@ -294,23 +294,29 @@ fn main() {
                 format!("{:.0} entries/s, {:.1} MB/s", n as f64 / s, mb / s)
             }),
             s3_secs.map_or(String::new(), |s| {
-                format!("{:.2} x raw read", n as f64 / s / raw_read)
+                format!(
+                    "{:.2} x raw read; {}",
+                    n as f64 / s / raw_read,
+                    redis_load(s3_cpu, s, n)
+                )
             }),
         ),
         (
             "replay, new ids",
             format!("{:.0} entries/s", n as f64 / new_secs),
             format!(
-                "{:.2} x raw write (target >= 0.7)",
-                n as f64 / new_secs / raw_write
+                "{:.2} x raw write (target >= 0.7); {}",
+                n as f64 / new_secs / raw_write,
+                redis_load(new_cpu, new_secs, n)
             ),
         ),
         (
             "replay, original ids",
             format!("{:.0} entries/s", n as f64 / orig_secs),
             format!(
-                "{:.2} x raw write (target >= 0.7)",
-                n as f64 / orig_secs / raw_write
+                "{:.2} x raw write (target >= 0.7); {}",
+                n as f64 / orig_secs / raw_write,
+                redis_load(orig_cpu, orig_secs, n)
             ),
         ),
         (
@@ -372,6 +378,10 @@ fn main() {
         "replay_new_s": new_secs, "replay_original_s": orig_secs,
         "replay_new_ratio_to_raw_write": n as f64 / new_secs / raw_write,
         "replay_original_ratio_to_raw_write": n as f64 / orig_secs / raw_write,
+        "redis_cpu_s": {
+            "raw_write": write_cpu, "raw_read": read_cpu, "archive_local": archive_cpu,
+            "archive_s3": s3_secs.map(|_| s3_cpu), "replay_new": new_cpu, "replay_original": orig_cpu,
+        },
         "narrow_entries": narrow_entries, "narrow_fetched_bytes": narrow_fetched, "narrow_footer_bytes": narrow_footers, "narrow_occupied_bytes": narrow_occupied,
         "peak_rss_archive_mib": archive_rss, "peak_rss_archive_s3_mib": s3_rss, "peak_rss_replay_mib": new_rss.max(orig_rss),
         "parquet_bytes": parquet, "redis_memory_bytes": redis_bytes, "ndjson_gzip_bytes": ndjson_gz,
@@ -381,6 +391,15 @@ fn main() {
     }
     std::fs::write(&a.json, serde_json::to_string_pretty(&results).expect("json")).expect("write json");
     println!("results: {}", a.json);
+}
+
+/// What a phase cost Redis: CPU per entry, and the share of the phase it was busy.
+fn redis_load(cpu_secs: f64, secs: f64, n: u64) -> String {
+    format!(
+        "Redis {:.1} us/entry, busy {:.0} %",
+        cpu_secs * 1e6 / n as f64,
+        100.0 * cpu_secs / secs
+    )
 }
 
 /// A writer that only counts bytes.

@@ -62,94 +62,154 @@ impl Raw {
 
     /// Sends one command and answers its integer reply.
     pub fn integer(&mut self, parts: &[&str]) -> i64 {
+        self.send(parts);
+        match header(&mut self.read) {
+            (b':', n, _) => n,
+            (kind, n, _) => panic!("{parts:?}: expected an integer, got `{}{n}`", kind as char),
+        }
+    }
+
+    /// Sends one command and answers its bulk string reply.
+    pub fn text(&mut self, parts: &[&str]) -> String {
+        self.send(parts);
+        let (kind, len, _) = header(&mut self.read);
+        assert_eq!(kind, b'$', "{parts:?}: expected a bulk string");
+        let mut body = vec![0; len as usize + 2];
+        self.read.read_exact(&mut body).expect("read");
+        body.truncate(len as usize);
+        String::from_utf8(body).expect("utf-8 reply")
+    }
+
+    /// Redis' own CPU seconds so far (user and system, from `INFO cpu`).
+    pub fn cpu_seconds(&mut self) -> f64 {
+        self.text(&["INFO", "cpu"])
+            .lines()
+            .filter(|l| l.starts_with("used_cpu_user:") || l.starts_with("used_cpu_sys:"))
+            .filter_map(|l| l.split(':').nth(1)?.trim().parse::<f64>().ok())
+            .sum()
+    }
+
+    fn send(&mut self, parts: &[&str]) {
         let mut out = format!("*{}\r\n", parts.len()).into_bytes();
         for p in parts {
             bulk(&mut out, p.as_bytes());
         }
         self.write.write_all(&out).expect("write");
-        let (l, _) = line(&mut self.read);
-        match l.first() {
-            Some(b':') => number(&l[1..]),
-            _ => panic!(
-                "{parts:?}: expected an integer, got {}",
-                String::from_utf8_lossy(&l)
-            ),
-        }
     }
+}
 
-    /// Reads one XRANGE reply per key after its cursor (`COUNT count`), pipelined across keys;
-    /// answers per key the number of entries and the last id, and the reply bytes.
-    pub fn xrange_round(
-        &mut self,
-        cursors: &[(String, String)],
-        count: usize,
-    ) -> (Vec<(u64, Option<String>)>, u64) {
-        let mut out = Vec::new();
-        for (key, after) in cursors {
-            let start = format!("({after}");
-            let count = count.to_string();
-            let parts = [
-                "XRANGE",
-                key.as_str(),
-                start.as_str(),
-                "+",
-                "COUNT",
-                count.as_str(),
-            ];
-            out.extend_from_slice(format!("*{}\r\n", parts.len()).as_bytes());
-            for p in parts {
-                bulk(&mut out, p.as_bytes());
+/// Reads every entry of `keys`, `XRANGE … COUNT count` after a cursor, with one connection and
+/// thread per key, so that Redis always has a request waiting while replies are walked (without
+/// building anything); answers the entries and the reply bytes.
+pub fn xrange_all(addr: &str, keys: &[String], count: usize) -> (u64, u64) {
+    std::thread::scope(|scope| {
+        let readers: Vec<_> = keys
+            .iter()
+            .map(|key| scope.spawn(move || xrange_stream(addr, key, count)))
+            .collect();
+        readers
+            .into_iter()
+            .map(|r| r.join().expect("reader thread"))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1))
+    })
+}
+
+fn xrange_stream(addr: &str, key: &str, count: usize) -> (u64, u64) {
+    let mut raw = Raw::connect(addr);
+    let count_arg = count.to_string();
+    let mut after = "0-0".to_string();
+    let (mut entries, mut bytes) = (0, 0);
+    loop {
+        let start = format!("({after}");
+        raw.send(&["XRANGE", key, &start, "+", "COUNT", &count_arg]);
+        let (kind, n, b) = header(&mut raw.read);
+        assert_eq!(kind, b'*', "XRANGE reply");
+        bytes += b;
+        for i in 0..n {
+            bytes += header(&mut raw.read).2; // *2
+            let (_, len, b) = header(&mut raw.read); // $len of the id
+            bytes += b + len as u64 + 2;
+            if i == n - 1 {
+                let mut id = vec![0; len as usize + 2];
+                raw.read.read_exact(&mut id).expect("read id");
+                id.truncate(len as usize);
+                after = String::from_utf8(id).expect("id");
+            } else {
+                consume(&mut raw.read, len as u64 + 2);
             }
+            bytes += skip(&mut raw.read).0; // the fields
         }
-        self.write.write_all(&out).expect("write");
-        let mut results = Vec::with_capacity(cursors.len());
-        let mut bytes = 0;
-        for _ in cursors {
-            let (n, last, b) = skip_xrange(&mut self.read);
-            bytes += b;
-            results.push((n, last));
+        entries += n.max(0) as u64;
+        if n < count as i64 {
+            return (entries, bytes);
         }
-        (results, bytes)
     }
 }
 
-fn line(r: &mut BufReader<TcpStream>) -> (Vec<u8>, u64) {
-    let mut l = Vec::with_capacity(16);
-    let n = r.read_until(b'\n', &mut l).expect("read");
-    assert!(n > 2, "connection closed");
-    l.truncate(l.len() - 2);
-    (l, n as u64)
+/// Reads one RESP header line (`*3`, `$12`, `:5`, `+OK`) without allocating; answers its type,
+/// its number (0 for a simple string) and its length in bytes.
+fn header(r: &mut BufReader<TcpStream>) -> (u8, i64, u64) {
+    let buf = r.fill_buf().expect("read");
+    assert!(!buf.is_empty(), "connection closed");
+    if let Some(end) = buf.iter().position(|&b| b == b'\n') {
+        let parsed = parse_header(&buf[..end]);
+        r.consume(end + 1);
+        return (parsed.0, parsed.1, end as u64 + 1);
+    }
+    // The line runs past the buffered bytes.
+    let mut line = Vec::with_capacity(32);
+    r.read_until(b'\n', &mut line).expect("read");
+    let parsed = parse_header(&line[..line.len() - 1]);
+    (parsed.0, parsed.1, line.len() as u64)
 }
 
-fn number(b: &[u8]) -> i64 {
-    std::str::from_utf8(b)
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .expect("RESP number")
+fn parse_header(line: &[u8]) -> (u8, i64) {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    match line.first() {
+        Some(b'-') => panic!("redis error: {}", String::from_utf8_lossy(line)),
+        Some(b'+') => (b'+', 0),
+        Some(&kind) => {
+            let (negative, digits) = match &line[1..] {
+                [b'-', rest @ ..] => (true, rest),
+                rest => (false, rest),
+            };
+            let n = digits.iter().fold(0i64, |n, d| {
+                assert!(
+                    d.is_ascii_digit(),
+                    "RESP number `{}`",
+                    String::from_utf8_lossy(line)
+                );
+                n * 10 + i64::from(d - b'0')
+            });
+            (kind, if negative { -n } else { n })
+        }
+        None => panic!("empty RESP line"),
+    }
+}
+
+fn consume(r: &mut BufReader<TcpStream>, mut n: u64) {
+    while n > 0 {
+        let buf = r.fill_buf().expect("read");
+        assert!(!buf.is_empty(), "connection closed");
+        let take = (buf.len() as u64).min(n) as usize;
+        r.consume(take);
+        n -= take as u64;
+    }
 }
 
 /// Skips one reply without building it; answers (bytes, top-level array length).
 fn skip(r: &mut BufReader<TcpStream>) -> (u64, i64) {
-    let (l, mut bytes) = line(r);
-    match l[0] {
+    let (kind, n, mut bytes) = header(r);
+    match kind {
         b'+' | b':' => (bytes, 0),
-        b'-' => panic!("redis error: {}", String::from_utf8_lossy(&l)),
         b'$' => {
-            let len = number(&l[1..]);
-            if len >= 0 {
-                let mut rest = (len + 2) as u64;
-                bytes += rest;
-                while rest > 0 {
-                    let buf = r.fill_buf().expect("read");
-                    let take = (buf.len() as u64).min(rest) as usize;
-                    r.consume(take);
-                    rest -= take as u64;
-                }
+            if n >= 0 {
+                consume(r, n as u64 + 2);
+                bytes += n as u64 + 2;
             }
             (bytes, 0)
         }
         b'*' => {
-            let n = number(&l[1..]);
             for _ in 0..n.max(0) {
                 bytes += skip(r).0;
             }
@@ -157,28 +217,4 @@ fn skip(r: &mut BufReader<TcpStream>) -> (u64, i64) {
         }
         other => panic!("unexpected RESP type {other}"),
     }
-}
-
-/// Walks an XRANGE reply: counts entries, keeps only the last id (the next cursor).
-fn skip_xrange(r: &mut BufReader<TcpStream>) -> (u64, Option<String>, u64) {
-    let (l, mut bytes) = line(r);
-    assert_eq!(l[0], b'*', "XRANGE reply: {}", String::from_utf8_lossy(&l));
-    let n = number(&l[1..]);
-    let mut last = None;
-    for i in 0..n {
-        let (_, b) = line(r); // *2
-        bytes += b;
-        let (len, b) = line(r); // $len of the id
-        bytes += b;
-        let len = number(&len[1..]) as usize;
-        let mut id = vec![0; len + 2];
-        r.read_exact(&mut id).expect("read id");
-        bytes += id.len() as u64;
-        if i == n - 1 {
-            id.truncate(len);
-            last = Some(String::from_utf8(id).expect("id"));
-        }
-        bytes += skip(r).0; // the fields
-    }
-    (n.max(0) as u64, last, bytes)
 }
