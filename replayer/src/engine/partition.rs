@@ -132,6 +132,7 @@ impl Replayer {
             // that every write but the last carries a full batch.
             let mut pending: Vec<Entry> = Vec::new();
             let mut ended = false;
+            let mut failed = None;
             while !(ended && pending.is_empty()) {
                 if token.is_cancelled() {
                     return Err(if inner.shutdown.is_cancelled() {
@@ -168,8 +169,11 @@ impl Replayer {
                             continue 'resume;
                         }
                         Err(e) => {
+                            // What was read before the failure is proven: write it first, so
+                            // the error's last entry written is the source's cursor.
                             inner.metrics.count_error(&e);
-                            return Err(Stop::Failed(e));
+                            failed = Some(e);
+                            ended = true;
                         }
                     }
                 }
@@ -200,6 +204,9 @@ impl Replayer {
                     }
                 }
                 pending.drain(..written);
+            }
+            if let Some(e) = failed {
+                return Err(Stop::Failed(e));
             }
             let total = shared
                 .lock()
