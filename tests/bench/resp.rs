@@ -7,16 +7,76 @@ use std::net::TcpStream;
 /// One entry to write: id and fields.
 pub type RawEntry = (String, Vec<(String, String)>);
 
-/// Appends `XADD key id f v …` in RESP to `out`.
-pub fn encode_xadd(out: &mut Vec<u8>, key: &str, entry: &RawEntry) {
+/// Appends `XADD key id f v …` in RESP to `out`; answers where the key starts in `out`.
+pub fn encode_xadd(out: &mut Vec<u8>, key: &str, entry: &RawEntry) -> usize {
     let args = 3 + 2 * entry.1.len();
     out.extend_from_slice(format!("*{args}\r\n").as_bytes());
-    for part in ["XADD", key, entry.0.as_str()] {
-        bulk(out, part.as_bytes());
-    }
+    bulk(out, b"XADD");
+    let at = out.len() + format!("${}\r\n", key.len()).len();
+    bulk(out, key.as_bytes());
+    bulk(out, entry.0.as_bytes());
     for (n, v) in &entry.1 {
         bulk(out, n.as_bytes());
         bulk(out, v.as_bytes());
+    }
+    at
+}
+
+/// XADD commands encoded in chunks (one write each), with where each command's key sits, so
+/// that the same commands can be written again into other streams: the raw pipelined XADD
+/// limit, measured whenever the server's state matters.
+#[derive(Default)]
+pub struct Xadds {
+    chunks: Vec<Vec<u8>>,
+    keys: Vec<Vec<u32>>,
+    len: u64,
+}
+
+impl Xadds {
+    /// Entries per chunk.
+    const CHUNK: u64 = 1000;
+
+    /// Appends `XADD key …` for `entry`.
+    pub fn push(&mut self, key: &str, entry: &RawEntry) {
+        if self.len % Self::CHUNK == 0 {
+            self.chunks.push(Vec::with_capacity(Self::CHUNK as usize * 320));
+            self.keys.push(Vec::with_capacity(Self::CHUNK as usize));
+        }
+        let (chunk, keys) = (self.chunks.last_mut(), self.keys.last_mut());
+        let (chunk, keys) = (chunk.expect("a chunk"), keys.expect("a chunk"));
+        keys.push(encode_xadd(chunk, key, entry) as u32);
+        self.len += 1;
+    }
+
+    /// The commands.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Makes every command write to the stream whose name starts with `prefix` in place of the
+    /// name's first `prefix.len()` bytes (`bench:3` becomes `rawxa:3` with `rawxa`).
+    pub fn rename(&mut self, prefix: &str) {
+        for (chunk, keys) in self.chunks.iter_mut().zip(&self.keys) {
+            for &at in keys {
+                let at = at as usize;
+                chunk[at..at + prefix.len()].copy_from_slice(prefix.as_bytes());
+            }
+        }
+    }
+
+    /// Writes every command on one connection while a second thread skips the replies;
+    /// answers the seconds it took and the CPU seconds Redis spent meanwhile.
+    pub fn write(&self, addr: &str) -> (f64, f64) {
+        let mut raw = Raw::connect(addr);
+        let cpu = raw.cpu_seconds();
+        let start = std::time::Instant::now();
+        raw.duplex(self.len as usize, |out| {
+            for chunk in &self.chunks {
+                out.write_all(chunk).expect("write");
+            }
+        });
+        let secs = start.elapsed().as_secs_f64();
+        (secs, raw.cpu_seconds() - cpu)
     }
 }
 
