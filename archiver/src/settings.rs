@@ -14,8 +14,8 @@ pub const DEFAULT_FLUSH_AFTER: &str = "60s";
 pub const DEFAULT_MAX_OBJECT_ENTRIES: u64 = 1_000_000;
 /// Default `archive.max_object_bytes`.
 pub const DEFAULT_MAX_OBJECT_BYTES: &str = "128MiB";
-/// Default `archive.zstd_level`.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+/// Default `archive.zstd_level`: the writer's default (see the schemas crate for why 1).
+pub const DEFAULT_ZSTD_LEVEL: i32 = streamtier_schemas::parquet::DEFAULT_ZSTD_LEVEL;
 /// Default `archive.concurrency`: partitions archived at once.
 pub const DEFAULT_CONCURRENCY: usize = 4;
 /// Default `archive.lease_ttl`.

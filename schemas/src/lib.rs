@@ -52,7 +52,7 @@
 //!   `raw_fields` have none (a map's or list's values share one column, nothing prunes by
 //!   them), only the offset index. The `id` column sorts as text,
 //!   not as IDs: use `ts` and `seq` for range predicates.
-//! * Writer settings: zstd (level 3 by default), row groups of at most 65,536 entries and
+//! * Writer settings: zstd (level 1 by default), row groups of at most 65,536 entries and
 //!   about 1 MiB encoded (the writer holds one row group, so this bounds its memory), data
 //!   pages of at most 1,024 rows that line up with checksum blocks (so narrow reads fetch
 //!   few pages), no
@@ -161,7 +161,7 @@ pub mod parquet;
 
 pub use crate::civil::parse_rfc3339_ms;
 pub use crate::columns::{validate_columns, ColumnType, TypedColumn};
-pub use crate::entries::{EntryBatch, EntryBatchBuilder, EntryRef, SpanError};
+pub use crate::entries::{BuilderMark, EntryBatch, EntryBatchBuilder, EntryRef, SpanError};
 pub use crate::entry::Entry;
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::gap::GapRecord;
