@@ -38,20 +38,30 @@ pub struct SpanError {
     len: usize,
 }
 
-/// Builds an [`EntryBatch`] over a buffer: [`EntryBatchBuilder::entry`], then its fields.
+/// Builds an [`EntryBatch`] from ranges of a buffer that may still be arriving:
+/// [`EntryBatchBuilder::entry`], then its fields, and [`EntryBatchBuilder::finish`] with the
+/// whole buffer. A parser that runs out of bytes mid-entry goes back to a [`BuilderMark`].
 #[derive(Debug)]
 pub struct EntryBatchBuilder {
     batch: EntryBatch,
 }
 
+/// How far an [`EntryBatchBuilder`] had got (see [`EntryBatchBuilder::rollback`]).
+#[derive(Clone, Copy, Debug)]
+pub struct BuilderMark {
+    ids: usize,
+    starts: usize,
+    spans: usize,
+}
+
 impl EntryBatchBuilder {
-    /// Starts a batch whose fields are ranges of `data`, with room for `entries` entries.
-    pub fn new(data: Bytes, entries: usize) -> Self {
+    /// An empty batch with room for `entries` entries.
+    pub fn new(entries: usize) -> Self {
         let mut starts = Vec::with_capacity(entries + 1);
         starts.push(0);
         EntryBatchBuilder {
             batch: EntryBatch {
-                data,
+                data: Bytes::new(),
                 ids: Vec::with_capacity(entries),
                 starts,
                 spans: Vec::with_capacity(entries * 8),
@@ -68,24 +78,24 @@ impl EntryBatchBuilder {
         b.ids.push(id);
     }
 
-    /// Adds a field of the current entry; `name` and `value` are ranges of the buffer.
+    /// Adds a field of the current entry; `name` and `value` are ranges of the buffer that
+    /// [`EntryBatchBuilder::finish`] will be given.
     ///
     /// # Errors
     ///
-    /// [`SpanError`] if a range lies outside the buffer or past 4 GiB.
+    /// [`SpanError`] if a range ends past 4 GiB or before it starts.
     ///
     /// # Panics
     ///
     /// If no entry was started.
     pub fn field(&mut self, name: Range<usize>, value: Range<usize>) -> Result<(), SpanError> {
         assert!(!self.batch.ids.is_empty(), "a field needs an entry");
-        let len = self.batch.data.len();
         let check = |r: &Range<usize>| {
-            let ok = r.start <= r.end && r.end <= len && u32::try_from(r.end).is_ok();
+            let ok = r.start <= r.end && u32::try_from(r.end).is_ok();
             ok.then_some(()).ok_or(SpanError {
                 start: r.start,
                 end: r.end,
-                len,
+                len: u32::MAX as usize,
             })
         };
         check(&name)?;
@@ -99,13 +109,59 @@ impl EntryBatchBuilder {
         Ok(())
     }
 
-    /// The finished batch.
-    pub fn finish(mut self) -> EntryBatch {
+    /// Entries started so far.
+    pub fn len(&self) -> usize {
+        self.batch.ids.len()
+    }
+
+    /// Whether no entry was started.
+    pub fn is_empty(&self) -> bool {
+        self.batch.ids.is_empty()
+    }
+
+    /// Where the builder is now.
+    pub fn mark(&self) -> BuilderMark {
+        let b = &self.batch;
+        BuilderMark {
+            ids: b.ids.len(),
+            starts: b.starts.len(),
+            spans: b.spans.len(),
+        }
+    }
+
+    /// Forgets every entry and field added after `mark` was taken.
+    pub fn rollback(&mut self, mark: BuilderMark) {
+        let b = &mut self.batch;
+        b.ids.truncate(mark.ids);
+        b.starts.truncate(mark.starts);
+        b.spans.truncate(mark.spans);
+    }
+
+    /// The finished batch over `data`, the buffer the ranges point into.
+    ///
+    /// # Errors
+    ///
+    /// [`SpanError`] if a range lies outside `data`.
+    pub fn finish(mut self, data: Bytes) -> Result<EntryBatch, SpanError> {
+        let len = data.len();
+        for s in &self.batch.spans {
+            for (start, n) in [(s.name, s.name_len), (s.value, s.value_len)] {
+                let end = start as usize + n as usize;
+                if end > len {
+                    return Err(SpanError {
+                        start: start as usize,
+                        end,
+                        len,
+                    });
+                }
+            }
+        }
         let b = &mut self.batch;
         if !b.ids.is_empty() {
             b.starts.push(b.spans.len() as u32);
         }
-        self.batch
+        b.data = data;
+        Ok(self.batch)
     }
 }
 
@@ -138,7 +194,7 @@ impl EntryBatch {
                 ranges.push((n, v));
             }
         }
-        let mut builder = EntryBatchBuilder::new(Bytes::from(data), entries.len());
+        let mut builder = EntryBatchBuilder::new(entries.len());
         let mut ranges = ranges.into_iter();
         for entry in entries {
             builder.entry(entry.id);
@@ -146,7 +202,7 @@ impl EntryBatch {
                 builder.field(name, value)?;
             }
         }
-        Ok(builder.finish())
+        builder.finish(Bytes::from(data))
     }
 
     /// The entries as [`Entry`] values whose fields slice the shared buffer.
@@ -358,18 +414,43 @@ mod tests {
         far.extend(std::iter::repeat_n(0xffu8, 100));
         far.extend_from_slice(b"xy");
         let far = Bytes::from(far);
-        let mut b = EntryBatchBuilder::new(data, 2);
+        let mut b = EntryBatchBuilder::new(2);
         b.entry(StreamId::new(1, 0));
         b.field(4..5, 11..13).unwrap();
         b.entry(StreamId::new(2, 0));
         b.field(4..5, 19..20).unwrap();
-        let reply = b.finish();
+        let reply = b.finish(data).unwrap();
         assert_eq!(texts(&reply, 0), pair("k", "\u{e9}"));
         assert_eq!(texts(&reply, 1), pair("k", "j"));
-        let mut b = EntryBatchBuilder::new(far.clone(), 1);
+        let mut b = EntryBatchBuilder::new(1);
         b.entry(StreamId::new(1, 0));
         b.field(4..5, far.len() - 2..far.len()).unwrap();
-        assert_eq!(texts(&b.finish(), 0), pair("k", "xy"));
+        assert_eq!(texts(&b.finish(far).unwrap(), 0), pair("k", "xy"));
+    }
+
+    #[test]
+    fn a_builder_rolls_back_to_a_mark_and_checks_ranges_at_the_end() {
+        let data = Bytes::from_static(b"abcdef");
+        let mut b = EntryBatchBuilder::new(2);
+        b.entry(StreamId::new(1, 0));
+        b.field(0..1, 1..2).unwrap();
+        let mark = b.mark();
+        b.entry(StreamId::new(2, 0));
+        b.field(2..3, 3..4).unwrap();
+        b.field(4..5, 5..6).unwrap();
+        b.rollback(mark);
+        assert_eq!(b.len(), 1);
+        b.field(2..3, 3..6).unwrap();
+        b.entry(StreamId::new(3, 0));
+        let batch = b.finish(data).unwrap();
+        assert_eq!(batch.ids(), &[StreamId::new(1, 0), StreamId::new(3, 0)]);
+        let fields: Vec<_> = batch.get(0).fields().collect();
+        assert_eq!(fields, vec![(&b"a"[..], &b"b"[..]), (b"c", b"def")]);
+        assert_eq!(batch.get(1).field_count(), 0);
+        // Ranges are 32-bit.
+        let mut b = EntryBatchBuilder::new(1);
+        b.entry(StreamId::new(1, 0));
+        assert!(b.field(0..1, 0..(u32::MAX as usize + 1)).is_err());
     }
 
     #[test]
@@ -398,15 +479,19 @@ mod tests {
 
     #[test]
     fn refuses_ranges_outside_the_buffer() {
-        let mut builder = EntryBatchBuilder::new(Bytes::from_static(b"abcd"), 1);
+        let data = Bytes::from_static(b"abcd");
+        let mut builder = EntryBatchBuilder::new(1);
         builder.entry(StreamId::new(1, 0));
         builder.field(0..1, 1..4).unwrap();
-        assert!(builder.field(0..1, 2..5).is_err());
         assert!(builder.field(Range { start: 3, end: 2 }, 0..0).is_err());
-        let batch = builder.finish();
+        let batch = builder.finish(data.clone()).unwrap();
         assert_eq!(
             batch.get(0).fields().collect::<Vec<_>>(),
             [(&b"a"[..], &b"bcd"[..])]
         );
+        let mut builder = EntryBatchBuilder::new(1);
+        builder.entry(StreamId::new(1, 0));
+        builder.field(0..1, 2..5).unwrap();
+        assert!(builder.finish(data).is_err());
     }
 }

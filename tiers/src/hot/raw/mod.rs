@@ -14,6 +14,7 @@
 mod read;
 mod replay;
 mod resp;
+mod xrange;
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -25,7 +26,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
 
 use crate::Error;
-use resp::{Cursor, Failure, Request, Walk};
+use resp::{Cursor, Failure, Incoming, Request, Walk};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -68,6 +69,9 @@ enum Io {
 struct RawConn {
     io: Io,
     buf: BytesMut,
+    /// The size of the last reply: the next is usually alike, so its buffer is sized for it up
+    /// front instead of growing (and copying) as it arrives.
+    last_reply: usize,
 }
 
 impl RawPool {
@@ -123,6 +127,7 @@ impl RawPool {
         let mut con = RawConn {
             io,
             buf: BytesMut::with_capacity(BUFFER_BYTES),
+            last_reply: 0,
         };
         let mut setup = Request::default();
         match (&self.username, &self.password) {
@@ -151,20 +156,39 @@ impl RawPool {
 impl RawConn {
     /// Sends `request` and reads one top-level reply per command into one buffer.
     async fn exchange(&mut self, request: &Request) -> Result<Bytes, Failure> {
+        let mut walk = Walk::new(request.commands);
+        self.exchange_into(request, &mut walk).await
+    }
+
+    /// Sends `request` and reads its replies into one buffer, which `incoming` looks at as it
+    /// arrives and says when it is whole.
+    async fn exchange_into(
+        &mut self,
+        request: &Request,
+        incoming: &mut impl Incoming,
+    ) -> Result<Bytes, Failure> {
         let io = async {
             match &mut self.io {
                 Io::Tcp(s) => s.write_all(&request.buf).await,
                 Io::Unix(s) => s.write_all(&request.buf).await,
             }
             .map_err(Failure::Io)?;
-            let mut walk = Walk::default();
+            if self.buf.is_empty() {
+                let want = (self.last_reply + self.last_reply / 8).max(BUFFER_BYTES);
+                if self.buf.capacity() < want {
+                    self.buf = BytesMut::with_capacity(want);
+                }
+            }
             loop {
-                if walk.advance(&self.buf, request.commands)? {
-                    let reply = self.buf.split_to(walk.pos).freeze();
+                if incoming.advance(&self.buf)? {
+                    let end = incoming.end();
+                    self.last_reply = end;
+                    let reply = self.buf.split_to(end).freeze();
                     if self.buf.is_empty() && self.buf.capacity() > BUFFER_BYTES {
                         // The rest of a large buffer would keep the whole allocation alive
-                        // (shared with `reply`) for as long as this connection idles.
-                        self.buf = BytesMut::with_capacity(BUFFER_BYTES);
+                        // (shared with `reply`) for as long as this connection idles; the
+                        // next exchange allocates what it needs.
+                        self.buf = BytesMut::new();
                     }
                     return Ok(reply);
                 }

@@ -15,7 +15,7 @@
 
 use streamtier_schemas::StreamId;
 
-use super::resp::{Cursor, Failure, Item, Request};
+use super::resp::{Cursor, Failure, Incoming, Item, Request, Walk};
 use super::{failure, RawConn, RawPool};
 use crate::hot::replay::{opt_id, protocol, replay_cursor_key, IdMode, ReplayBatch, ReplayWrite};
 use crate::{Error, Result};
@@ -123,11 +123,26 @@ impl RawPool {
         op: &'static str,
         key: &str,
     ) -> Result<(RawConn, bytes::Bytes)> {
+        let walk = || Walk::new(request.commands);
+        let (con, reply, _) = self.exchange_with(request, op, key, walk).await?;
+        Ok((con, reply))
+    }
+
+    /// [`RawPool::exchange`], with the replies read as they arrive by what `incoming` makes
+    /// (a new one for each attempt), which is returned too.
+    pub(super) async fn exchange_with<I: Incoming>(
+        &self,
+        request: &Request,
+        op: &'static str,
+        key: &str,
+        incoming: impl Fn() -> I,
+    ) -> Result<(RawConn, bytes::Bytes, I)> {
         let mut last = Failure::Io(std::io::ErrorKind::ConnectionReset.into());
         for attempt in 0..2 {
             let mut con = self.take(attempt > 0).await.map_err(|f| failure(op, key, f))?;
-            match con.exchange(request).await {
-                Ok(reply) => return Ok((con, reply)),
+            let mut reader = incoming();
+            match con.exchange_into(request, &mut reader).await {
+                Ok(reply) => return Ok((con, reply, reader)),
                 Err(f @ Failure::Io(_)) => last = f,
                 Err(f) => return Err(failure(op, key, f)),
             }

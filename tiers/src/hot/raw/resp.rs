@@ -2,7 +2,6 @@
 //! bulk strings are slices of the reply buffer, and a request encoder.
 
 use bytes::Bytes;
-use streamtier_schemas::{EntryBatch, EntryBatchBuilder, StreamId};
 
 /// Deepest nesting a reply may have (the read transaction needs 4).
 const MAX_DEPTH: usize = 8;
@@ -88,22 +87,52 @@ impl Request {
     }
 }
 
+/// Reads replies as they arrive: says when they are whole, and may parse them on the way.
+pub(super) trait Incoming {
+    /// Looks at what `buf` holds so far (the same buffer each time, only longer); `true` once
+    /// every reply expected is whole, ending at [`Incoming::end`].
+    fn advance(&mut self, buf: &[u8]) -> std::result::Result<bool, Failure>;
+
+    /// Where the replies end (once [`Incoming::advance`] said they are whole).
+    fn end(&self) -> usize;
+}
+
 /// Resumable check that a buffer holds whole replies: it never looks at a byte twice, so a
 /// large reply arriving in many reads costs one pass in all.
-#[derive(Default)]
 pub(super) struct Walk {
     /// Start of the next element not yet walked.
     pub(super) pos: usize,
     /// Elements still expected by each open array, innermost last.
     open: Vec<i64>,
-    /// Top-level replies complete so far.
+    /// Top-level replies complete so far, and expected.
     done: usize,
+    replies: usize,
 }
 
 impl Walk {
-    /// Walks what `buf` holds; `true` once `replies` top-level replies are complete.
-    pub(super) fn advance(&mut self, buf: &[u8], replies: usize) -> std::result::Result<bool, Failure> {
-        while self.done < replies {
+    /// A walk over `replies` replies from the start of the buffer.
+    pub(super) fn new(replies: usize) -> Self {
+        Self::at(0, replies)
+    }
+
+    /// A walk over `replies` replies from `pos`.
+    pub(super) fn at(pos: usize, replies: usize) -> Self {
+        Self {
+            pos,
+            open: Vec::new(),
+            done: 0,
+            replies,
+        }
+    }
+}
+
+impl Incoming for Walk {
+    fn end(&self) -> usize {
+        self.pos
+    }
+
+    fn advance(&mut self, buf: &[u8]) -> std::result::Result<bool, Failure> {
+        while self.done < self.replies {
             let Some((kind, value, body)) = header(buf, self.pos)? else {
                 return Ok(false);
             };
@@ -151,7 +180,7 @@ const MAX_DIGITS: usize = 18;
 
 /// Reads the header line at `pos`: its type byte, its number (0 for `+`/`-` lines) and where
 /// the body starts. `None` when the line is not complete yet.
-fn header(buf: &[u8], pos: usize) -> std::result::Result<Option<(u8, i64, usize)>, Failure> {
+pub(super) fn header(buf: &[u8], pos: usize) -> std::result::Result<Option<(u8, i64, usize)>, Failure> {
     let Some(&kind) = buf.get(pos) else {
         return Ok(None);
     };
@@ -263,14 +292,6 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    /// Where the next bulk string lies.
-    pub(super) fn bulk(&mut self) -> std::result::Result<std::ops::Range<usize>, Failure> {
-        match self.header()? {
-            (b'$', len, _) if len >= 0 => self.bulk_range(len),
-            (kind, _, _) => Err(unexpected(kind, "a bulk string")),
-        }
-    }
-
     /// An array header's length (`-1` for a nil array).
     pub(super) fn array(&mut self) -> std::result::Result<i64, Failure> {
         match self.header()? {
@@ -278,39 +299,6 @@ impl<'a> Cursor<'a> {
             (b'-', _, line) => Err(server(line)),
             (kind, _, _) => Err(unexpected(kind, "an array")),
         }
-    }
-
-    /// An `XRANGE` reply, keeping field order, repeated names and any bytes.
-    pub(super) fn entries(&mut self) -> std::result::Result<EntryBatch, Failure> {
-        let n = self.array()?.max(0) as usize;
-        let mut batch = EntryBatchBuilder::new(self.data.clone(), n);
-        for _ in 0..n {
-            if self.array()? != 2 {
-                return Err(Failure::Protocol("XRANGE item is not [id, fields]".into()));
-            }
-            let id_text = &self.data[self.bulk()?];
-            let id = std::str::from_utf8(id_text)
-                .ok()
-                .and_then(|t| t.parse::<StreamId>().ok())
-                .ok_or_else(|| {
-                    Failure::Protocol(format!("bad entry id `{}`", String::from_utf8_lossy(id_text)))
-                })?;
-            let items = self.array()?.max(0) as usize;
-            if items % 2 != 0 {
-                return Err(Failure::Protocol(format!(
-                    "entry `{id}` has an odd number of field items"
-                )));
-            }
-            batch.entry(id);
-            for _ in 0..items / 2 {
-                let name = self.bulk()?;
-                let value = self.bulk()?;
-                batch
-                    .field(name, value)
-                    .map_err(|e| Failure::Protocol(e.to_string()))?;
-            }
-        }
-        Ok(batch.finish())
     }
 }
 
@@ -327,11 +315,11 @@ mod tests {
     use super::*;
 
     fn walk_in_pieces(data: &[u8], replies: usize, piece: usize) -> Option<usize> {
-        let mut walk = Walk::default();
+        let mut walk = Walk::new(replies);
         let mut end = 0;
         while end < data.len() {
             end = (end + piece).min(data.len());
-            match walk.advance(&data[..end], replies) {
+            match walk.advance(&data[..end]) {
                 Ok(true) => return Some(walk.pos),
                 Ok(false) => {}
                 Err(_) => return None,
@@ -355,12 +343,9 @@ mod tests {
         }
         // Incomplete: never done.
         assert_eq!(walk_in_pieces(&TRANSACTION[..TRANSACTION.len() - 1], 4, 3), None);
-        let mut walk = Walk::default();
-        assert!(walk.advance(b"?what\r\n", 1).is_err());
-        let mut walk = Walk::default();
-        assert!(walk.advance(b"*x\r\n", 1).is_err());
-        let mut walk = Walk::default();
-        assert!(walk.advance(b"$99999999999999999999\r\n", 1).is_err());
+        assert!(Walk::new(1).advance(b"?what\r\n").is_err());
+        assert!(Walk::new(1).advance(b"*x\r\n").is_err());
+        assert!(Walk::new(1).advance(b"$99999999999999999999\r\n").is_err());
     }
 
     #[test]
