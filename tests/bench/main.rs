@@ -143,10 +143,11 @@ fn main() {
     let gz = flate2::write::GzEncoder::new(Counter(0), flate2::Compression::default());
     let mut gz = std::io::BufWriter::with_capacity(1 << 20, gz);
     let mut add = |e: resp::RawEntry| {
-        let key = stream(xadds.len());
+        let i = xadds.len();
+        let key = stream(i);
         payload += data::payload(&e);
         data::ndjson(&mut gz, &key, &e);
-        xadds.push(&key, &e);
+        xadds.push((i % p) as usize, &key, &e);
     };
     match &a.csv {
         Some(path) => data::read_csv(path, a.entries).into_iter().for_each(&mut add),

@@ -22,13 +22,13 @@ pub fn encode_xadd(out: &mut Vec<u8>, key: &str, entry: &RawEntry) -> usize {
     at
 }
 
-/// XADD commands encoded in chunks (one write each), with where each command's key sits, so
-/// that the same commands can be written again into other streams: the raw pipelined XADD
-/// limit, measured whenever the server's state matters.
+/// XADD commands encoded in chunks (one write each), one list per stream, with where each
+/// command's key sits, so that the same commands can be written again into other streams: the
+/// raw pipelined XADD limit, measured whenever the server's state matters.
 #[derive(Default)]
 pub struct Xadds {
-    chunks: Vec<Vec<u8>>,
-    keys: Vec<Vec<u32>>,
+    /// Per stream: its chunks, and where each command's key starts in them.
+    streams: Vec<(Vec<Vec<u8>>, Vec<Vec<u32>>, u64)>,
     len: u64,
 }
 
@@ -36,15 +36,22 @@ impl Xadds {
     /// Entries per chunk.
     const CHUNK: u64 = 1000;
 
-    /// Appends `XADD key …` for `entry`.
-    pub fn push(&mut self, key: &str, entry: &RawEntry) {
-        if self.len % Self::CHUNK == 0 {
-            self.chunks.push(Vec::with_capacity(Self::CHUNK as usize * 320));
-            self.keys.push(Vec::with_capacity(Self::CHUNK as usize));
+    /// Appends `XADD key …` for `entry` to the commands of stream number `stream`.
+    pub fn push(&mut self, stream: usize, key: &str, entry: &RawEntry) {
+        if self.streams.len() <= stream {
+            self.streams.resize_with(stream + 1, Default::default);
         }
-        let (chunk, keys) = (self.chunks.last_mut(), self.keys.last_mut());
-        let (chunk, keys) = (chunk.expect("a chunk"), keys.expect("a chunk"));
-        keys.push(encode_xadd(chunk, key, entry) as u32);
+        let (chunks, keys, n) = &mut self.streams[stream];
+        if *n % Self::CHUNK == 0 {
+            chunks.push(Vec::with_capacity(Self::CHUNK as usize * 320));
+            keys.push(Vec::with_capacity(Self::CHUNK as usize));
+        }
+        let (chunk, at) = (
+            chunks.last_mut().expect("a chunk"),
+            keys.last_mut().expect("a chunk"),
+        );
+        at.push(encode_xadd(chunk, key, entry) as u32);
+        *n += 1;
         self.len += 1;
     }
 
@@ -56,23 +63,33 @@ impl Xadds {
     /// Makes every command write to the stream whose name starts with `prefix` in place of the
     /// name's first `prefix.len()` bytes (`bench:3` becomes `rawxa:3` with `rawxa`).
     pub fn rename(&mut self, prefix: &str) {
-        for (chunk, keys) in self.chunks.iter_mut().zip(&self.keys) {
-            for &at in keys {
-                let at = at as usize;
-                chunk[at..at + prefix.len()].copy_from_slice(prefix.as_bytes());
+        for (chunks, keys, _) in &mut self.streams {
+            for (chunk, keys) in chunks.iter_mut().zip(keys.iter()) {
+                for &at in keys {
+                    let at = at as usize;
+                    chunk[at..at + prefix.len()].copy_from_slice(prefix.as_bytes());
+                }
             }
         }
     }
 
-    /// Writes every command on one connection while a second thread skips the replies;
-    /// answers the seconds it took and the CPU seconds Redis spent meanwhile.
+    /// Writes every stream's commands on a connection (and thread) of its own, as the readers
+    /// read, while a second thread per connection skips the replies; answers the seconds it
+    /// took and the CPU seconds Redis spent meanwhile.
     pub fn write(&self, addr: &str) -> (f64, f64) {
         let mut raw = Raw::connect(addr);
+        let mut conns: Vec<Raw> = self.streams.iter().map(|_| Raw::connect(addr)).collect();
         let cpu = raw.cpu_seconds();
         let start = std::time::Instant::now();
-        raw.duplex(self.len as usize, |out| {
-            for chunk in &self.chunks {
-                out.write_all(chunk).expect("write");
+        std::thread::scope(|scope| {
+            for (con, (chunks, _, n)) in conns.iter_mut().zip(&self.streams) {
+                scope.spawn(move || {
+                    con.duplex(*n as usize, |out| {
+                        for chunk in chunks {
+                            out.write_all(chunk).expect("write");
+                        }
+                    })
+                });
             }
         });
         let secs = start.elapsed().as_secs_f64();
