@@ -27,10 +27,12 @@ pub fn encode_xadd(out: &mut Vec<u8>, key: &str, entry: &RawEntry) -> usize {
 /// raw pipelined XADD limit, measured whenever the server's state matters.
 #[derive(Default)]
 pub struct Xadds {
-    /// Per stream: its chunks, and where each command's key starts in them.
-    streams: Vec<(Vec<Vec<u8>>, Vec<Vec<u32>>, u64)>,
+    streams: Vec<StreamXadds>,
     len: u64,
 }
+
+/// One stream's commands: its chunks, where each command's key starts in them, how many.
+type StreamXadds = (Vec<Vec<u8>>, Vec<Vec<u32>>, u64);
 
 impl Xadds {
     /// Entries per chunk.
