@@ -63,18 +63,32 @@ impl StreamId {
         if bytes.len() != 2 * PADDED_WIDTH + 1 || bytes[PADDED_WIDTH] != b'-' {
             return Err(invalid());
         }
-        let ms = parse_digits(&s[..PADDED_WIDTH]).ok_or_else(invalid)?;
-        let seq = parse_digits(&s[PADDED_WIDTH + 1..]).ok_or_else(invalid)?;
+        let ms = parse_digits(&bytes[..PADDED_WIDTH]).ok_or_else(invalid)?;
+        let seq = parse_digits(&bytes[PADDED_WIDTH + 1..]).ok_or_else(invalid)?;
         Ok(StreamId::new(ms, seq))
+    }
+
+    /// Parses `<ms>-<seq>`, both halves plain decimal `u64` (no sign, no spaces), from bytes
+    /// that need not be UTF-8 (an id inside a reply buffer); `None` for anything else.
+    pub fn parse_ascii(text: &[u8]) -> Option<StreamId> {
+        let dash = text.iter().position(|&b| b == b'-')?;
+        Some(StreamId::new(
+            parse_digits(&text[..dash])?,
+            parse_digits(&text[dash + 1..])?,
+        ))
     }
 }
 
-/// Parses a non-empty run of ASCII digits as a `u64` (no sign, no spaces).
-fn parse_digits(s: &str) -> Option<u64> {
-    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+/// Parses a non-empty run of ASCII digits as a `u64` (no sign, no spaces, no overflow).
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() {
         return None;
     }
-    s.parse().ok()
+    digits.iter().try_fold(0u64, |n, &d| {
+        let v = d.wrapping_sub(b'0');
+        (v <= 9).then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(v))
+    })
 }
 
 impl fmt::Display for StreamId {
@@ -88,11 +102,7 @@ impl FromStr for StreamId {
 
     /// Parses `<ms>-<seq>`, both halves plain decimal `u64` (no sign, no spaces).
     fn from_str(s: &str) -> Result<Self> {
-        let invalid = || Error::InvalidId { input: s.into() };
-        let (ms, seq) = s.split_once('-').ok_or_else(invalid)?;
-        let ms = parse_digits(ms).ok_or_else(invalid)?;
-        let seq = parse_digits(seq).ok_or_else(invalid)?;
-        Ok(StreamId::new(ms, seq))
+        StreamId::parse_ascii(s.as_bytes()).ok_or_else(|| Error::InvalidId { input: s.into() })
     }
 }
 
@@ -133,6 +143,9 @@ mod tests {
             StreamId::MAX
         );
         assert_eq!("0-0".parse::<StreamId>().unwrap(), StreamId::MIN);
+        // The same grammar over bytes that need not be UTF-8.
+        assert_eq!(StreamId::parse_ascii(b"5-1"), Some(StreamId::new(5, 1)));
+        assert_eq!(StreamId::parse_ascii(b"5-\xff"), None);
     }
 
     #[test]

@@ -263,7 +263,48 @@ fn main() {
     let mb = payload as f64 / 1e6;
     let raw_read = n as f64 / read_secs;
     let raw_write = n as f64 / write_secs;
-    let rows: Vec<(&str, String, String)> = vec![
+    // Each replay with the raw writer measured right before it, in the state it met.
+    let replays = [
+        (
+            "replay, new ids",
+            new_write_secs,
+            new_write_cpu,
+            new_secs,
+            new_cpu,
+        ),
+        (
+            "replay, original ids",
+            orig_write_secs,
+            orig_write_cpu,
+            orig_secs,
+            orig_cpu,
+        ),
+    ];
+    let replay_rows = replays
+        .iter()
+        .flat_map(|&(what, write_secs, write_cpu, secs, cpu)| {
+            [
+                (
+                    "raw XADD, same state",
+                    format!("{:.0} entries/s", n as f64 / write_secs),
+                    format!(
+                        "right before the next replay; {}",
+                        redis_load(write_cpu, write_secs, n)
+                    ),
+                ),
+                (
+                    what,
+                    format!("{:.0} entries/s", n as f64 / secs),
+                    format!(
+                        "{:.2} x raw write just before (target >= 0.7), {:.2} x the load's; {}",
+                        write_secs / secs,
+                        n as f64 / secs / raw_write,
+                        redis_load(cpu, secs, n)
+                    ),
+                ),
+            ]
+        });
+    let mut rows: Vec<(&str, String, String)> = vec![
         (
             "raw XADD (pipelined)",
             format!("{raw_write:.0} entries/s, {:.1} MB/s", mb / write_secs),
@@ -303,42 +344,9 @@ fn main() {
                 )
             }),
         ),
-        (
-            "raw XADD, same state",
-            format!("{:.0} entries/s", n as f64 / new_write_secs),
-            format!(
-                "right before the next replay; {}",
-                redis_load(new_write_cpu, new_write_secs, n)
-            ),
-        ),
-        (
-            "replay, new ids",
-            format!("{:.0} entries/s", n as f64 / new_secs),
-            format!(
-                "{:.2} x raw write just before (target >= 0.7), {:.2} x the load's; {}",
-                new_write_secs / new_secs,
-                n as f64 / new_secs / raw_write,
-                redis_load(new_cpu, new_secs, n)
-            ),
-        ),
-        (
-            "raw XADD, same state",
-            format!("{:.0} entries/s", n as f64 / orig_write_secs),
-            format!(
-                "right before the next replay; {}",
-                redis_load(orig_write_cpu, orig_write_secs, n)
-            ),
-        ),
-        (
-            "replay, original ids",
-            format!("{:.0} entries/s", n as f64 / orig_secs),
-            format!(
-                "{:.2} x raw write just before (target >= 0.7), {:.2} x the load's; {}",
-                orig_write_secs / orig_secs,
-                n as f64 / orig_secs / raw_write,
-                redis_load(orig_cpu, orig_secs, n)
-            ),
-        ),
+    ];
+    rows.extend(replay_rows);
+    rows.extend([
         (
             "narrow replay (1 min)",
             format!("{narrow_entries:.0} entries, {narrow_fetched:.0} B fetched"),
@@ -380,7 +388,7 @@ fn main() {
             format!("{:.1} B/entry", ndjson_gz as f64 / n as f64),
             String::new(),
         ),
-    ];
+    ]);
     println!(
         "\nstreamtier benchmark: {n} entries ({:.0} B payload each), {p} partitions; {}",
         payload as f64 / n as f64,

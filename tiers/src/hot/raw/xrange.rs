@@ -99,7 +99,7 @@ impl XrangeTx {
             return Ok(false);
         };
         let id_text = &buf[id];
-        let id = parse_id(id_text).ok_or_else(|| {
+        let id = StreamId::parse_ascii(id_text).ok_or_else(|| {
             Failure::Protocol(format!("bad entry id `{}`", String::from_utf8_lossy(id_text)))
         })?;
         let Some((kind, items, body)) = header(buf, pos)? else {
@@ -197,22 +197,6 @@ fn bulk(buf: &[u8], pos: &mut usize) -> Result<Option<std::ops::Range<usize>>, F
     }
 }
 
-/// An entry id as Redis writes it, `<ms>-<seq>` in decimal.
-fn parse_id(text: &[u8]) -> Option<StreamId> {
-    let dash = text.iter().position(|&b| b == b'-')?;
-    let number = |digits: &[u8]| -> Option<u64> {
-        if digits.is_empty() || digits.len() > 20 {
-            return None;
-        }
-        digits.iter().try_fold(0u64, |n, &d| {
-            let v = d.wrapping_sub(b'0');
-            (v <= 9).then_some(())?;
-            n.checked_mul(10)?.checked_add(u64::from(v))
-        })
-    };
-    Some(StreamId::new(number(&text[..dash])?, number(&text[dash + 1..])?))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,27 +280,6 @@ mod tests {
                 "{}",
                 String::from_utf8_lossy(bad)
             );
-        }
-    }
-
-    #[test]
-    fn ids_parse_like_redis_writes_them() {
-        assert_eq!(parse_id(b"0-0"), Some(StreamId::new(0, 0)));
-        assert_eq!(
-            parse_id(b"18446744073709551615-18446744073709551615"),
-            Some(StreamId::new(u64::MAX, u64::MAX))
-        );
-        for bad in [
-            &b""[..],
-            b"1",
-            b"-1",
-            b"1-",
-            b"1-2-3",
-            b"a-1",
-            b"18446744073709551616-0",
-            b"1 -2",
-        ] {
-            assert_eq!(parse_id(bad), None, "{}", String::from_utf8_lossy(bad));
         }
     }
 }
