@@ -48,9 +48,9 @@
 //!   value is UTF-8 and parses as the column type; otherwise they are null. See
 //!   [`columns`] for the parsing rules.
 //! * Row order is ascending ID order. Statistics are written per page (column index and
-//!   offset index), so engines can prune pages on `ts`/`seq`; the values of `fields` and
-//!   `raw_fields` have none (a map's or list's values share one column, nothing prunes by
-//!   them), only the offset index. The `id` column sorts as text,
+//!   offset index), so engines can prune pages on `ts`/`seq`; the names and values of
+//!   `fields` and the values of `raw_fields` have none (a map's or list's entries share one
+//!   column, nothing prunes by them), only the offset index. The `id` column sorts as text,
 //!   not as IDs: use `ts` and `seq` for range predicates.
 //! * Writer settings: zstd (level 1 by default), row groups of at most 65,536 entries and
 //!   about 1 MiB encoded (the writer holds one row group, so this bounds its memory), data
