@@ -2,7 +2,7 @@
 //! replays, peak memory and archive size, measured side by side in one run.
 //!
 //! `cargo bench --bench throughput -- [--entries N] [--partitions P] [--redis-url URL]
-//! [--csv FILE] [--json PATH] [--skip-s3]`
+//! [--csv FILE] [--json PATH] [--skip-s3] [--rounds R]`
 
 #[path = "../it/harness/redis.rs"]
 #[allow(dead_code)]
@@ -13,6 +13,7 @@ mod s3;
 
 mod data;
 mod resp;
+mod rounds;
 
 use std::io::Write;
 use std::process::Command;
@@ -22,6 +23,7 @@ use serde_json::json;
 
 use data::Generator;
 use resp::{Raw, Xadds};
+use rounds::{Pair, Rounds};
 
 struct Args {
     entries: u64,
@@ -30,6 +32,7 @@ struct Args {
     csv: Option<String>,
     json: String,
     skip_s3: bool,
+    rounds: usize,
 }
 
 fn args() -> Args {
@@ -40,6 +43,7 @@ fn args() -> Args {
         csv: None,
         json: "target/bench/results.json".into(),
         skip_s3: false,
+        rounds: 1,
     };
     let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
     while let Some(flag) = it.next() {
@@ -51,6 +55,13 @@ fn args() -> Args {
             "--csv" => a.csv = Some(value()),
             "--json" => a.json = value(),
             "--skip-s3" => a.skip_s3 = true,
+            "--rounds" => {
+                a.rounds = value()
+                    .parse()
+                    .ok()
+                    .filter(|r| *r > 0)
+                    .expect("--rounds R (1 or more)")
+            }
             other => panic!("unknown argument `{other}`"),
         }
     }
@@ -173,17 +184,11 @@ fn main() {
         redis_bytes += memory_usage(&addr, &full);
     }
 
-    // 2. The raw XRANGE reader: COUNT 1000, one connection per partition, replies walked not
-    // built.
+    // 2+3. The raw XRANGE reader (COUNT 1000, one connection per partition, replies walked not
+    // built) and right after it the archive end to end with the real binary into a local
+    // directory, `rounds` times (the archive is cleared between rounds); then once into the
+    // S3-protocol server.
     let keys: Vec<String> = (0..p).map(|i| format!("bench:{i}")).collect();
-    let cpu = raw.cpu_seconds();
-    let start = Instant::now();
-    let (read_entries, read_bytes) = resp::xrange_all(&addr, &keys, 1000);
-    let read_secs = start.elapsed().as_secs_f64();
-    let read_cpu = raw.cpu_seconds() - cpu;
-    assert_eq!(read_entries, n, "the raw reader saw every entry");
-
-    // 3. Archive end to end with the real binary: local directory, then the S3-protocol server.
     let archive_dir = work.path().join("archive");
     let config = work.path().join("bench.toml");
     std::fs::write(
@@ -198,9 +203,34 @@ fn main() {
     .expect("config");
     let cfg = config.to_str().expect("utf-8 path");
     // Redis' CPU seconds around each phase say how busy it was, and what each entry cost it.
-    let cpu = raw.cpu_seconds();
-    let (archive_secs, archive_rss, _) = streamtier(&["archive", "--once", "--config", cfg], &[]);
-    let archive_cpu = raw.cpu_seconds() - cpu;
+    let mut archives = Rounds::default();
+    let mut read_bytes = 0;
+    for round in 0..a.rounds {
+        if round > 0 {
+            std::fs::remove_dir_all(&archive_dir).expect("clear the archive");
+            clear_chains(&addr, p);
+        }
+        let cpu = raw.cpu_seconds();
+        let start = Instant::now();
+        let (read_entries, bytes) = resp::xrange_all(&addr, &keys, 1000);
+        let limit_secs = start.elapsed().as_secs_f64();
+        let limit_cpu = raw.cpu_seconds() - cpu;
+        assert_eq!(read_entries, n, "the raw reader saw every entry");
+        read_bytes = bytes;
+        let cpu = raw.cpu_seconds();
+        let (secs, rss, _) = streamtier(&["archive", "--once", "--config", cfg], &[]);
+        let cpu = raw.cpu_seconds() - cpu;
+        archives.push(Pair {
+            limit_secs,
+            limit_cpu,
+            secs,
+            cpu,
+            rss,
+        });
+    }
+    let archive = archives.median();
+    let (read_secs, read_cpu) = (archive.limit_secs, archive.limit_cpu);
+    let (archive_secs, archive_cpu, archive_rss) = (archive.secs, archive.cpu, archives.peak_rss());
     let parquet = dir_bytes(&archive_dir);
     let cpu = raw.cpu_seconds();
     let s3_run = (!a.skip_s3).then(|| archive_to_s3(&addr, cfg, p));
@@ -228,14 +258,42 @@ fn main() {
         args.extend_from_slice(extra);
         streamtier(&args, &[])
     };
-    let (new_write_secs, new_write_cpu) = raw_write_now(&mut raw);
-    let cpu = raw.cpu_seconds();
-    let (new_secs, new_rss, _) = replay("new", "fresh", &[]);
-    let new_cpu = raw.cpu_seconds() - cpu;
-    let (orig_write_secs, orig_write_cpu) = raw_write_now(&mut raw);
-    let cpu = raw.cpu_seconds();
-    let (orig_secs, orig_rss, _) = replay("original", "restored", &[]);
-    let orig_cpu = raw.cpu_seconds() - cpu;
+    // With several rounds, each round's targets are deleted before the next round.
+    let replay_rounds = |ids: &str, name: &str, raw: &mut Raw| {
+        let mut rounds = Rounds::default();
+        for round in 0..a.rounds {
+            let (limit_secs, limit_cpu) = raw_write_now(raw);
+            let cpu = raw.cpu_seconds();
+            let target = if round == 0 {
+                name.to_string()
+            } else {
+                format!("{name}{round}")
+            };
+            let (secs, rss, _) = replay(ids, &target, &[]);
+            let cpu = raw.cpu_seconds() - cpu;
+            rounds.push(Pair {
+                limit_secs,
+                limit_cpu,
+                secs,
+                cpu,
+                rss,
+            });
+            if round + 1 < a.rounds {
+                for i in 0..p {
+                    assert_eq!(raw.integer(&["DEL", &format!("{target}:{i}")]), 1);
+                }
+            }
+        }
+        rounds
+    };
+    let new_rounds = replay_rounds("new", "fresh", &mut raw);
+    let orig_rounds = replay_rounds("original", "restored", &mut raw);
+    let (new, orig) = (new_rounds.median(), orig_rounds.median());
+    let (new_write_secs, new_write_cpu, new_secs, new_cpu) =
+        (new.limit_secs, new.limit_cpu, new.secs, new.cpu);
+    let (orig_write_secs, orig_write_cpu, orig_secs, orig_cpu) =
+        (orig.limit_secs, orig.limit_cpu, orig.secs, orig.cpu);
+    let (new_rss, orig_rss) = (new_rounds.peak_rss(), orig_rounds.peak_rss());
     drop(xadds);
     // 5. A narrow replay: one minute from the middle of the six hours.
     let (from, to) = ("2025-11-22T03:00:00Z", "2025-11-22T03:01:00Z");
@@ -265,45 +323,32 @@ fn main() {
     let raw_write = n as f64 / write_secs;
     // Each replay with the raw writer measured right before it, in the state it met.
     let replays = [
-        (
-            "replay, new ids",
-            new_write_secs,
-            new_write_cpu,
-            new_secs,
-            new_cpu,
-        ),
-        (
-            "replay, original ids",
-            orig_write_secs,
-            orig_write_cpu,
-            orig_secs,
-            orig_cpu,
-        ),
+        ("replay, new ids", new, new_rounds.spread()),
+        ("replay, original ids", orig, orig_rounds.spread()),
     ];
-    let replay_rows = replays
-        .iter()
-        .flat_map(|&(what, write_secs, write_cpu, secs, cpu)| {
-            [
-                (
-                    "raw XADD, same state",
-                    format!("{:.0} entries/s", n as f64 / write_secs),
-                    format!(
-                        "right before the next replay; {}",
-                        redis_load(write_cpu, write_secs, n)
-                    ),
+    let replay_rows = replays.into_iter().flat_map(|(what, r, spread)| {
+        let (write_secs, write_cpu, secs, cpu) = (r.limit_secs, r.limit_cpu, r.secs, r.cpu);
+        [
+            (
+                "raw XADD, same state",
+                format!("{:.0} entries/s", n as f64 / write_secs),
+                format!(
+                    "right before the next replay; {}",
+                    redis_load(write_cpu, write_secs, n)
                 ),
-                (
-                    what,
-                    format!("{:.0} entries/s", n as f64 / secs),
-                    format!(
-                        "{:.2} x raw write just before (target >= 0.7), {:.2} x the load's; {}",
-                        write_secs / secs,
-                        n as f64 / secs / raw_write,
-                        redis_load(cpu, secs, n)
-                    ),
+            ),
+            (
+                what,
+                format!("{:.0} entries/s", n as f64 / secs),
+                format!(
+                    "{:.2} x raw write just before{spread} (target >= 0.7), {:.2} x the load's; {}",
+                    write_secs / secs,
+                    n as f64 / secs / raw_write,
+                    redis_load(cpu, secs, n)
                 ),
-            ]
-        });
+            ),
+        ]
+    });
     let mut rows: Vec<(&str, String, String)> = vec![
         (
             "raw XADD (pipelined)",
@@ -326,8 +371,9 @@ fn main() {
                 mb / archive_secs
             ),
             format!(
-                "{:.2} x raw read (target >= 0.6); {}",
+                "{:.2} x raw read just before{} (target >= 0.6); {}",
                 n as f64 / archive_secs / raw_read,
+                archives.spread(),
                 redis_load(archive_cpu, archive_secs, n)
             ),
         ),
@@ -398,7 +444,9 @@ fn main() {
         println!("  {what:<24} {figure:<40} {ratio}");
     }
     let results = json!({
-        "entries": n, "partitions": p, "payload_bytes": payload, "machine": machine(),
+        "entries": n, "partitions": p, "rounds": a.rounds,
+        "archive_ratio_rounds": archives.ratios(), "replay_new_ratio_rounds": new_rounds.ratios(),
+        "replay_original_ratio_rounds": orig_rounds.ratios(), "payload_bytes": payload, "machine": machine(),
         "raw_write_entries_per_s": raw_write, "raw_read_entries_per_s": raw_read,
         "raw_read_mb_per_s": read_bytes as f64 / 1e6 / read_secs,
         "archive_local_s": archive_secs, "archive_s3_s": s3_secs,
@@ -463,11 +511,7 @@ fn memory_usage(addr: &str, cmd: &[u8]) -> u64 {
 fn archive_to_s3(addr: &str, config: &str, partitions: u64) -> (f64, f64) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let sandbox = rt.block_on(s3::S3Sandbox::start());
-    for i in 0..partitions {
-        let key = format!("streamtier:chain:{{bench:{i}}}");
-        let cmd = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
-        memory_usage(addr, cmd.as_bytes());
-    }
+    clear_chains(addr, partitions);
     let env = vec![
         (
             "STREAMTIER_STORE__URL",
@@ -482,11 +526,17 @@ fn archive_to_s3(addr: &str, config: &str, partitions: u64) -> (f64, f64) {
     ];
     let (secs, rss, _) = streamtier(&["archive", "--once", "--config", config], &env);
     // The local archive's chain cache must come back for the replays that follow: clear it again.
+    clear_chains(addr, partitions);
+    drop(sandbox);
+    (secs, rss)
+}
+
+/// Deletes the archiver's cache of each partition's archive chain, so that the next archive
+/// run starts from its (new or emptied) store.
+fn clear_chains(addr: &str, partitions: u64) {
     for i in 0..partitions {
         let key = format!("streamtier:chain:{{bench:{i}}}");
         let cmd = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
         memory_usage(addr, cmd.as_bytes());
     }
-    drop(sandbox);
-    (secs, rss)
 }

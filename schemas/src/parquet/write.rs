@@ -81,10 +81,8 @@ impl<W: Write + Send> ObjectWriter<W> {
         // compares no names or values (a few percent of the archiver's time, measured) and the
         // page index of every row group holds no copies of them. Names keep their dictionary.
         let path = |p: [&str; 3]| ColumnPath::new(p.map(String::from).to_vec());
-        props = props.set_column_statistics_enabled(
-            path(["fields", "key_value", "key"]),
-            EnabledStatistics::None,
-        );
+        props = props
+            .set_column_statistics_enabled(path(["fields", "key_value", "key"]), EnabledStatistics::None);
         for column in [
             path(["fields", "key_value", "value"]),
             path(["raw_fields", "list", "element"]),
