@@ -1,8 +1,8 @@
 //! Repeated measurements of a phase against its raw limit, each pair taken back to back, and
 //! the round with the median ratio as the one reported.
 //!
-//! On a shared or virtual machine one phase can run 15 % faster or slower than the same phase a
-//! minute later. A ratio of two back-to-back measurements is steadier than either, and the
+//! On a shared or virtual machine one phase can run a fifth faster or slower than the same phase
+//! a minute later. A ratio of two back-to-back measurements is steadier than either, and the
 //! median of several such ratios steadier still.
 
 /// One round: the raw limit measured right before the phase.
