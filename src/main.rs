@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use streamtier_archiver::{Context, Metrics, SystemClock};
+use streamtier_archiver::{Context, Metrics, Mode, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -35,9 +35,13 @@ enum Command {
         /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
         #[arg(long, short)]
         config: Option<PathBuf>,
-        /// Archive what is present now, trim, print a summary and exit (for cron).
+        /// One pass and exit (for cron): archive the closed hours and what retention needs of
+        /// what is present now, trim, print a summary.
         #[arg(long)]
         once: bool,
+        /// With `--once`: archive everything present now, the open hour included.
+        #[arg(long, requires = "once")]
+        flush: bool,
     },
     /// Serve the HTTP API (replays, topics, health, metrics); resumes unfinished replays.
     Serve {
@@ -71,7 +75,14 @@ fn main() -> ExitCode {
         }
     };
     let code = match cli.command {
-        Command::Archive { config, once } => runtime.block_on(archive(config, once)),
+        Command::Archive { config, once, flush } => {
+            let mode = match (once, flush) {
+                (false, _) => None,
+                (true, false) => Some(Mode::Once),
+                (true, true) => Some(Mode::Flush),
+            };
+            runtime.block_on(archive(config, mode))
+        }
         Command::Serve { config } => runtime.block_on(serve::serve(config, false)),
         Command::Run { config } => runtime.block_on(serve::serve(config, true)),
         Command::Replay(args) => runtime.block_on(replay_cmd::replay(args)),
@@ -146,7 +157,8 @@ fn owner_id() -> String {
     )
 }
 
-async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
+/// `once`: `None` for the daemon, else the mode of the single pass.
+async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
     let (checked, hot, store) = match start(config.as_deref()).await {
         Ok(started) => started,
         Err(code) => return code,
@@ -162,8 +174,8 @@ async fn archive(config: Option<PathBuf>, once: bool) -> ExitCode {
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
     let source = checked.source();
-    if once {
-        let reports = match streamtier_archiver::run_once(ctx, &source, shutdown).await {
+    if let Some(mode) = once {
+        let reports = match streamtier_archiver::run_once(ctx, &source, mode, shutdown).await {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("error: {}", render(&e));

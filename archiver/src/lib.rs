@@ -7,13 +7,27 @@
 //! - [`partition`]: configured topics expanded to stream keys, or discovered by `SCAN`.
 //! - [`chain`]: where a partition's archive ends, read from the store.
 //! - [`offsets`]: exact gap accounting from `XINFO STREAM`.
-//! - [`worker`]: the per-partition pipeline; [`run`]: `--once` and the daemon.
+//! - [`rotation`]: when an object closes (hour over, full, retention, `flush_after`, `--flush`).
+//! - [`worker`]: the per-partition pipeline; `trim`: trimming and gap records; [`run`]: `--once`
+//!   and the daemon.
+//!
+//! # Object shapes
+//! One rule ([`rotation::close_reason`]) serves the daemon and `--once`: an object is written
+//! when its hour is over (a later entry exists, or the clock passed the hour's end plus
+//! `close_grace`), when it is full, when more than `retention_slack` entries beyond the hot
+//! window wait for it, or when `flush_after` (off by default) says its oldest entry is old
+//! enough; `--once --flush` writes everything present. In steady state that is one object per
+//! partition-hour whatever the traffic. A pass reads each entry from Redis once: what one
+//! object leaves of a read starts the next. Per object it costs an encode, one create-if-absent
+//! write and one listing to verify its place; the lease is renewed once a third of its time has
+//! passed, and the trim script (which also records the chain hint) runs when the entries read
+//! ahead run out, at least once a second while they last, and at pass end.
 //!
 //! # Invariants
 //! Each has a test under `tests/` that fails if it breaks.
 //! 1. **Never trim what is not durably stored.** Trimming is one Lua script (`trim.lua`) that
-//!    runs only after an object's create-if-absent write succeeded (or an existing object was
-//!    adopted after reading its footer), with `XTRIM … MINID =` (never `MAXLEN`) to
+//!    runs only up to the end of the chain, whose objects' create-if-absent writes succeeded
+//!    (or which were adopted after reading their footers), with `XTRIM … MINID =` (never `MAXLEN`) to
 //!    `min(after the archived watermark, retention window, consumer-group bound)`, and never
 //!    removes more than `length - retain_entries`.
 //! 2. **Consumer groups hold trimming back.** The bound is computed in the same script from each
@@ -52,8 +66,10 @@ pub mod metrics;
 pub mod object;
 pub mod offsets;
 pub mod partition;
+pub mod rotation;
 pub mod run;
 pub mod settings;
+mod trim;
 pub mod worker;
 
 pub use clock::{Clock, SystemClock};

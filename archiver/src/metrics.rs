@@ -17,6 +17,13 @@ pub struct Metrics {
     pub archived_objects: AtomicU64,
     /// Objects another archiver had already written (adopted).
     pub adopted_objects: AtomicU64,
+    /// Entries received from Redis by archive reads (each entry once, unless a pass is
+    /// retried or resynced).
+    pub read_entries: AtomicU64,
+    /// Archive reads (`XRANGE` round trips).
+    pub reads: AtomicU64,
+    /// Trim round trips.
+    pub trims: AtomicU64,
     /// Entries removed from Redis by trimming.
     pub trimmed_entries: AtomicU64,
     /// Gap records written.

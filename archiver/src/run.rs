@@ -68,14 +68,16 @@ async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
     }
 }
 
-/// Archives every entry present in every partition when it starts, trims, and reports each
-/// partition. A failed partition does not stop the others.
+/// One pass over every partition in `mode` ([`Mode::Once`] or [`Mode::Flush`]) over the
+/// entries present when it starts, trims, and reports each partition. A failed partition does
+/// not stop the others.
 ///
 /// # Errors
 /// Only when the partitions cannot be listed; per-partition failures are in the reports.
 pub async fn run_once(
     ctx: Context,
     source: &Source,
+    mode: Mode,
     shutdown: CancellationToken,
 ) -> Result<Vec<PartitionReport>> {
     let (parts, skipped) = partitions(&ctx, source, &Owners::new()).await?;
@@ -86,7 +88,7 @@ pub async fn run_once(
     let reports = futures::stream::iter(parts.into_iter().map(|p| {
         let ctx = ctx.clone();
         let shutdown = shutdown.clone();
-        async move { once_partition(ctx, p, shutdown).await }
+        async move { once_partition(ctx, p, mode, shutdown).await }
     }))
     .buffer_unordered(concurrency)
     .collect::<Vec<_>>()
@@ -98,7 +100,12 @@ pub async fn run_once(
     Ok(reports)
 }
 
-async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken) -> PartitionReport {
+async fn once_partition(
+    ctx: Context,
+    p: Partition,
+    mode: Mode,
+    shutdown: CancellationToken,
+) -> PartitionReport {
     let lease = Lease::new(&p.stream, &ctx.owner, ctx.config.lease_ttl);
     let mut worker = PartitionWorker::new(ctx.clone(), p.clone());
     let mut stats = PassStats::default();
@@ -125,7 +132,7 @@ async fn once_partition(ctx: Context, p: Partition, shutdown: CancellationToken)
     }
     if error.is_none() {
         for attempt in 0..ONCE_ATTEMPTS {
-            match worker.pass(Mode::Once, Some(&lease), &shutdown).await {
+            match worker.pass(mode, Some(&lease), &shutdown).await {
                 Ok(s) => {
                     stats = s;
                     error = None;

@@ -8,8 +8,14 @@ use streamtier_schemas::{layout, ColumnType, TypedColumn};
 
 use crate::{Error, Result};
 
-/// Default `archive.flush_after`.
-pub const DEFAULT_FLUSH_AFTER: &str = "60s";
+/// Default `archive.close_grace`: how long after an object's hour ends, with no later entry
+/// in the stream, the hour counts as closed. Entries that Redis numbers itself carry Redis'
+/// clock, which may lag this process' clock a little; an entry that still lands in a closed
+/// hour only starts a second object of that hour, it is never lost.
+pub const DEFAULT_CLOSE_GRACE: &str = "30s";
+/// Default `archive.retention_slack`: how many entries beyond the hot window may wait in Redis
+/// for their hour to close (per partition).
+pub const DEFAULT_RETENTION_SLACK: u64 = 10_000;
 /// Default `archive.max_object_entries`.
 pub const DEFAULT_MAX_OBJECT_ENTRIES: u64 = 1_000_000;
 /// Default `archive.max_object_bytes`.
@@ -39,8 +45,17 @@ pub const DEFAULT_PARTITIONS: u32 = 1;
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ArchiveSettings {
-    /// An entry is archived at most this long after it was added (daemon).
-    pub flush_after: String,
+    /// An entry is archived at most this long after its id's time, even before its hour is
+    /// over (a freshness bound for those who query fresh data). Unset by default: objects then
+    /// close when their hour does, one object per partition-hour.
+    pub flush_after: Option<String>,
+    /// How long after an object's hour ends, with no later entry in the stream, the hour counts
+    /// as closed.
+    pub close_grace: String,
+    /// Entries beyond the hot window (what `retain_entries` and `retain_for` keep) that may wait
+    /// in Redis for their hour to close; past this, the open hour is archived so that trimming
+    /// can go on.
+    pub retention_slack: u64,
     /// Most entries in one object.
     pub max_object_entries: u64,
     /// Most payload bytes in one object (names and values, before compression).
@@ -68,7 +83,9 @@ pub struct ArchiveSettings {
 impl Default for ArchiveSettings {
     fn default() -> Self {
         Self {
-            flush_after: DEFAULT_FLUSH_AFTER.into(),
+            flush_after: None,
+            close_grace: DEFAULT_CLOSE_GRACE.into(),
+            retention_slack: DEFAULT_RETENTION_SLACK,
             max_object_entries: DEFAULT_MAX_OBJECT_ENTRIES,
             max_object_bytes: DEFAULT_MAX_OBJECT_BYTES.into(),
             zstd_level: DEFAULT_ZSTD_LEVEL,
@@ -122,7 +139,11 @@ fn default_retain_for() -> String {
 #[derive(Clone, Debug)]
 pub struct ArchiveConfig {
     /// See [`ArchiveSettings::flush_after`].
-    pub flush_after: Duration,
+    pub flush_after: Option<Duration>,
+    /// See [`ArchiveSettings::close_grace`].
+    pub close_grace: Duration,
+    /// See [`ArchiveSettings::retention_slack`].
+    pub retention_slack: u64,
     /// See [`ArchiveSettings::max_object_entries`].
     pub max_object_entries: u64,
     /// See [`ArchiveSettings::max_object_bytes`].
@@ -235,7 +256,13 @@ impl ArchiveSettings {
     /// [`Error::InvalidSettings`] naming the first bad key.
     pub fn check(&self) -> Result<ArchiveConfig> {
         let cfg = ArchiveConfig {
-            flush_after: parse_duration("archive.flush_after", &self.flush_after)?,
+            flush_after: self
+                .flush_after
+                .as_deref()
+                .map(|v| parse_duration("archive.flush_after", v))
+                .transpose()?,
+            close_grace: parse_duration("archive.close_grace", &self.close_grace)?,
+            retention_slack: self.retention_slack,
             max_object_entries: self.max_object_entries,
             max_object_bytes: parse_size("archive.max_object_bytes", &self.max_object_bytes)?,
             zstd_level: self.zstd_level,

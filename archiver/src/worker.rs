@@ -1,10 +1,10 @@
 //! The per-partition pipeline: read -> encode -> upload (create-if-absent) -> verify -> trim.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use streamtier_schemas::{layout, EncodeOptions, EntryBatch, GapRecord, ObjectMeta, StreamId};
-use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo, TrimOutcome, TrimRequest};
+use streamtier_schemas::{layout, EncodeOptions, EntryBatch, EntryRef, ObjectMeta, StreamId};
+use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo};
 use streamtier_tiers::store::{PutOutcome, Store};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
@@ -15,11 +15,16 @@ use crate::metrics::Metrics;
 use crate::object::ObjectBuilder;
 use crate::offsets::{continuity, first_offset, Continuity};
 use crate::partition::Partition;
+use crate::rotation::{close_reason, Facts};
 use crate::settings::ArchiveConfig;
 use crate::{Error, Result};
 
 /// Most entries asked of one `XRANGE`.
 const MAX_BATCH_ENTRIES: u64 = 10_000;
+
+/// While entries read ahead are still waiting to be placed, trimming waits at most this long
+/// (otherwise it runs after each object whose next one needs a fresh read, and at pass end).
+const TRIM_EVERY: Duration = Duration::from_secs(1);
 
 /// What the archiver works with: clients built at the edge, settings, clock and counters.
 #[derive(Clone, Debug)]
@@ -66,22 +71,70 @@ impl PassStats {
     }
 }
 
-/// How far a pass goes.
+/// How far a pass goes. Every mode stops at the first object that is not due (see
+/// [`crate::rotation`]); they differ in what is due and where the pass ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Archive every entry present when the pass starts, whatever its age.
+    /// `--once` (cron): the entries present when the pass starts, in objects that are due:
+    /// closed hours, full objects, and what retention or `flush_after` needs.
     Once,
-    /// Archive objects that are full or whose oldest entry is older than `flush_after`.
+    /// `--once --flush`: every entry present when the pass starts, open hour or not.
+    Flush,
+    /// The daemon: objects that are due, including entries added while the pass runs.
     Daemon,
+}
+
+/// Entries read from Redis but not yet placed in an object, with the snapshot they were read
+/// with; what one object leaves over starts the next, so each entry is read once per pass.
+#[derive(Debug)]
+struct Pending {
+    batch: ReadBatch,
+    pos: usize,
+}
+
+impl Pending {
+    fn new(batch: ReadBatch) -> Self {
+        Self { batch, pos: 0 }
+    }
+
+    fn len(&self) -> usize {
+        self.batch.entries.len() - self.pos
+    }
+
+    fn first_id(&self) -> Option<StreamId> {
+        self.batch.entries.ids().get(self.pos).copied()
+    }
+
+    fn rest(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + '_ {
+        self.batch.entries.range(self.pos..self.batch.entries.len())
+    }
+
+    /// The next `n` entries, sharing the reply's buffer.
+    fn take(&mut self, n: usize) -> EntryBatch {
+        let all = self.batch.entries.len();
+        let piece = if self.pos == 0 && n == all {
+            std::mem::take(&mut self.batch.entries)
+        } else {
+            self.batch.entries.slice(self.pos..self.pos + n)
+        };
+        self.pos = if n == all { 0 } else { self.pos + n };
+        piece
+    }
 }
 
 /// Archives one partition, pass after pass, keeping its chain between passes.
 #[derive(Debug)]
 pub struct PartitionWorker {
-    ctx: Context,
-    p: Partition,
-    chain: Option<Chain>,
+    pub(crate) ctx: Context,
+    pub(crate) p: Partition,
+    pub(crate) chain: Option<Chain>,
     batch_entries: u64,
+    avg_entry_bytes: u64,
+    /// Entries read ahead of the object being built; lives within one pass.
+    carry: Option<Pending>,
+    /// Whether objects were stored since the last trim, and when that trim ran.
+    pub(crate) untrimmed: bool,
+    pub(crate) trimmed_at: Option<Instant>,
 }
 
 enum Built {
@@ -102,6 +155,10 @@ impl PartitionWorker {
             p,
             chain: None,
             batch_entries: 100,
+            avg_entry_bytes: 1,
+            carry: None,
+            untrimmed: false,
+            trimmed_at: None,
         }
     }
 
@@ -110,16 +167,17 @@ impl PartitionWorker {
         &self.p
     }
 
-    fn tier(&self) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
+    pub(crate) fn tier(&self) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
         move |source| Error::Tier {
             partition: self.p.label(),
             source,
         }
     }
 
-    /// Runs one pass; between objects it renews `lease` and stops if it was lost or `shutdown`
-    /// was requested. The steps of one object are never interrupted halfway: dropping an
-    /// unfinished object is safe because trimming only follows a durable upload.
+    /// Runs one pass; between objects it renews `lease` (once a third of its time has passed)
+    /// and stops if it was lost or `shutdown` was requested. The steps of one object are never
+    /// interrupted halfway: dropping an unfinished object is safe because trimming only follows
+    /// a durable upload.
     ///
     /// # Errors
     /// Any failure of Redis, the store or the encoder; the chain is re-read from the store on
@@ -131,6 +189,7 @@ impl PartitionWorker {
         shutdown: &CancellationToken,
     ) -> Result<PassStats> {
         let result = self.pass_inner(mode, lease, shutdown).await;
+        self.carry = None;
         if result.is_err() {
             // Whatever we believed may be stale now: the store decides again next time.
             self.chain = None;
@@ -158,44 +217,67 @@ impl PartitionWorker {
                 break;
             }
             if let Some(lease) = lease {
-                if !lease.acquire(&self.ctx.hot).await.map_err(self.tier())? {
+                if !lease.renew_if_due(&self.ctx.hot).await.map_err(self.tier())? {
                     break;
                 }
             }
             if self.chain.is_none() {
+                self.carry = None;
                 self.chain = Some(chain::resync(&self.ctx.hot, &self.ctx.store, &self.p).await?);
             }
             let mut object_stats = PassStats::default();
-            match self
+            let built = self
                 .build_object(mode, &mut end, &mut started, &mut object_stats)
-                .await?
-            {
-                Built::Stored => {}
-                Built::Resync => {
-                    stats.add(&object_stats);
-                    continue;
-                }
-                Built::Idle => {
-                    stats.add(&object_stats);
-                    break;
-                }
-            }
+                .await?;
             stats.add(&object_stats);
-            stats.trimmed += self.trim().await?;
+            match built {
+                Built::Stored => {
+                    // Trim when the next object needs a fresh read anyway, and at least every
+                    // TRIM_EVERY while entries read ahead are being placed.
+                    let overdue = self.trimmed_at.is_none_or(|at| at.elapsed() >= TRIM_EVERY);
+                    if self.carry.is_none() || overdue {
+                        stats.trimmed += self.trim().await?;
+                    }
+                }
+                Built::Resync => self.carry = None,
+                Built::Idle => break,
+            }
         }
-        if stats.objects == 0 && stats.adopted == 0 {
-            // Retention by time moves on even when nothing new was archived.
+        self.carry = None;
+        // What was archived since the last trim goes, and retention by time moves on even
+        // when nothing new was archived.
+        if self.untrimmed || (stats.objects == 0 && stats.adopted == 0) {
             stats.trimmed += self.trim().await?;
         }
         Ok(stats)
     }
 
-    async fn read(&self, after: StreamId, end: Option<StreamId>, count: u64) -> Result<ReadBatch> {
-        self.ctx
+    async fn read(&mut self, after: StreamId, end: Option<StreamId>, count: u64) -> Result<ReadBatch> {
+        let batch = self
+            .ctx
             .hot
             .read_after(&self.p.stream, after, end, count as usize)
             .await
-            .map_err(self.tier())
+            .map_err(self.tier())?;
+        let m = &self.ctx.metrics;
+        Metrics::add(&m.reads, 1);
+        Metrics::add(&m.read_entries, batch.entries.len() as u64);
+        self.adapt(&batch.entries);
+        Ok(batch)
+    }
+
+    /// The entries the next object starts with: those left over by the last one, or a read
+    /// (of one entry in the daemon, which only looks whether an object is due).
+    async fn start(&mut self, mode: Mode, chain: &Chain, end: Option<StreamId>) -> Result<Pending> {
+        if let Some(carry) = self.carry.take() {
+            return Ok(carry);
+        }
+        let want = if mode == Mode::Daemon {
+            1
+        } else {
+            self.batch_entries
+        };
+        self.read(chain.last_id, end, want).await.map(Pending::new)
     }
 
     /// Reads, encodes and stores the next object of the chain.
@@ -207,23 +289,18 @@ impl PartitionWorker {
         stats: &mut PassStats,
     ) -> Result<Built> {
         let chain = self.chain.clone().unwrap_or_else(Chain::empty);
-        let peek = if mode == Mode::Daemon {
-            1
-        } else {
-            self.batch_entries
-        };
-        let batch = self.read(chain.last_id, *end, peek).await?;
-        let Some(info) = batch.info.clone() else {
+        let mut pending = self.start(mode, &chain, *end).await?;
+        let Some(info) = pending.batch.info.clone() else {
             return Ok(Built::Idle);
         };
         if !*started {
             *started = true;
-            if mode == Mode::Once {
+            if mode != Mode::Daemon {
                 // Everything present now, nothing added later: the pass ends.
                 *end = Some(info.last_entry_id.unwrap_or(StreamId::MIN));
             }
         }
-        if let Some(fence) = batch.fence {
+        if let Some(fence) = pending.batch.fence {
             if fence > chain.last_id {
                 return self.stale(fence).await;
             }
@@ -231,14 +308,21 @@ impl PartitionWorker {
         if info.last_generated_id < chain.last_id {
             return Err(self.regressed(&chain, "has a last id below the archive"));
         }
-        let Some(first) = batch.entries.first_id() else {
-            self.note_lag(&info, &chain);
+        self.note_lag(&info, &chain);
+        let Some(first) = pending.first_id() else {
             return Ok(Built::Idle);
         };
-        self.note_lag(&info, &chain);
-        if mode == Mode::Daemon && !self.due(first, &info, &chain) {
+        let facts = Facts {
+            first,
+            info: &info,
+            archived_offset: chain.last_offset,
+            now_ms: self.ctx.clock.now_ms(),
+            avg_entry_bytes: self.avg_entry_bytes,
+        };
+        let Some(reason) = close_reason(&self.ctx.config, &self.p.retention, mode == Mode::Flush, &facts)
+        else {
             return Ok(Built::Idle);
-        }
+        };
 
         let key = layout::object_key(&self.p.topic, self.p.partition, first);
         let options = EncodeOptions {
@@ -258,15 +342,14 @@ impl PartitionWorker {
         let mut last = chain.last_id;
         let mut last_offset = chain.last_offset;
         let mut estimate = chain.estimate;
-        let mut batch = batch;
         loop {
-            let info = batch.info.clone().unwrap_or_else(|| info.clone());
-            let entries = std::mem::take(&mut batch.entries);
-            let Some(x1) = entries.first_id() else {
+            let info = pending.batch.info.clone().unwrap_or_else(|| info.clone());
+            let Some(x1) = pending.first_id() else {
                 break;
             };
-            let reached_tail = entries.last_id() == info.last_entry_id;
-            let offset = first_offset(&info, x1, entries.len(), reached_tail, last, last_offset);
+            let len = pending.len();
+            let reached_tail = pending.batch.entries.last_id() == info.last_entry_id;
+            let offset = first_offset(&info, x1, len, reached_tail, last, last_offset);
             // Compare with the exact offset, or with the estimate kept since an XDEL hid it.
             let (gap_after, prev) = match (last_offset, estimate) {
                 (Some(o), _) => (last, Some(o)),
@@ -277,13 +360,13 @@ impl PartitionWorker {
             // that bounds what vanished in the whole batch even when XDEL hides where.
             let tail_offset = (reached_tail && info.last_entry_id == Some(info.last_generated_id))
                 .then_some(info.entries_added);
-            let batch_last = entries.last_id().unwrap_or(x1);
+            let batch_last = pending.batch.entries.last_id().unwrap_or(x1);
             let check = match (offset, tail_offset, prev) {
-                (None, Some(t), Some(p)) => match t.checked_sub(p + entries.len() as u64) {
+                (None, Some(t), Some(p)) => match t.checked_sub(p + len as u64) {
                     Some(0) => Continuity::Contiguous,
                     Some(missing) => Continuity::Gap {
                         count: missing,
-                        last_offset: t - entries.len() as u64,
+                        last_offset: t - len as u64,
                     },
                     None => Continuity::Inconsistent,
                 },
@@ -296,57 +379,62 @@ impl PartitionWorker {
                     last_offset: gap_end,
                 } => {
                     let before = if offset.is_some() { x1 } else { batch_last };
-                    self.record_gap(gap_after, before, &info, missing, gap_end)
-                        .await?;
-                    stats.gaps += 1;
+                    if self
+                        .record_gap(gap_after, before, &info, missing, gap_end)
+                        .await?
+                    {
+                        stats.gaps += 1;
+                    }
                 }
                 Continuity::Inconsistent => {
                     return Err(self.regressed(&chain, "has fewer entries ever added than the archive holds"));
                 }
             }
             let (take, take_bytes) = fit(
-                &entries,
+                pending.rest(),
                 hour,
                 max_entries - count,
                 max_bytes.saturating_sub(bytes),
                 count == 0,
             );
-            self.adapt(&entries);
             if take == 0 {
                 break;
             }
-            let complete = take < entries.len();
-            let entries_len = entries.len() as u64;
-            let mut entries = entries;
-            entries.truncate(take);
-            let take = take as u64;
-            let whole_batch = take == entries_len;
+            let complete = take < len;
+            let whole_batch = take == len;
+            let take_n = take as u64;
             (last_offset, estimate) = match (offset, last_offset, estimate) {
-                (Some(o), _, _) => (Some(o + take - 1), None),
+                (Some(o), _, _) => (Some(o + take_n - 1), None),
                 (None, _, _) if whole_batch && tail_offset.is_some() => (tail_offset, None),
-                (None, Some(p), _) => (None, Some((last, p + take))),
-                (None, None, Some((anchor, n))) => (None, Some((anchor, n + take))),
+                (None, Some(p), _) => (None, Some((last, p + take_n))),
+                (None, None, Some((anchor, n))) => (None, Some((anchor, n + take_n))),
                 (None, None, None) => (None, None),
             };
-            last = entries.last_id().unwrap_or(last);
-            count += take;
+            let piece = pending.take(take);
+            last = piece.last_id().unwrap_or(last);
+            count += take_n;
             bytes += take_bytes;
             if complete || reached_tail || Some(last) == *end {
-                builder.write(entries).await?;
+                builder.write(piece).await?;
                 break;
             }
-            let want = self.batch_entries.min(max_entries - count).max(1);
             // Redis serves the next batch while this one is encoded.
-            let (written, next) = tokio::join!(builder.write(entries), self.read(last, *end, want));
+            let want = self.batch_entries;
+            let (written, next) = tokio::join!(builder.write(piece), self.read(last, *end, want));
             written?;
-            batch = next?;
-            if batch.info.is_none() {
+            let next = next?;
+            if next.info.is_none() {
                 break;
             }
-            if batch.fence.is_some_and(|f| f > chain.last_id) {
+            if next.fence.is_some_and(|f| f > chain.last_id) {
                 self.chain = None;
                 return Ok(Built::Resync);
             }
+            pending = Pending::new(next);
+        }
+        if pending.len() > 0 {
+            // The start of the next object, read with the same snapshot.
+            self.carry = Some(pending);
         }
         if count == 0 {
             return Ok(Built::Idle);
@@ -376,7 +464,7 @@ impl PartitionWorker {
                     return Ok(Built::Resync);
                 }
                 info!(stream = %self.p.stream, object_key = %key, first_id = %first, last_id = %last,
-                    num_entries = count, num_bytes = size, "archived object");
+                    num_entries = count, num_bytes = size, reason = reason.as_str(), "archived object");
                 let m = &self.ctx.metrics;
                 Metrics::add(&m.archived_entries, count);
                 Metrics::add(&m.archived_bytes, size);
@@ -393,13 +481,12 @@ impl PartitionWorker {
                 Metrics::add(&self.ctx.metrics.adopted_objects, 1);
                 stats.adopted += 1;
                 chain.advance(key.clone(), &theirs, None);
+                // What was read ahead may overlap what they archived: read again after it.
+                self.carry = None;
             }
         }
-        // The hint is only a shortcut for listing; losing it loses nothing.
-        if let Err(e) = self.ctx.hot.set_chain_hint(&self.p.stream, &key).await {
-            warn!(stream = %self.p.stream, error = %e, "could not record chain hint");
-        }
         self.chain = Some(chain);
+        self.untrimmed = true;
         Ok(Built::Stored)
     }
 
@@ -434,7 +521,7 @@ impl PartitionWorker {
         Ok(Built::Resync)
     }
 
-    fn regressed(&self, chain: &Chain, reason: &str) -> Error {
+    pub(crate) fn regressed(&self, chain: &Chain, reason: &str) -> Error {
         let e = Error::StreamRegressed {
             partition: self.p.label(),
             stream: self.p.stream.clone(),
@@ -443,15 +530,6 @@ impl PartitionWorker {
         };
         error!(stream = %self.p.stream, archived = %chain.last_id, "{e}");
         e
-    }
-
-    fn due(&self, first: StreamId, info: &StreamInfo, chain: &Chain) -> bool {
-        let age = self.ctx.clock.now_ms().saturating_sub(first.ms);
-        if age >= self.ctx.config.flush_after.as_millis() as u64 {
-            return true;
-        }
-        let pending = chain.last_offset.map(|o| info.entries_added.saturating_sub(o));
-        pending.is_some_and(|n| n >= self.ctx.config.max_object_entries)
     }
 
     fn note_lag(&self, info: &StreamInfo, chain: &Chain) {
@@ -468,104 +546,23 @@ impl PartitionWorker {
         }
         let total: u64 = entries.iter().map(|e| e.payload_len() as u64).sum();
         let avg = (total / entries.len() as u64).max(1);
+        self.avg_entry_bytes = avg;
         self.batch_entries = (self.ctx.config.read_batch_bytes / avg).clamp(1, MAX_BATCH_ENTRIES);
-    }
-
-    async fn record_gap(
-        &self,
-        after: StreamId,
-        before: StreamId,
-        info: &StreamInfo,
-        count: u64,
-        last_offset: u64,
-    ) -> Result<()> {
-        let reason = if after == StreamId::MIN {
-            "gone-before-first-seen"
-        } else if info.first_id == Some(before) {
-            "trimmed-before-archive"
-        } else {
-            "deleted-before-archive"
-        };
-        let record = GapRecord {
-            topic: self.p.topic.clone(),
-            partition: self.p.partition,
-            stream: self.p.stream.clone(),
-            after_id: after,
-            before_id: Some(before),
-            count,
-            last_offset,
-            reason: reason.to_string(),
-            detected_at_ms: self.ctx.clock.now_ms(),
-        };
-        let key = layout::gap_key(&self.p.topic, self.p.partition, after);
-        let outcome = self
-            .ctx
-            .store
-            .put_if_absent(&key, record.to_json().into(), &[])
-            .await
-            .map_err(self.tier())?;
-        if outcome == PutOutcome::Created {
-            error!(stream = %self.p.stream, after_id = %after, before_id = %before, num_entries = count,
-                gap_key = %key, reason, "entries vanished from redis before they were archived");
-            Metrics::add(&self.ctx.metrics.gaps, 1);
-            Metrics::add(&self.ctx.metrics.gap_entries, count);
-        }
-        Ok(())
-    }
-
-    /// Trims what the chain holds, within the topic's retention and the consumer groups.
-    async fn trim(&mut self) -> Result<u64> {
-        let Some(chain) = self.chain.clone() else {
-            return Ok(0);
-        };
-        if chain.last_key.is_none() {
-            return Ok(0);
-        }
-        let r = &self.p.retention;
-        let keep_from = (!r.retain_for.is_zero()).then(|| {
-            StreamId::new(
-                self.ctx
-                    .clock
-                    .now_ms()
-                    .saturating_sub(r.retain_for.as_millis() as u64),
-                0,
-            )
-        });
-        let req = TrimRequest {
-            stream: &self.p.stream,
-            archived: chain.last_id,
-            archived_offset: chain.last_offset,
-            keep_from,
-            retain_entries: r.retain_entries,
-            retain_max_entries: r.retain_max_entries,
-            respect_groups: self.ctx.config.respect_consumer_groups,
-        };
-        match self.ctx.hot.trim(&req).await.map_err(self.tier())? {
-            TrimOutcome::Trimmed { trimmed, behind, .. } => {
-                if !behind.is_empty() {
-                    warn!(stream = %self.p.stream, groups = ?behind,
-                        "retain_max_entries trimmed entries that consumer groups had not yet processed");
-                }
-                self.ctx
-                    .metrics
-                    .update(&self.p.topic, self.p.partition, |s| s.groups_behind = behind);
-                Metrics::add(&self.ctx.metrics.trimmed_entries, trimmed);
-                Ok(trimmed)
-            }
-            TrimOutcome::Missing => Ok(0),
-            TrimOutcome::Regressed => Err(self.regressed(&chain, "has a last id below the archive")),
-            TrimOutcome::Recreated => {
-                Err(self.regressed(&chain, "has fewer entries ever added than the archive holds"))
-            }
-        }
     }
 }
 
 /// How many leading entries fit into the object: same hour, within the entry and byte budgets.
 /// The first entry of an object always fits, however large, so that no entry is ever stuck.
-fn fit(entries: &EntryBatch, hour: u64, entries_left: u64, bytes_left: u64, empty: bool) -> (usize, u64) {
+fn fit<'a>(
+    entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
+    hour: u64,
+    entries_left: u64,
+    bytes_left: u64,
+    empty: bool,
+) -> (usize, u64) {
     let mut bytes = 0u64;
-    for (i, e) in entries.iter().enumerate() {
+    let len = entries.len();
+    for (i, e) in entries.enumerate() {
         let size = e.payload_len() as u64;
         let first_of_object = empty && i == 0;
         if layout::hour_of(e.id) != hour
@@ -576,7 +573,7 @@ fn fit(entries: &EntryBatch, hour: u64, entries_left: u64, bytes_left: u64, empt
         }
         bytes += size;
     }
-    (entries.len(), bytes)
+    (len, bytes)
 }
 
 /// Backoff with full jitter: a random wait up to `base * 2^attempt`, capped.
@@ -602,15 +599,15 @@ mod tests {
     #[test]
     fn objects_stop_at_the_hour() {
         let entries = EntryBatch::from_entries(&[e(3_599_998, 1), e(3_599_999, 1), e(3_600_000, 1)]);
-        assert_eq!(fit(&entries, 0, 100, 1 << 20, true).0, 2);
+        assert_eq!(fit(entries.iter(), 0, 100, 1 << 20, true).0, 2);
     }
 
     #[test]
     fn objects_stop_at_their_budgets_but_always_take_one() {
         let entries = EntryBatch::from_entries(&[e(1, 100), e(2, 100), e(3, 100)]);
-        assert_eq!(fit(&entries, 0, 2, 1 << 20, true).0, 2);
-        assert_eq!(fit(&entries, 0, 100, 10, true).0, 1);
-        assert_eq!(fit(&entries, 0, 100, 10, false).0, 0);
+        assert_eq!(fit(entries.iter(), 0, 2, 1 << 20, true).0, 2);
+        assert_eq!(fit(entries.iter(), 0, 100, 10, true).0, 1);
+        assert_eq!(fit(entries.iter(), 0, 100, 10, false).0, 0);
     }
 
     #[test]

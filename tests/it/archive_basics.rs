@@ -34,7 +34,7 @@ fn local_store() -> (tempfile::TempDir, Store) {
 
 async fn once(worker: &mut PartitionWorker) -> streamtier_archiver::PassStats {
     worker
-        .pass(Mode::Once, None, &CancellationToken::new())
+        .pass(Mode::Flush, None, &CancellationToken::new())
         .await
         .expect("archive pass")
 }
@@ -327,7 +327,7 @@ async fn a_recreated_or_regressed_stream_is_reported_and_never_trimmed() {
     let _: i64 = redis::cmd("DEL").arg("x:0").query(&mut con).unwrap();
     fill(&mut con, "x:0", 10, 5);
     let err = worker
-        .pass(Mode::Once, None, &CancellationToken::new())
+        .pass(Mode::Flush, None, &CancellationToken::new())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("x:0"), "{err}");
@@ -341,7 +341,7 @@ async fn a_recreated_or_regressed_stream_is_reported_and_never_trimmed() {
     fill(&mut con, "x:0", 5_000, 5);
     let mut worker = PartitionWorker::new(ctx, partition("x", 0, "x:0", keep_nothing()));
     assert!(worker
-        .pass(Mode::Once, None, &CancellationToken::new())
+        .pass(Mode::Flush, None, &CancellationToken::new())
         .await
         .is_err());
     assert_eq!(

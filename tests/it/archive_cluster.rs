@@ -2,7 +2,7 @@
 
 use streamtier_tiers::store::{LocalStore, Store};
 
-use crate::harness::archiver::{archive_once, write_config};
+use crate::harness::archiver::{archive_flush, write_config};
 use crate::harness::redis::RedisCluster;
 use crate::harness::stream::{archived_entries, xadd, xrange_all};
 
@@ -37,7 +37,7 @@ fn fill(cluster: &RedisCluster) {
 fn run(config_toml: &str) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), config_toml);
-    let out = archive_once(&config, &[]);
+    let out = archive_flush(&config, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),

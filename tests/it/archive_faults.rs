@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::archive_basics::partition;
 use crate::harness::archiver::{
-    archive_once, binary, keep_nothing, system_context, test_settings, write_config,
+    archive_flush, binary, keep_nothing, system_context, test_settings, write_config,
 };
 use crate::harness::redis::RedisServer;
 use crate::harness::s3::{Fault, S3Sandbox};
@@ -101,7 +101,7 @@ async fn two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole() {
                 // No lease on purpose: the chain must stay exact when both work at once.
                 while !stop.load(Ordering::SeqCst) {
                     worker
-                        .pass(Mode::Once, None, &CancellationToken::new())
+                        .pass(Mode::Flush, None, &CancellationToken::new())
                         .await
                         .expect("pass");
                 }
@@ -118,7 +118,7 @@ async fn two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole() {
         let ctx = system_context(hot.clone(), store.clone(), &test_settings(), "final");
         let mut worker = PartitionWorker::new(ctx, partition("race", p as u32, stream, keep_nothing()));
         worker
-            .pass(Mode::Once, None, &CancellationToken::new())
+            .pass(Mode::Flush, None, &CancellationToken::new())
             .await
             .expect("final pass");
         assert_exactly_once(&redis, &store, "race", p as u32, stream, &produced[p]).await;
@@ -143,7 +143,7 @@ async fn s3_faults_never_trim_before_the_upload_succeeded() {
     let mut worker = PartitionWorker::new(ctx, partition("f", 0, "f:0", keep_nothing()));
     // Every PUT fails with 503 SlowDown, more often than the SDK retries.
     s3.faults().inject("PUT", ".parquet", Fault::Status(503), 1000);
-    let err = worker.pass(Mode::Once, None, &CancellationToken::new()).await;
+    let err = worker.pass(Mode::Flush, None, &CancellationToken::new()).await;
     assert!(err.is_err(), "a pass whose uploads all fail must fail");
     assert_eq!(
         xrange_all(&mut con, "f:0").len(),
@@ -156,7 +156,7 @@ async fn s3_faults_never_trim_before_the_upload_succeeded() {
     // A few 503s the SDK retries by itself.
     s3.faults().inject("PUT", ".parquet", Fault::Status(503), 2);
     worker
-        .pass(Mode::Once, None, &CancellationToken::new())
+        .pass(Mode::Flush, None, &CancellationToken::new())
         .await
         .expect("pass after faults");
     assert_exactly_once(&redis, &store, "f", 0, "f:0", &produced).await;
@@ -241,7 +241,7 @@ retain_for = "0s"
     let produced = producer.join().expect("producer");
     // A restart converges: one last run archives the rest.
     // Leases of the killed processes expire after lease_ttl; --once waits for them.
-    let out = archive_once(&config, &[]);
+    let out = archive_flush(&config, &[]);
     assert!(
         out.status.success(),
         "final run failed: {}",
@@ -327,7 +327,7 @@ async fn once_archives_to_s3_configured_by_environment_and_prints_a_summary() {
     // The S3 server runs on this test's runtime: wait for the child off its threads.
     let out = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        archive_once(&config, &env)
+        archive_flush(&config, &env)
     })
     .await
     .expect("run streamtier");
@@ -401,7 +401,7 @@ fn bad_configuration_is_refused_with_the_key_and_exit_code_2() {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = write_config(dir.path(), &toml);
         // Configuration errors come before any connection is made.
-        let output = archive_once(&config, &[]);
+        let output = archive_flush(&config, &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "config {toml:?} → {stderr}");
         assert!(

@@ -57,7 +57,7 @@ async fn archive_is_readable_by_duckdb_and_pyarrow() {
         let mut part = partition("q", p, &format!("q:{p}"), keep_nothing());
         part.columns = columns.clone();
         PartitionWorker::new(ctx, part)
-            .pass(Mode::Once, None, &CancellationToken::new())
+            .pass(Mode::Flush, None, &CancellationToken::new())
             .await
             .expect("pass");
     }

@@ -10,6 +10,7 @@ mod archive_cluster;
 mod archive_daemon;
 mod archive_faults;
 mod archive_readers;
+mod archive_shapes;
 mod replay_engine;
 mod replay_kill;
 mod replay_writes;

@@ -85,7 +85,7 @@ impl Fixture {
         };
         let mut worker = PartitionWorker::new(ctx, partition("orders", p, stream, retention));
         worker
-            .pass(streamtier_archiver::Mode::Once, None, &CancellationToken::new())
+            .pass(streamtier_archiver::Mode::Flush, None, &CancellationToken::new())
             .await
             .expect("archive");
     }

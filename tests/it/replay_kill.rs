@@ -105,7 +105,7 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
                 let mut worker = PartitionWorker::new(ctx, partition("orders", p, &stream, retention));
                 let stop = CancellationToken::new();
                 worker
-                    .pass(streamtier_archiver::Mode::Once, None, &stop)
+                    .pass(streamtier_archiver::Mode::Flush, None, &stop)
                     .await
                     .expect("archive");
             }
@@ -267,7 +267,7 @@ async fn the_replay_command_plans_runs_and_reports() {
         );
         (out.status.code(), text)
     };
-    let (code, text) = run(&["archive", "--once"]);
+    let (code, text) = run(&["archive", "--once", "--flush"]);
     assert_eq!(code, Some(0), "{text}");
     let (code, text) = run(&["replay", "--topic", "orders", "--partitions", "0-1", "--dry-run"]);
     assert_eq!(code, Some(0), "{text}");

@@ -81,10 +81,20 @@ pub fn write_config(dir: &Path, toml: &str) -> PathBuf {
     path
 }
 
-/// `streamtier archive --config FILE --once`, with extra environment variables.
+/// `streamtier archive --config FILE --once`, with extra environment variables: closed hours and
+/// what retention needs.
 pub fn archive_once(config: &Path, env: &[(&str, &str)]) -> Output {
+    archive_with(&["archive", "--once"], config, env)
+}
+
+/// `streamtier archive --config FILE --once --flush`: everything present, open hour included.
+pub fn archive_flush(config: &Path, env: &[(&str, &str)]) -> Output {
+    archive_with(&["archive", "--once", "--flush"], config, env)
+}
+
+fn archive_with(args: &[&str], config: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(binary());
-    cmd.args(["archive", "--once", "--config"]).arg(config);
+    cmd.args(args).arg("--config").arg(config);
     cmd.env_remove("RUST_LOG");
     for (k, v) in env {
         cmd.env(k, v);

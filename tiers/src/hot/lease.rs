@@ -4,7 +4,8 @@
 //! create-if-absent write and the chain fence keep the archive exact even when a paused process
 //! outlives its lease).
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use redis::Script;
 
@@ -24,6 +25,8 @@ pub struct Lease {
     key: String,
     owner: String,
     ttl: Duration,
+    /// When this owner last took or renewed it (shared by clones).
+    renewed: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Lease {
@@ -33,7 +36,27 @@ impl Lease {
             key: lease_key(stream),
             owner: owner.to_string(),
             ttl,
+            renewed: Arc::default(),
         }
+    }
+
+    /// Renews the lease only when a third of its time has passed since it was last taken or
+    /// renewed (it then still has two thirds left): one round trip per `ttl / 3`, not one per
+    /// object. Answers whether this owner holds it.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn renew_if_due(&self, hot: &Hot) -> Result<bool> {
+        let fresh = self
+            .renewed
+            .lock()
+            .ok()
+            .and_then(|r| *r)
+            .is_some_and(|at| at.elapsed() < self.ttl / 3);
+        if fresh {
+            return Ok(true);
+        }
+        self.acquire(hot).await
     }
 
     /// Takes or renews the lease; answers whether this owner holds it now.
@@ -41,6 +64,7 @@ impl Lease {
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
     pub async fn acquire(&self, hot: &Hot) -> Result<bool> {
+        let asked = Instant::now();
         let mut con = hot.connection();
         let held: i64 = Script::new(ACQUIRE)
             .key(&self.key)
@@ -53,6 +77,10 @@ impl Lease {
                 key: self.key.clone(),
                 source,
             })?;
+        if let Ok(mut renewed) = self.renewed.lock() {
+            // Timed from before the request: the lease may have started a little earlier.
+            *renewed = (held == 1).then_some(asked);
+        }
         Ok(held == 1)
     }
 
@@ -61,6 +89,9 @@ impl Lease {
     /// # Errors
     /// [`Error::Redis`] when Redis fails.
     pub async fn release(&self, hot: &Hot) -> Result<()> {
+        if let Ok(mut renewed) = self.renewed.lock() {
+            *renewed = None;
+        }
         let mut con = hot.connection();
         Script::new(RELEASE)
             .key(&self.key)

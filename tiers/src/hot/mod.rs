@@ -172,6 +172,8 @@ pub struct TrimRequest<'a> {
     pub retain_max_entries: Option<u64>,
     /// Hold trimming back for consumer groups.
     pub respect_groups: bool,
+    /// The archive's last object key, recorded as the chain hint (a listing shortcut).
+    pub hint: Option<&'a str>,
 }
 
 /// What the trim script did.
@@ -205,7 +207,6 @@ pub struct Hot {
     raw: Option<Arc<RawPool>>,
     read: Script,
     trim: Script,
-    hint: Script,
     replay: Script,
 }
 
@@ -223,11 +224,6 @@ impl Hot {
             raw: None,
             read: Script::new(include_str!("read.lua")),
             trim: Script::new(include_str!("trim.lua")),
-            hint: Script::new(
-                "local h = redis.call('HGET', KEYS[1], 'hint') \
-                 if not h or ARGV[1] > h then redis.call('HSET', KEYS[1], 'hint', ARGV[1]) end \
-                 return 1",
-            ),
             replay: replay::script(),
         }
     }
@@ -373,6 +369,7 @@ impl Hot {
             .arg(req.retain_entries)
             .arg(req.retain_max_entries.unwrap_or(0))
             .arg(if req.respect_groups { "1" } else { "0" })
+            .arg(req.hint.unwrap_or_default())
             .invoke_async(&mut con)
             .await
             .map_err(|source| Error::Redis {
@@ -396,24 +393,6 @@ impl Hot {
             .await
             .map_err(|source| Error::Redis {
                 op: "HGET",
-                key: chain_key(stream),
-                source,
-            })
-    }
-
-    /// Records `key` as the chain hint if it sorts after the current one.
-    ///
-    /// # Errors
-    /// [`Error::Redis`] when Redis fails.
-    pub async fn set_chain_hint(&self, stream: &str, key: &str) -> Result<()> {
-        let mut con = self.con.clone();
-        self.hint
-            .key(chain_key(stream))
-            .arg(key)
-            .invoke_async::<()>(&mut con)
-            .await
-            .map_err(|source| Error::Redis {
-                op: "set hint",
                 key: chain_key(stream),
                 source,
             })

@@ -6,6 +6,8 @@
 -- ARGV[4] retain_entries: keep at least the newest N entries
 -- ARGV[5] retain_max_entries: hard cap past stalled groups (0 for none)
 -- ARGV[6] respect consumer groups (1/0)
+-- ARGV[7] key of the archive's last object, kept as the chain hint if it sorts after the
+--         current one ('' for none): a listing shortcut, recorded in the same round trip
 -- Returns {status, trimmed, bound, length_after, behind_groups...}
 -- status: 'ok', 'regressed' (last id below W), 'recreated' (entries-added below C), 'missing'
 local function split(id)
@@ -73,6 +75,10 @@ end
 -- The fence: archivers that read after an older watermark see this and resync first.
 local fence = redis.call('HGET', KEYS[2], 'wm')
 if not fence or cmp(w, fence) > 0 then redis.call('HSET', KEYS[2], 'wm', w) end
+if ARGV[7] ~= '' then
+  local hint = redis.call('HGET', KEYS[2], 'hint')
+  if not hint or ARGV[7] > hint then redis.call('HSET', KEYS[2], 'hint', ARGV[7]) end
+end
 
 local length = tonumber(f['length'])
 local bound = succ(w)
