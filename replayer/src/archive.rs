@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
 use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream};
@@ -140,6 +141,7 @@ pub async fn object_meta(store: &Store, object: &ObjectRef) -> Result<ObjectMeta
         key: object.key.clone(),
         size: object.size,
         fetched: Arc::new(AtomicU64::new(0)),
+        body: None,
     };
     let metadata = file.get_metadata(None).await?;
     Ok(meta_of(&metadata)?)
@@ -163,7 +165,8 @@ pub struct ObjectBlocks {
 }
 
 /// Opens `object` for the ids in `range` that are above `after`, asking first for the last
-/// `prefetch` bytes (see [`ObjectBlocks::footer_span`]).
+/// `prefetch` bytes (see [`ObjectBlocks::footer_span`]), or reading from `body` when the whole
+/// object was fetched ahead (counted as fetched).
 ///
 /// # Errors
 /// The store's errors, or a description of the damage when the footer is unreadable.
@@ -173,18 +176,33 @@ pub async fn open_object(
     range: IdRange,
     after: Option<StreamId>,
     prefetch: usize,
+    body: Option<Bytes>,
 ) -> Result<ObjectBlocks, ObjectError> {
-    let fetched = Arc::new(AtomicU64::new(0));
+    if body.as_ref().is_some_and(|b| b.len() as u64 != object.size) {
+        return Err(format!(
+            "the listing says {} bytes, a read gave {}",
+            object.size,
+            body.map_or(0, |b| b.len())
+        )
+        .into());
+    }
+    let whole = body.is_some();
+    let fetched = Arc::new(AtomicU64::new(body.as_ref().map_or(0, |b| b.len() as u64)));
     let mut file = StoreFile {
         store: store.clone(),
         key: object.key.clone(),
         size: object.size,
         fetched: fetched.clone(),
+        body: body.clone(),
     };
     let (metadata, footer_span) =
         load_footer(&mut file, prefetch.clamp(FOOTER_PREFETCH, MAX_FOOTER_PREFETCH)).await?;
     let metadata = Arc::new(metadata);
-    let footer = fetched.load(Ordering::Relaxed);
+    let footer = if whole {
+        footer_span as u64
+    } else {
+        fetched.load(Ordering::Relaxed)
+    };
     check_chunk_ranges(&metadata, object.size as usize)?;
     let meta = meta_of(&metadata)?;
     if meta.first_id != object.first_id {
@@ -197,8 +215,14 @@ pub async fn open_object(
     let Some(blocks) = key_value(&metadata, BLOCKS_KEY) else {
         // Written before block checksums: verify the whole object (bounded by the archiver's
         // `max_object_bytes`).
-        let data = store.get(&object.key).await?;
-        fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+        let data = match body {
+            Some(body) => body,
+            None => {
+                let data = store.get(&object.key).await?;
+                fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
+                data
+            }
+        };
         let (meta, entries) = decode_object(data)?;
         return Ok(ObjectBlocks {
             stream: None,

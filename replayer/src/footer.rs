@@ -27,6 +27,8 @@ pub(crate) struct StoreFile {
     pub(crate) size: u64,
     /// Bytes fetched so far.
     pub(crate) fetched: Arc<AtomicU64>,
+    /// The whole object when it was fetched ahead in one request: reads are served from it.
+    pub(crate) body: Option<Bytes>,
 }
 
 fn external(e: streamtier_tiers::Error) -> ParquetError {
@@ -36,6 +38,17 @@ fn external(e: streamtier_tiers::Error) -> ParquetError {
 impl AsyncFileReader for StoreFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
+            if let Some(body) = &self.body {
+                let (start, end) = (range.start as usize, range.end as usize);
+                if start <= end && end <= body.len() {
+                    return Ok(body.slice(start..end));
+                }
+                return Err(ParquetError::EOF(format!(
+                    "range {start}..{end} is past the {} bytes of `{}`",
+                    body.len(),
+                    self.key
+                )));
+            }
             let data = self.store.get_range(&self.key, range).await.map_err(external)?;
             self.fetched.fetch_add(data.len() as u64, Ordering::Relaxed);
             Ok(data)
@@ -147,6 +160,7 @@ mod tests {
             key: "o.parquet".into(),
             size: data.len() as u64,
             fetched: Arc::new(AtomicU64::new(0)),
+            body: None,
         };
         let whole = ParquetMetaDataReader::new()
             .with_page_index_policy(PageIndexPolicy::Required)

@@ -32,8 +32,11 @@
 //!    naming the object and the last entry written, and nothing after it is written.
 //! 6. **Bounded memory.** One job holds at most `partition_concurrency` partitions, each with
 //!    one checksum block (at most 1,024 entries or 4 MiB plus one entry) or one Redis read, and
-//!    less than one write batch carried over from the previous read, in memory; objects are
-//!    read by byte ranges, never whole (except objects written before block checksums existed).
+//!    less than one write batch carried over from the previous read, in memory; large objects
+//!    are read by byte ranges, never whole (except objects written before block checksums
+//!    existed). Objects of at most 256 KiB are fetched whole, up to 32 objects and 4 MiB ahead
+//!    per partition ([`readahead`]), so that many small objects cost concurrent requests, not
+//!    one round trip after another.
 //! 7. **Paced.** Each batch takes tokens from its job's bucket and from the server-wide bucket
 //!    before it is written; at most `max_jobs` jobs run, the rest queue.
 
@@ -45,6 +48,7 @@ pub mod job;
 pub mod plan;
 pub mod range;
 pub mod rate;
+pub mod readahead;
 pub mod settings;
 pub mod source;
 

@@ -15,6 +15,7 @@ use streamtier_tiers::store::Store;
 use crate::archive::{open_object, ObjectBlocks, ObjectLister, ObjectRef};
 use crate::footer::FOOTER_PREFETCH;
 use crate::range::IdRange;
+use crate::readahead::Readahead;
 use crate::{Error, Result};
 
 /// Entries read from Redis per request.
@@ -51,7 +52,7 @@ pub struct PartitionSource {
     range: IdRange,
     cursor: Option<StreamId>,
     phase: Phase,
-    lister: Option<ObjectLister>,
+    ahead: Option<Readahead>,
     current: Option<(ObjectRef, ObjectBlocks)>,
     last_object: Option<String>,
     /// Last id and entries-added offset of the previous object read, to prove continuity.
@@ -84,7 +85,7 @@ impl PartitionSource {
             range,
             cursor,
             phase: Phase::Archive,
-            lister: None,
+            ahead: None,
             current: None,
             last_object: None,
             previous: None,
@@ -142,27 +143,36 @@ impl PartitionSource {
     async fn next_archived(&mut self) -> Result<Option<Vec<Entry>>> {
         if self.current.is_none() {
             let after = self.after();
-            let lister = self.lister.get_or_insert_with(|| {
-                ObjectLister::new(
+            let ahead = self.ahead.get_or_insert_with(|| {
+                let lister = ObjectLister::new(
                     self.store.clone(),
                     &self.topic,
                     self.partition,
                     after,
                     self.range.to,
-                )
+                );
+                Readahead::new(self.store.clone(), lister)
             });
-            let next = lister
-                .next_after(after)
+            let next = ahead
+                .next(after)
                 .await
                 .map_err(Error::tier(format!("{}: list archive", self.topic)))?;
-            let Some(object) = next else {
-                self.lister = None;
+            let Some((object, body)) = next else {
+                self.ahead = None;
                 self.phase = Phase::Redis;
                 return Ok(None);
             };
-            let blocks = open_object(&self.store, &object, self.range, after, self.footer_prefetch)
-                .await
-                .map_err(|e| self.bad_object(&object.key, e))?;
+            let body = body.transpose().map_err(|e| self.bad_object(&object.key, e))?;
+            let blocks = open_object(
+                &self.store,
+                &object,
+                self.range,
+                after,
+                self.footer_prefetch,
+                body,
+            )
+            .await
+            .map_err(|e| self.bad_object(&object.key, e))?;
             self.footer_prefetch = blocks.footer_span() + blocks.footer_span() / 4;
             self.stats.objects_read += 1;
             self.stats.footer_bytes += blocks.footer_bytes();

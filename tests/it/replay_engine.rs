@@ -496,3 +496,39 @@ async fn entries_archived_and_trimmed_while_replaying_are_not_skipped() {
     }
     assert_eq!(read, produced, "entries skipped or repeated at the seam");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_small_objects_replay_with_one_read_each_fetched_ahead() {
+    let s3 = S3Sandbox::start().await;
+    let f = Fixture::on_s3(&s3).await;
+    let mut con = f.redis.con();
+    // A sparse stream: three entries an hour over 60 hours, one small object per hour.
+    let mut produced = Vec::new();
+    for hour in 0..60u64 {
+        produced.extend(produce(&mut con, "orders:0", hour * 3600, 3));
+    }
+    f.archive(0, "orders:0", 0).await;
+    let objects = object_keys(&f.store, "orders", 0).await.len();
+    assert_eq!(objects, 60);
+    let before = s3.requests().len();
+    let replayer = f.replayer(1_000_000);
+    let record = f
+        .job(&replayer, request("restore:{partition}", Ids::Original), 1)
+        .await
+        .expect("job");
+    let done = replayer.run(record, |_| {}).await.expect("run");
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    assert_eq!(
+        xrange_all(&mut con, "restore:0"),
+        produced,
+        "the restored stream differs"
+    );
+    let gets = s3.requests()[before..]
+        .iter()
+        .filter(|(method, path)| method == "GET" && path.contains(".parquet"))
+        .count();
+    // Each small object is fetched whole in one request, ahead of need (read by footer and
+    // pages, each costs two or more).
+    assert_eq!(gets, objects, "object reads for {objects} small objects");
+    assert_eq!(done.objects_read, 60);
+}

@@ -251,15 +251,22 @@ fn publish(root: &Path, key: &str, path: &Path, spool: &SpoolFile) -> Result<Put
 /// Hard-links the durable file `tmp` to `path`, creating (durably) the directories between.
 fn link_into_place(root: &Path, tmp: &Path, path: &Path) -> Result<PutOutcome> {
     let parent = path.parent().unwrap_or(root);
-    if !parent.is_dir() {
-        fs::create_dir_all(parent).map_err(io_err("create directory", parent))?;
-        // New directories must be durable too: sync every directory between root and parent.
-        for dir in parent.ancestors().skip(1) {
-            sync_dir(dir)?;
-            if dir == root {
-                break;
-            }
+    // New directories must be durable too: each one's entry in its parent is synced, and only
+    // those (a new hour of an existing day costs one directory sync, not one per ancestor).
+    let mut missing = Vec::new();
+    let mut dir = parent;
+    while dir != root && !dir.is_dir() {
+        missing.push(dir);
+        dir = dir.parent().unwrap_or(root);
+    }
+    for dir in missing.into_iter().rev() {
+        match fs::create_dir(dir) {
+            Ok(()) => {}
+            // Another writer made it meanwhile; syncing its parent again costs little.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create directory", dir)(e)),
         }
+        sync_dir(dir.parent().unwrap_or(root))?;
     }
     match fs::hard_link(tmp, path) {
         Ok(()) => {
