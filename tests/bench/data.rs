@@ -5,7 +5,10 @@ use std::io::Write;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::resp::RawEntry;
+use crate::args::Args;
+use crate::resp::{RawEntry, Xadds};
+use crate::shapes::{Cells, Shape};
+use crate::util::Counter;
 
 /// 2025-11-22T00:00:00Z
 const T0: u64 = 1_763_769_600_000;
@@ -20,7 +23,7 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// A deterministic generator for `n` entries.
+    /// A deterministic generator for `n` entries (`n` only spaces the ids of [`Generator::entry`]).
     pub fn new(n: u64) -> Self {
         Generator {
             rng: StdRng::seed_from_u64(0x5eed),
@@ -31,6 +34,11 @@ impl Generator {
     /// Entry `i`.
     pub fn entry(&mut self, i: u64) -> RawEntry {
         let ms = T0 + i * SPAN_MS / self.n.max(1);
+        (format!("{ms}-{}", i % 7), self.fields(ms))
+    }
+
+    /// The fields of a next event that happened at `ms` (the id is the caller's).
+    pub fn fields(&mut self, ms: u64) -> Vec<(String, String)> {
         let r = &mut self.rng;
         let mut fields = vec![
             (
@@ -70,7 +78,63 @@ impl Generator {
         if r.random_bool(0.3) {
             fields.push(("coupon".to_string(), format!("SAVE{}", r.random_range(5..50))));
         }
-        (format!("{ms}-{}", i % 7), fields)
+        fields
+    }
+}
+
+/// The loaded entries: XADD commands per stream, and what was computed beside.
+pub struct Loaded {
+    pub xadds: Xadds,
+    /// Payload bytes (names and values).
+    pub payload: u64,
+    /// Bytes of the entries as NDJSON + gzip.
+    pub ndjson_gz: u64,
+    /// (partition, hour) cells that hold entries.
+    pub cells: u64,
+}
+
+/// Generates (or reads) the entries of `a`'s shape and encodes them as XADD commands in chunks,
+/// with NDJSON+gzip and the payload size computed beside.
+pub fn load(a: &Args) -> Loaded {
+    let p = a.partitions;
+    let mut xadds = Xadds::default();
+    let mut payload = 0u64;
+    // Lines reach the encoder in large writes (it does work per write call), and only the
+    // compressed size is kept.
+    let gz = flate2::write::GzEncoder::new(Counter(0), flate2::Compression::default());
+    let mut gz = std::io::BufWriter::with_capacity(1 << 20, gz);
+    // The (partition, hour) cells that hold entries: what objects per partition-hour divide by.
+    let mut cells = Cells::default();
+    let mut add = |partition: u64, e: RawEntry| {
+        let key = format!("bench:{partition}");
+        payload += self::payload(&e);
+        ndjson(&mut gz, &key, &e);
+        cells.add(partition, &e.0);
+        xadds.push(partition as usize, &key, &e);
+    };
+    match (&a.csv, a.shape) {
+        (Some(path), _) => read_csv(path, a.entries)
+            .into_iter()
+            .enumerate()
+            .for_each(|(i, e)| add(i as u64 % p, e)),
+        (None, Shape::Sparse) => {
+            for (i, stream) in crate::shapes::sparse(a.entries, p).into_iter().enumerate() {
+                stream.into_iter().for_each(|e| add(i as u64, e));
+            }
+        }
+        (None, _) => {
+            let mut g = Generator::new(a.entries);
+            (0..a.entries).for_each(|i| add(i % p, g.entry(i)));
+        }
+    }
+    let cells = cells.len() as u64;
+    let gz = gz.into_inner().unwrap_or_else(|_| panic!("flush gzip"));
+    let ndjson_gz = gz.finish().expect("gzip").0;
+    Loaded {
+        xadds,
+        payload,
+        ndjson_gz,
+        cells,
     }
 }
 

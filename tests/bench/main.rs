@@ -1,8 +1,32 @@
 //! streamtier's throughput benchmark: raw Redis limits, archive and replay end to end, narrow
 //! replays, peak memory and archive size, measured side by side in one run.
 //!
-//! `cargo bench --bench throughput -- [--entries N] [--partitions P] [--redis-url URL]
-//! [--csv FILE] [--json PATH] [--skip-s3] [--rounds R]`
+//! `cargo bench --bench throughput -- [--shape dense|sparse|trickle] [--entries N]
+//! [--partitions P] [--redis-url URL] [--csv FILE] [--json PATH] [--skip-s3] [--rounds R]
+//! [--sim-hours H] [--sim-hour-ms MS]`
+//!
+//! - `--shape dense` (default): N entries (2M) evenly over six hours in P partitions (8).
+//! - `--shape sparse`: N entries (300k) over one year (2025) in P partitions (4), irregular:
+//!   a few per partition-hour, quiet hours, seasonality, bursts (`shapes.rs`).
+//!
+//! Both run the same phases: raw limits, archive into a local directory, the Python peer
+//! (`peer.py`, when `python3 -c 'import redis, pyarrow'` works), archive into the S3-protocol
+//! server, replays. Each archive phase also reports objects written, objects per
+//! partition-hour holding entries, bytes per entry, Redis CPU per entry, Redis commands per
+//! object (from `INFO commandstats`, `INFO` itself left out) and, for S3, requests per object
+//! by kind (`LIST` is a GET of the bucket).
+//!
+//! - `--shape trickle`: the archiver daemon (`archive` without `--once`, poll interval 100 ms)
+//!   while this process writes a few entries per partition per simulated hour, with explicit
+//!   ids, walking H simulated hours (24) from 2025-06-01T00:00Z at MS wall-clock milliseconds
+//!   per simulated hour (500); then one entry per partition far later, a wait until the archive
+//!   stops changing, SIGTERM, and `archive --once --flush` (plain `--once` if the binary does
+//!   not know `--flush`) for the rest (`trickle.rs`).
+//!
+//! CI: `--entries 50000 --json target/bench/ci.json` (about 10 s after the build). Also short:
+//! `--shape trickle --sim-hours 6 --sim-hour-ms 200` (5 s) and `--shape sparse --entries 20000`
+//! (about 3 minutes on the 2-core machine, nearly all of it the archiver writing, and this
+//! process deleting, some 12k one-hour objects).
 
 #[path = "../it/harness/redis.rs"]
 #[allow(dead_code)]
@@ -11,114 +35,30 @@ mod redis_server;
 #[allow(dead_code)]
 mod s3;
 
+mod args;
 mod data;
+mod peer;
 mod resp;
 mod rounds;
+mod s3run;
+mod shapes;
+mod stats;
+mod trickle;
+mod util;
 
-use std::io::Write;
-use std::process::Command;
 use std::time::Instant;
 
 use serde_json::json;
 
-use data::Generator;
-use resp::{Raw, Xadds};
+pub use args::Args;
+use resp::Raw;
 use rounds::{Pair, Rounds};
-
-struct Args {
-    entries: u64,
-    partitions: u64,
-    redis_url: Option<String>,
-    csv: Option<String>,
-    json: String,
-    skip_s3: bool,
-    rounds: usize,
-}
-
-fn args() -> Args {
-    let mut a = Args {
-        entries: 2_000_000,
-        partitions: 8,
-        redis_url: None,
-        csv: None,
-        json: "target/bench/results.json".into(),
-        skip_s3: false,
-        rounds: 1,
-    };
-    let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
-        match flag.as_str() {
-            "--entries" => a.entries = value().parse().expect("--entries N"),
-            "--partitions" => a.partitions = value().parse().expect("--partitions P"),
-            "--redis-url" => a.redis_url = Some(value()),
-            "--csv" => a.csv = Some(value()),
-            "--json" => a.json = value(),
-            "--skip-s3" => a.skip_s3 = true,
-            "--rounds" => {
-                a.rounds = value()
-                    .parse()
-                    .ok()
-                    .filter(|r| *r > 0)
-                    .expect("--rounds R (1 or more)")
-            }
-            other => panic!("unknown argument `{other}`"),
-        }
-    }
-    a
-}
-
-/// Runs the `streamtier` binary; answers (seconds, peak RSS in MiB, stdout).
-fn streamtier(args: &[&str], env: &[(&str, String)]) -> (f64, f64, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_streamtier"));
-    cmd.args(args)
-        .env("STREAMTIER_REPORT_PEAK_RSS", "1")
-        .env("RUST_LOG", "warn");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let start = Instant::now();
-    let out = cmd.output().expect("run streamtier");
-    let secs = start.elapsed().as_secs_f64();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "streamtier {args:?} failed:\n{stdout}\n{stderr}"
-    );
-    let rss = stderr
-        .lines()
-        .find_map(|l| l.strip_prefix("peak_rss_kib="))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kib| kib / 1024.0);
-    (secs, rss, stdout)
-}
-
-fn dir_bytes(path: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
-        let meta = entry.metadata().expect("metadata");
-        total += if meta.is_dir() {
-            dir_bytes(&entry.path())
-        } else {
-            meta.len()
-        };
-    }
-    total
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpu
-        .lines()
-        .find_map(|l| l.strip_prefix("model name"))
-        .map_or("?", |m| m.trim_start_matches([' ', '\t', ':']));
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    format!("{model}, {cores} cores")
-}
+use shapes::Shape;
+use stats::{local_objects, ArchiveStats, Commands};
+use util::{clear_chains, dir_bytes, machine, memory_usage, redis_load, streamtier};
 
 fn main() {
-    let a = args();
+    let a = args::args();
     // Our own redis-server (killed on drop) unless one is given.
     let (_own, url) = match &a.redis_url {
         Some(url) => (None, url.clone()),
@@ -140,37 +80,29 @@ fn main() {
          targets, so it needs an empty database (FLUSHDB there, or leave out --redis-url)"
     );
     let work = tempfile::tempdir().expect("tempdir");
+    let began = Instant::now();
+    // Progress on stderr: a long run says where it is.
+    let phase = |what: &str| eprintln!("[{:7.1} s] {what}", began.elapsed().as_secs_f64());
     let p = a.partitions;
-    let stream = |i: u64| format!("bench:{}", i % p);
+    if a.shape == Shape::Trickle {
+        trickle::run(&a, &url, &addr, work.path());
+        return;
+    }
 
     // 1. Load. Entries are generated (or read) first and encoded as XADD commands in chunks,
     // with NDJSON+gzip and the payload size computed beside; the raw pipelined XADD writer (also
     // the raw write limit) then only writes. Only the encoded commands are kept in memory: they
     // are written again, into other streams, right before each replay.
-    let mut xadds = Xadds::default();
-    let mut payload = 0u64;
-    // Lines reach the encoder in large writes (it does work per write call), and only the
-    // compressed size is kept.
-    let gz = flate2::write::GzEncoder::new(Counter(0), flate2::Compression::default());
-    let mut gz = std::io::BufWriter::with_capacity(1 << 20, gz);
-    let mut add = |e: resp::RawEntry| {
-        let i = xadds.len();
-        let key = stream(i);
-        payload += data::payload(&e);
-        data::ndjson(&mut gz, &key, &e);
-        xadds.push((i % p) as usize, &key, &e);
-    };
-    match &a.csv {
-        Some(path) => data::read_csv(path, a.entries).into_iter().for_each(&mut add),
-        None => {
-            let mut g = Generator::new(a.entries);
-            (0..a.entries).for_each(|i| add(g.entry(i)));
-        }
-    }
-    let gz = gz.into_inner().unwrap_or_else(|_| panic!("flush gzip"));
-    let ndjson_gz = gz.finish().expect("gzip").0;
+    let data::Loaded {
+        mut xadds,
+        payload,
+        ndjson_gz,
+        cells,
+    } = data::load(&a);
     let n = xadds.len();
+    phase("generated");
     let (write_secs, write_cpu) = xadds.write(&addr);
+    phase("loaded");
     let mut raw = Raw::connect(&addr);
     let mut redis_bytes = 0u64;
     for i in 0..p {
@@ -191,20 +123,13 @@ fn main() {
     let keys: Vec<String> = (0..p).map(|i| format!("bench:{i}")).collect();
     let archive_dir = work.path().join("archive");
     let config = work.path().join("bench.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[redis]\nurl = \"{url}\"\n[store]\nurl = \"{}\"\n[replay]\nmax_rate = 1000000000\ndefault_rate = 1000000000\n\
-             partition_concurrency = {p}\n[[topics]]\nname = \"bench\"\nstreams = \"bench:{{partition}}\"\npartitions = {p}\n\
-             retain_entries = {n}\nretain_for = \"1000d\"\n",
-            archive_dir.display()
-        ),
-    )
-    .expect("config");
+    util::write_config(&config, &url, &archive_dir, p, n, "");
     let cfg = config.to_str().expect("utf-8 path");
     // Redis' CPU seconds around each phase say how busy it was, and what each entry cost it.
     let mut archives = Rounds::default();
     let mut read_bytes = 0;
+    // Every round does the same work: the commands of the last one are reported.
+    let mut local_commands = Commands::default();
     for round in 0..a.rounds {
         if round > 0 {
             std::fs::remove_dir_all(&archive_dir).expect("clear the archive");
@@ -217,9 +142,11 @@ fn main() {
         let limit_cpu = raw.cpu_seconds() - cpu;
         assert_eq!(read_entries, n, "the raw reader saw every entry");
         read_bytes = bytes;
+        let commands = Commands::snapshot(&mut raw);
         let cpu = raw.cpu_seconds();
         let (secs, rss, _) = streamtier(&["archive", "--once", "--config", cfg], &[]);
         let cpu = raw.cpu_seconds() - cpu;
+        local_commands = Commands::snapshot(&mut raw).since(&commands);
         archives.push(Pair {
             limit_secs,
             limit_cpu,
@@ -228,15 +155,29 @@ fn main() {
             rss,
         });
     }
+    phase("archived into a local directory");
     let archive = archives.median();
     let (read_secs, read_cpu) = (archive.limit_secs, archive.limit_cpu);
     let (archive_secs, archive_cpu, archive_rss) = (archive.secs, archive.cpu, archives.peak_rss());
     let parquet = dir_bytes(&archive_dir);
-    let cpu = raw.cpu_seconds();
-    let s3_run = (!a.skip_s3).then(|| archive_to_s3(&addr, cfg, p));
-    let s3_cpu = raw.cpu_seconds() - cpu;
-    let s3_secs = s3_run.map(|(secs, _)| secs);
-    let s3_rss = s3_run.map(|(_, rss)| rss);
+    let objects = local_objects(&archive_dir);
+    let local = ArchiveStats {
+        entries: n,
+        secs: archive_secs,
+        objects: objects.len() as u64,
+        cells,
+        bytes: objects.iter().map(|(_, b)| b).sum(),
+        redis_cpu: archive_cpu,
+        commands: local_commands,
+        s3: None,
+    };
+    // The Python peer reads the same streams (nothing was trimmed) right after.
+    let peer = peer::run(&url, &addr, &keys, &work.path().join("peer"));
+    phase("python peer");
+    let s3_run = (!a.skip_s3).then(|| s3run::archive_to_s3(&addr, cfg, p, n, cells));
+    let s3_secs = s3_run.as_ref().map(|(_, s)| s.secs);
+    let s3_cpu = s3_run.as_ref().map_or(0.0, |(_, s)| s.redis_cpu);
+    let s3_rss = s3_run.as_ref().map(|(rss, _)| *rss);
 
     // 4. Replays of the whole archive into fresh streams, in both id modes. Right before each,
     // the raw writer writes the same entries again into other streams, which are then deleted:
@@ -286,8 +227,11 @@ fn main() {
         }
         rounds
     };
+    phase("archived into S3");
     let new_rounds = replay_rounds("new", "fresh", &mut raw);
+    phase("replayed with new ids");
     let orig_rounds = replay_rounds("original", "restored", &mut raw);
+    phase("replayed with original ids");
     let (new, orig) = (new_rounds.median(), orig_rounds.median());
     let (new_write_secs, new_write_cpu, new_secs, new_cpu) =
         (new.limit_secs, new.limit_cpu, new.secs, new.cpu);
@@ -295,9 +239,10 @@ fn main() {
         (orig.limit_secs, orig.limit_cpu, orig.secs, orig.cpu);
     let (new_rss, orig_rss) = (new_rounds.peak_rss(), orig_rounds.peak_rss());
     drop(xadds);
-    // 5. A narrow replay: one minute from the middle of the six hours.
-    let (from, to) = ("2025-11-22T03:00:00Z", "2025-11-22T03:01:00Z");
+    // 5. A narrow replay: one minute from the middle of the six hours (a day of the sparse year).
+    let (from, to, narrow_label) = a.shape.narrow();
     let (_, _, out) = replay("new", "narrow", &["--from", from, "--to", to]);
+    phase("narrow replay");
     let summary = out
         .lines()
         .find(|l| l.contains("bytes read"))
@@ -394,7 +339,7 @@ fn main() {
     rows.extend(replay_rows);
     rows.extend([
         (
-            "narrow replay (1 min)",
+            narrow_label,
             format!("{narrow_entries:.0} entries, {narrow_fetched:.0} B fetched"),
             format!(
                 "{:.1} x the bytes the range occupies, plus {narrow_footers:.0} B of footers (target <= 2)",
@@ -435,15 +380,45 @@ fn main() {
             String::new(),
         ),
     ]);
+    // Each archive phase is followed by what it wrote and cost, the local one by the peer.
+    let mut table: Vec<(String, String, String)> = Vec::new();
+    for (what, figure, ratio) in rows {
+        table.push((what.to_string(), figure, ratio));
+        match what {
+            "archive, local dir" => {
+                table.extend(local.rows("local"));
+                table.push(peer::row(peer.as_ref(), &local));
+            }
+            "archive, S3 protocol" => {
+                if let Some((_, s3)) = &s3_run {
+                    table.extend(s3.rows("S3"));
+                }
+            }
+            _ => {}
+        }
+    }
     println!(
-        "\nstreamtier benchmark: {n} entries ({:.0} B payload each), {p} partitions; {}",
+        "\nstreamtier benchmark, {} shape: {n} entries ({:.0} B payload each), {p} partitions, \
+         {cells} partition-hours; {}",
+        a.shape.name(),
         payload as f64 / n as f64,
         machine()
     );
-    for (what, figure, ratio) in &rows {
+    for (what, figure, ratio) in &table {
         println!("  {what:<24} {figure:<40} {ratio}");
     }
     let results = json!({
+        "shape": a.shape.name(), "partition_hours": cells,
+        "archive_local": local.json(), "archive_s3": s3_run.as_ref().map(|(_, s)| s.json()),
+        "python_peer": peer.as_ref().map(|peer| {
+            let mut j = peer.json();
+            j["archive_local_to_peer_entries_per_s"] =
+                json!(peer.secs / local.secs * local.entries as f64 / peer.entries.max(1) as f64);
+            j["archive_local_to_peer_bytes_per_entry"] = json!(
+                (local.bytes as f64 / local.entries as f64) / (peer.bytes as f64 / peer.entries.max(1) as f64)
+            );
+            j
+        }),
         "entries": n, "partitions": p, "rounds": a.rounds,
         "archive_ratio_rounds": archives.ratios(), "replay_new_ratio_rounds": new_rounds.ratios(),
         "replay_original_ratio_rounds": orig_rounds.ratios(), "payload_bytes": payload, "machine": machine(),
@@ -472,71 +447,7 @@ fn main() {
     }
     std::fs::write(&a.json, serde_json::to_string_pretty(&results).expect("json")).expect("write json");
     println!("results: {}", a.json);
-}
-
-/// What a phase cost Redis: CPU per entry, and the share of the phase it was busy.
-fn redis_load(cpu_secs: f64, secs: f64, n: u64) -> String {
-    format!(
-        "Redis {:.1} us/entry, busy {:.0} %",
-        cpu_secs * 1e6 / n as f64,
-        100.0 * cpu_secs / secs
-    )
-}
-
-/// A writer that only counts bytes.
-struct Counter(u64);
-
-impl Write for Counter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0 += buf.len() as u64;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn memory_usage(addr: &str, cmd: &[u8]) -> u64 {
-    use std::io::{BufRead, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect");
-    s.write_all(cmd).expect("write");
-    let mut line = String::new();
-    std::io::BufReader::new(s).read_line(&mut line).expect("read");
-    line.trim().trim_start_matches(':').parse().unwrap_or(0)
-}
-
-/// Archives again into the in-process S3-protocol server (the chain cache in Redis is cleared
-/// first: it belongs to the local archive); answers the seconds and the peak RSS in MiB.
-fn archive_to_s3(addr: &str, config: &str, partitions: u64) -> (f64, f64) {
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let sandbox = rt.block_on(s3::S3Sandbox::start());
-    clear_chains(addr, partitions);
-    let env = vec![
-        (
-            "STREAMTIER_STORE__URL",
-            format!("s3://{}/bench", sandbox.bucket()),
-        ),
-        ("STREAMTIER_STORE__ENDPOINT", sandbox.endpoint()),
-        ("STREAMTIER_STORE__REGION", "us-east-1".to_string()),
-        ("STREAMTIER_STORE__FORCE_PATH_STYLE", "true".to_string()),
-        ("AWS_ACCESS_KEY_ID", sandbox.access_key().to_string()),
-        ("AWS_SECRET_ACCESS_KEY", sandbox.secret_key().to_string()),
-        ("AWS_EC2_METADATA_DISABLED", "true".to_string()),
-    ];
-    let (secs, rss, _) = streamtier(&["archive", "--once", "--config", config], &env);
-    // The local archive's chain cache must come back for the replays that follow: clear it again.
-    clear_chains(addr, partitions);
-    drop(sandbox);
-    (secs, rss)
-}
-
-/// Deletes the archiver's cache of each partition's archive chain, so that the next archive
-/// run starts from its (new or emptied) store.
-fn clear_chains(addr: &str, partitions: u64) {
-    for i in 0..partitions {
-        let key = format!("streamtier:chain:{{bench:{i}}}");
-        let cmd = format!("*2\r\n$3\r\nDEL\r\n${}\r\n{key}\r\n", key.len());
-        memory_usage(addr, cmd.as_bytes());
-    }
+    // Thousands of small objects take a while to delete on a slow disk: say so.
+    phase("removing the work directory");
+    drop(work);
 }

@@ -1,0 +1,69 @@
+//! The command line: which shape, how much of it, where to put the results.
+
+use crate::shapes::Shape;
+
+/// The benchmark's flags (see `main.rs`).
+pub struct Args {
+    pub shape: Shape,
+    pub entries: u64,
+    pub partitions: u64,
+    pub redis_url: Option<String>,
+    pub csv: Option<String>,
+    pub json: String,
+    pub skip_s3: bool,
+    pub rounds: usize,
+    /// Trickle: simulated hours, and wall-clock milliseconds per simulated hour.
+    pub sim_hours: u64,
+    pub sim_hour_ms: u64,
+}
+
+/// Parses the command line; panics with a clear message on a bad flag.
+pub fn args() -> Args {
+    let mut a = Args {
+        shape: Shape::Dense,
+        entries: 0,
+        partitions: 0,
+        redis_url: None,
+        csv: None,
+        json: "target/bench/results.json".into(),
+        skip_s3: false,
+        rounds: 1,
+        sim_hours: 24,
+        sim_hour_ms: 500,
+    };
+    let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--entries" => a.entries = value().parse().expect("--entries N"),
+            "--partitions" => a.partitions = value().parse().expect("--partitions P"),
+            "--redis-url" => a.redis_url = Some(value()),
+            "--csv" => a.csv = Some(value()),
+            "--json" => a.json = value(),
+            "--skip-s3" => a.skip_s3 = true,
+            "--shape" => a.shape = Shape::parse(&value()),
+            "--sim-hours" => a.sim_hours = value().parse().expect("--sim-hours H"),
+            "--sim-hour-ms" => a.sim_hour_ms = value().parse().expect("--sim-hour-ms MS"),
+            "--rounds" => {
+                a.rounds = value()
+                    .parse()
+                    .ok()
+                    .filter(|r| *r > 0)
+                    .expect("--rounds R (1 or more)")
+            }
+            other => panic!("unknown argument `{other}`"),
+        }
+    }
+    // 0 stands for "not given": each shape has its own defaults.
+    if a.entries == 0 {
+        a.entries = a.shape.default_entries();
+    }
+    if a.partitions == 0 {
+        a.partitions = a.shape.default_partitions();
+    }
+    assert!(
+        a.shape != Shape::Sparse || a.csv.is_none(),
+        "--csv gives the entries: use it with --shape dense"
+    );
+    a
+}
