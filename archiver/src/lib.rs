@@ -14,7 +14,7 @@
 //! # Object shapes
 //! One rule ([`rotation::close_reason`]) serves the daemon and `--once`: an object is written
 //! when its hour is over (a later entry exists, or the clock passed the hour's end plus
-//! `close_grace`), when it is full, when more than `retention_slack` entries beyond the hot
+//! `close_grace` while, in the daemon, no entry was added for as long), when it is full, when more than `retention_slack` entries beyond the hot
 //! window wait for it, or when `flush_after` (off by default) says its oldest entry is old
 //! enough; `--once --flush` writes everything present. In steady state that is one object per
 //! partition-hour whatever the traffic. A pass reads each entry from Redis once: what one

@@ -51,6 +51,9 @@ pub struct Facts<'a> {
     pub now_ms: u64,
     /// Average payload bytes of the entries read lately (at least 1).
     pub avg_entry_bytes: u64,
+    /// How long (by the clock) the stream's last generated id has stayed the same, as seen by
+    /// this worker; `None` when it has no history (a `--once` pass), which counts as quiet.
+    pub quiet_ms: Option<u64>,
 }
 
 impl Facts<'_> {
@@ -78,7 +81,10 @@ pub fn close_reason(
     let hour_end = (layout::hour_of(facts.first) + 1).saturating_mul(MS_PER_HOUR);
     let later_entry = facts.info.last_entry_id.is_some_and(|l| l.ms >= hour_end);
     let grace = cfg.close_grace.as_millis() as u64;
-    if later_entry || facts.now_ms >= hour_end.saturating_add(grace) {
+    // The clock closes an hour only while no entry is being added: a producer still backfilling
+    // the hour with explicit past ids would otherwise see it cut into pieces.
+    let quiet = facts.quiet_ms.is_none_or(|q| q >= grace);
+    if later_entry || (quiet && facts.now_ms >= hour_end.saturating_add(grace)) {
         return Some(Close::HourOver);
     }
     let unarchived = facts.unarchived();
@@ -133,6 +139,7 @@ mod tests {
             archived_offset: Some(info.entries_added - info.length),
             now_ms,
             avg_entry_bytes: 200,
+            quiet_ms: None,
         }
     }
 
@@ -172,6 +179,12 @@ mod tests {
             close_reason(&c, &r, true, &facts(&open, 10 * H + 1, 10 * H + 200)),
             Some(Close::Flush)
         );
+        // A stream still being written (a backfill with past ids) keeps its hour open.
+        let mut busy = facts(&open, 10 * H + 1, 12 * H);
+        busy.quiet_ms = Some(grace - 1);
+        assert_eq!(close_reason(&c, &r, false, &busy), None);
+        busy.quiet_ms = Some(grace);
+        assert_eq!(close_reason(&c, &r, false, &busy), Some(Close::HourOver));
     }
 
     #[test]

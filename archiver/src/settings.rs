@@ -50,7 +50,7 @@ pub struct ArchiveSettings {
     /// close when their hour does, one object per partition-hour.
     pub flush_after: Option<String>,
     /// How long after an object's hour ends, with no later entry in the stream, the hour counts
-    /// as closed.
+    /// as closed; the daemon also waits until no entry has been added for this long.
     pub close_grace: String,
     /// Entries beyond the hot window (what `retain_entries` and `retain_for` keep) that may wait
     /// in Redis for their hour to close; past this, the open hour is archived so that trimming

@@ -130,6 +130,8 @@ pub struct PartitionWorker {
     pub(crate) chain: Option<Chain>,
     batch_entries: u64,
     avg_entry_bytes: u64,
+    /// The stream's last generated id and since when (clock ms) this worker has seen it.
+    newest: Option<(StreamId, u64)>,
     /// Entries read ahead of the object being built; lives within one pass.
     carry: Option<Pending>,
     /// Whether objects were stored since the last trim, and when that trim ran.
@@ -156,6 +158,7 @@ impl PartitionWorker {
             chain: None,
             batch_entries: 100,
             avg_entry_bytes: 1,
+            newest: None,
             carry: None,
             untrimmed: false,
             trimmed_at: None,
@@ -312,12 +315,28 @@ impl PartitionWorker {
         let Some(first) = pending.first_id() else {
             return Ok(Built::Idle);
         };
+        let now_ms = self.ctx.clock.now_ms();
+        let quiet_ms = match mode {
+            // One pass has no history: the clock alone closes hours.
+            Mode::Once | Mode::Flush => None,
+            Mode::Daemon => {
+                let since = match self.newest {
+                    Some((id, since)) if id == info.last_generated_id => since,
+                    _ => {
+                        self.newest = Some((info.last_generated_id, now_ms));
+                        now_ms
+                    }
+                };
+                Some(now_ms.saturating_sub(since))
+            }
+        };
         let facts = Facts {
             first,
             info: &info,
             archived_offset: chain.last_offset,
-            now_ms: self.ctx.clock.now_ms(),
+            now_ms,
             avg_entry_bytes: self.avg_entry_bytes,
+            quiet_ms,
         };
         let Some(reason) = close_reason(&self.ctx.config, &self.p.retention, mode == Mode::Flush, &facts)
         else {
