@@ -126,6 +126,26 @@ impl Fixture {
     }
 }
 
+impl Fixture {
+    /// Replays orders/0 with original ids into `restore:0`, and checks that it succeeded and
+    /// that the target equals `produced`.
+    async fn restore_partition_0(&self, produced: &[Entry]) -> JobRecord {
+        let replayer = self.replayer(1_000_000);
+        let record = self
+            .job(&replayer, request("restore:{partition}", Ids::Original), 1)
+            .await
+            .expect("job");
+        let done = replayer.run(record, |_| {}).await.expect("run");
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        assert_eq!(
+            xrange_all(&mut self.redis.con(), "restore:0"),
+            produced,
+            "the restored stream differs"
+        );
+        done
+    }
+}
+
 fn request(target: &str, ids: Ids) -> ReplayRequest {
     ReplayRequest {
         topic: "orders".into(),
@@ -147,18 +167,7 @@ async fn original_ids_restore_an_identical_stream_across_the_seam() {
     produced.extend(produce(&mut con, "orders:0", 3800, 60));
     assert_eq!(produced.len(), 360);
 
-    let replayer = f.replayer(1_000_000);
-    let record = f
-        .job(&replayer, request("restore:{partition}", Ids::Original), 1)
-        .await
-        .expect("job");
-    let done = replayer.run(record, |_| {}).await.expect("run");
-    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
-    assert_eq!(
-        xrange_all(&mut con, "restore:0"),
-        produced,
-        "the restored stream differs"
-    );
+    let done = f.restore_partition_0(&produced).await;
     assert_eq!(done.entries_replayed, 360);
     assert_eq!(
         done.partitions[0].last_source_id,
@@ -511,18 +520,7 @@ async fn many_small_objects_replay_with_one_read_each_fetched_ahead() {
     let objects = object_keys(&f.store, "orders", 0).await.len();
     assert_eq!(objects, 60);
     let before = s3.requests().len();
-    let replayer = f.replayer(1_000_000);
-    let record = f
-        .job(&replayer, request("restore:{partition}", Ids::Original), 1)
-        .await
-        .expect("job");
-    let done = replayer.run(record, |_| {}).await.expect("run");
-    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
-    assert_eq!(
-        xrange_all(&mut con, "restore:0"),
-        produced,
-        "the restored stream differs"
-    );
+    let done = f.restore_partition_0(&produced).await;
     let gets = s3.requests()[before..]
         .iter()
         .filter(|(method, path)| method == "GET" && path.contains(".parquet"))
