@@ -8,8 +8,8 @@
 //! - [`chain`]: where a partition's archive ends, read from the store.
 //! - [`offsets`]: exact gap accounting from `XINFO STREAM`.
 //! - [`rotation`]: when an object closes (hour over, full, retention, `flush_after`, `--flush`).
-//! - [`worker`]: the per-partition pipeline; `trim`: trimming and gap records; [`run`]: `--once`
-//!   and the daemon.
+//! - [`worker`]: the per-partition pipeline (`pending`: entries read ahead and how many an
+//!   object takes); `trim`: trimming and gap records; [`run`]: `--once` and the daemon.
 //!
 //! # Object shapes
 //! One rule ([`rotation::close_reason`]) serves the daemon and `--once`: an object is written
@@ -66,6 +66,7 @@ pub mod metrics;
 pub mod object;
 pub mod offsets;
 pub mod partition;
+mod pending;
 pub mod rotation;
 pub mod run;
 pub mod settings;

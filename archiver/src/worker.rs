@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamtier_schemas::{layout, EncodeOptions, EntryBatch, EntryRef, ObjectMeta, StreamId};
+use streamtier_schemas::{layout, EncodeOptions, EntryBatch, ObjectMeta, StreamId};
 use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo};
 use streamtier_tiers::store::{PutOutcome, Store};
 use tokio_util::sync::CancellationToken;
@@ -15,6 +15,7 @@ use crate::metrics::Metrics;
 use crate::object::ObjectBuilder;
 use crate::offsets::{continuity, first_offset, Continuity};
 use crate::partition::Partition;
+use crate::pending::{fit, Pending};
 use crate::rotation::{close_reason, Facts};
 use crate::settings::ArchiveConfig;
 use crate::{Error, Result};
@@ -82,44 +83,6 @@ pub enum Mode {
     Flush,
     /// The daemon: objects that are due, including entries added while the pass runs.
     Daemon,
-}
-
-/// Entries read from Redis but not yet placed in an object, with the snapshot they were read
-/// with; what one object leaves over starts the next, so each entry is read once per pass.
-#[derive(Debug)]
-struct Pending {
-    batch: ReadBatch,
-    pos: usize,
-}
-
-impl Pending {
-    fn new(batch: ReadBatch) -> Self {
-        Self { batch, pos: 0 }
-    }
-
-    fn len(&self) -> usize {
-        self.batch.entries.len() - self.pos
-    }
-
-    fn first_id(&self) -> Option<StreamId> {
-        self.batch.entries.ids().get(self.pos).copied()
-    }
-
-    fn rest(&self) -> impl ExactSizeIterator<Item = EntryRef<'_>> + '_ {
-        self.batch.entries.range(self.pos..self.batch.entries.len())
-    }
-
-    /// The next `n` entries, sharing the reply's buffer.
-    fn take(&mut self, n: usize) -> EntryBatch {
-        let all = self.batch.entries.len();
-        let piece = if self.pos == 0 && n == all {
-            std::mem::take(&mut self.batch.entries)
-        } else {
-            self.batch.entries.slice(self.pos..self.pos + n)
-        };
-        self.pos = if n == all { 0 } else { self.pos + n };
-        piece
-    }
 }
 
 /// Archives one partition, pass after pass, keeping its chain between passes.
@@ -570,31 +533,6 @@ impl PartitionWorker {
     }
 }
 
-/// How many leading entries fit into the object: same hour, within the entry and byte budgets.
-/// The first entry of an object always fits, however large, so that no entry is ever stuck.
-fn fit<'a>(
-    entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
-    hour: u64,
-    entries_left: u64,
-    bytes_left: u64,
-    empty: bool,
-) -> (usize, u64) {
-    let mut bytes = 0u64;
-    let len = entries.len();
-    for (i, e) in entries.enumerate() {
-        let size = e.payload_len() as u64;
-        let first_of_object = empty && i == 0;
-        if layout::hour_of(e.id) != hour
-            || i as u64 >= entries_left
-            || (!first_of_object && bytes + size > bytes_left)
-        {
-            return (i, bytes);
-        }
-        bytes += size;
-    }
-    (len, bytes)
-}
-
 /// Backoff with full jitter: a random wait up to `base * 2^attempt`, capped.
 pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let max = base.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(cap);
@@ -605,30 +543,6 @@ pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-    use streamtier_schemas::Entry;
-
-    fn e(ms: u64, size: usize) -> Entry {
-        Entry {
-            id: StreamId::new(ms, 0),
-            fields: vec![(Bytes::from_static(b"k"), Bytes::from(vec![0u8; size]))],
-        }
-    }
-
-    #[test]
-    fn objects_stop_at_the_hour() {
-        let entries = EntryBatch::from_entries(&[e(3_599_998, 1), e(3_599_999, 1), e(3_600_000, 1)]);
-        assert_eq!(fit(entries.iter(), 0, 100, 1 << 20, true).0, 2);
-    }
-
-    #[test]
-    fn objects_stop_at_their_budgets_but_always_take_one() {
-        let entries = EntryBatch::from_entries(&[e(1, 100), e(2, 100), e(3, 100)]);
-        assert_eq!(fit(entries.iter(), 0, 2, 1 << 20, true).0, 2);
-        assert_eq!(fit(entries.iter(), 0, 100, 10, true).0, 1);
-        assert_eq!(fit(entries.iter(), 0, 100, 10, false).0, 0);
-    }
-
     #[test]
     fn backoff_stays_within_its_cap() {
         for attempt in 0..40 {
