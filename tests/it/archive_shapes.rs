@@ -320,3 +320,64 @@ async fn once_archives_closed_hours_and_flush_the_open_one_too() {
         .collect();
     assert_eq!(ids, produced, "--flush archives the open hour too");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_of_a_past_hour_stays_one_object_until_the_stream_is_quiet() {
+    let redis = RedisServer::start();
+    let (_dir, store) = local_store();
+    // The clock is long past the hours being written: only a later entry, or the stream
+    // staying quiet for close_grace, may close them.
+    let clock = TestClock::at(BASE + 1000 * H);
+    let settings = ArchiveSettings {
+        poll_interval: "20ms".into(),
+        ..ArchiveSettings::default()
+    };
+    let grace = settings.check().expect("settings").close_grace.as_millis() as u64;
+    let ctx = context(
+        redis.hot().await,
+        store.clone(),
+        &settings,
+        clock.clone(),
+        "backfill",
+    );
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(streamtier_archiver::run(
+        ctx,
+        Source::Topics(vec![topic("b", 1, Retention::default())]),
+        shutdown.clone(),
+    ));
+    let mut con = redis.con();
+    let mut produced = BTreeSet::new();
+    // Hour 0 in five visits, the daemon polling in between; then one entry of hour 1.
+    for visit in 0..5u64 {
+        for k in 0..3 {
+            let id = StreamId::new(BASE + visit * 600_000 + k * 1000, 0);
+            produced.insert(add(&mut con, "b:0", &id.to_string(), visit * 3 + k));
+        }
+        tokio::time::sleep(Duration::from_millis(80)).await;
+    }
+    produced.insert(add(&mut con, "b:0", &format!("{}-0", BASE + H + 5), 99));
+    let hour0 = layout::hour_of(StreamId::new(BASE, 0));
+    wait_for("the object of hour 0", 10, || {
+        let store = store.clone();
+        async move { !object_hours(&store, "b", 0).await.is_empty() }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        object_hours(&store, "b", 0).await,
+        vec![hour0],
+        "hour 0 in one object; hour 1 waits while the stream may still be written"
+    );
+    // Quiet for close_grace by the clock: hour 1 closes too.
+    clock.0.fetch_add(grace, Ordering::SeqCst);
+    wait_for("the object of hour 1", 10, || {
+        let store = store.clone();
+        async move { object_hours(&store, "b", 0).await.len() == 2 }
+    })
+    .await;
+    shutdown.cancel();
+    daemon.await.expect("daemon task").expect("daemon");
+    assert_eq!(object_hours(&store, "b", 0).await, vec![hour0, hour0 + 1]);
+    assert_exactly_once(&redis, &store, "b", 0, "b:0", &produced).await;
+}
