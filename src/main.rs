@@ -1,6 +1,7 @@
 //! `streamtier`: unlimited retention for Redis Streams. This binary parses the command line,
 //! loads the configuration, builds the clients and runs the chosen subcommand.
 
+mod compact_cmd;
 mod config;
 mod replay_cmd;
 mod serve;
@@ -19,7 +20,7 @@ use tracing::{error, info, warn};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Exit code for a configuration error.
-const EXIT_CONFIG: u8 = 2;
+pub(crate) const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(name = "streamtier", version, about = "Unlimited retention for Redis Streams")]
@@ -57,6 +58,9 @@ enum Command {
     },
     /// Replay one range from the terminal, with progress and a summary.
     Replay(replay_cmd::ReplayArgs),
+    /// Merge the small objects of closed hours (or days) into as few objects as the size
+    /// limits allow; safe while archivers and replays run.
+    Compact(compact_cmd::CompactArgs),
 }
 
 fn main() -> ExitCode {
@@ -86,6 +90,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => runtime.block_on(serve::serve(config, false)),
         Command::Run { config } => runtime.block_on(serve::serve(config, true)),
         Command::Replay(args) => runtime.block_on(replay_cmd::replay(args)),
+        Command::Compact(args) => runtime.block_on(compact_cmd::compact(args)),
     };
     if std::env::var_os("STREAMTIER_REPORT_PEAK_RSS").is_some() {
         // For the benchmark: the process's peak resident memory, as the kernel counted it.
@@ -102,7 +107,7 @@ fn main() -> ExitCode {
 
 /// Loads the configuration and builds the Redis and store clients, or prints why not: exit
 /// code 2 for the configuration, 1 when a client cannot be built.
-async fn start(
+pub(crate) async fn start(
     config: Option<&std::path::Path>,
 ) -> Result<
     (
@@ -147,7 +152,7 @@ fn api_state(
     }
 }
 
-fn owner_id() -> String {
+pub(crate) fn owner_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     format!(
         "{}-{}-{:08x}",
@@ -227,7 +232,7 @@ async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
 }
 
 /// An error with its whole source chain, on one line.
-fn render(e: &dyn std::error::Error) -> String {
+pub(crate) fn render(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -238,7 +243,7 @@ fn render(e: &dyn std::error::Error) -> String {
     out
 }
 
-async fn watch_signals(shutdown: CancellationToken) {
+pub(crate) async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {

@@ -75,6 +75,16 @@ pub enum Error {
         /// The stream the archive's last object names.
         owner: String,
     },
+    /// Compaction found objects it must not merge or remove: objects that overlap with no
+    /// merged object holding them, or a merged object whose footer disagrees with its name.
+    /// Nothing of the partition is changed.
+    #[error("{partition}: not compacting: {reason}")]
+    Compaction {
+        /// `topic/partition`.
+        partition: String,
+        /// What was found, naming the objects.
+        reason: String,
+    },
     /// A blocking task panicked or was cancelled.
     #[error("{partition}: encoder task failed: {reason}")]
     Task {
@@ -91,7 +101,9 @@ impl Error {
         match self {
             Error::InvalidSettings { .. } => ErrorKind::InvalidInput,
             Error::Tier { source, .. } => source.kind(),
-            Error::Format { .. } | Error::ArchiveBehindFence { .. } => ErrorKind::Corrupt,
+            Error::Format { .. } | Error::ArchiveBehindFence { .. } | Error::Compaction { .. } => {
+                ErrorKind::Corrupt
+            }
             Error::StreamRegressed { .. } | Error::ForeignChain { .. } => ErrorKind::Conflict,
             Error::Task { .. } => ErrorKind::Internal,
         }

@@ -8,6 +8,7 @@
 //! - [`chain`]: where a partition's archive ends, read from the store.
 //! - [`offsets`]: exact gap accounting from `XINFO STREAM`.
 //! - [`rotation`]: when an object closes (hour over, full, retention, `flush_after`, `--flush`).
+//! - [`compact`]: merging the small objects of closed spans (`streamtier compact`).
 //! - [`worker`]: the per-partition pipeline (`pending`: entries read ahead and how many an
 //!   object takes); `trim`: trimming and gap records; [`run`]: `--once` and the daemon.
 //!
@@ -60,6 +61,7 @@
 
 pub mod chain;
 pub mod clock;
+pub mod compact;
 pub mod error;
 pub mod footer;
 pub mod metrics;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use streamtier_schemas::{layout, TypedColumn};
+use streamtier_schemas::{layout, ObjectSpan, TypedColumn};
 
 use crate::settings::{Retention, Topic};
 
@@ -20,6 +20,8 @@ pub struct Partition {
     pub retention: Retention,
     /// Typed columns of the topic.
     pub columns: Arc<Vec<TypedColumn>>,
+    /// Time one object of the topic may cover.
+    pub span: ObjectSpan,
 }
 
 impl Partition {
@@ -41,6 +43,7 @@ pub fn from_topics(topics: &[Topic]) -> Vec<Partition> {
                 stream: stream.clone(),
                 retention: t.retention.clone(),
                 columns: columns.clone(),
+                span: t.span,
             });
         }
     }
@@ -110,6 +113,7 @@ pub fn discover(
             stream,
             retention: retention.clone(),
             columns: no_columns.clone(),
+            span: ObjectSpan::default(),
         })
         .collect();
     (parts, skipped)

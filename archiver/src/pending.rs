@@ -1,6 +1,6 @@
 //! Entries read ahead of the object being built, and how many of them the object takes.
 
-use streamtier_schemas::{layout, EntryBatch, EntryRef, StreamId};
+use streamtier_schemas::{EntryBatch, EntryRef, ObjectSpan, StreamId};
 use streamtier_tiers::hot::ReadBatch;
 
 /// Entries read from Redis but not yet placed in an object, with the snapshot they were read
@@ -42,11 +42,13 @@ impl Pending {
     }
 }
 
-/// How many leading entries fit into the object: same hour, within the entry and byte budgets.
+/// How many leading entries fit into the object: same span (hour or day) number `bucket`,
+/// within the entry and byte budgets.
 /// The first entry of an object always fits, however large, so that no entry is ever stuck.
 pub(crate) fn fit<'a>(
     entries: impl ExactSizeIterator<Item = EntryRef<'a>>,
-    hour: u64,
+    span: ObjectSpan,
+    bucket: u64,
     entries_left: u64,
     bytes_left: u64,
     empty: bool,
@@ -56,7 +58,7 @@ pub(crate) fn fit<'a>(
     for (i, e) in entries.enumerate() {
         let size = e.payload_len() as u64;
         let first_of_object = empty && i == 0;
-        if layout::hour_of(e.id) != hour
+        if span.of(e.id) != bucket
             || i as u64 >= entries_left
             || (!first_of_object && bytes + size > bytes_left)
         {
@@ -83,15 +85,19 @@ mod tests {
     #[test]
     fn objects_stop_at_the_hour() {
         let entries = EntryBatch::from_entries(&[e(3_599_998, 1), e(3_599_999, 1), e(3_600_000, 1)]);
-        assert_eq!(fit(entries.iter(), 0, 100, 1 << 20, true).0, 2);
+        assert_eq!(fit(entries.iter(), ObjectSpan::Hour, 0, 100, 1 << 20, true).0, 2);
+        // A daily object runs on past the hour, up to the day's end.
+        let day = 86_400_000;
+        let entries = EntryBatch::from_entries(&[e(3_599_999, 1), e(3_600_000, 1), e(day - 1, 1), e(day, 1)]);
+        assert_eq!(fit(entries.iter(), ObjectSpan::Day, 0, 100, 1 << 20, true).0, 3);
     }
 
     #[test]
     fn objects_stop_at_their_budgets_but_always_take_one() {
         let entries = EntryBatch::from_entries(&[e(1, 100), e(2, 100), e(3, 100)]);
-        assert_eq!(fit(entries.iter(), 0, 2, 1 << 20, true).0, 2);
-        assert_eq!(fit(entries.iter(), 0, 100, 10, true).0, 1);
-        assert_eq!(fit(entries.iter(), 0, 100, 10, false).0, 0);
+        assert_eq!(fit(entries.iter(), ObjectSpan::Hour, 0, 2, 1 << 20, true).0, 2);
+        assert_eq!(fit(entries.iter(), ObjectSpan::Hour, 0, 100, 10, true).0, 1);
+        assert_eq!(fit(entries.iter(), ObjectSpan::Hour, 0, 100, 10, false).0, 0);
     }
 
     #[test]

@@ -1,22 +1,38 @@
-//! When an object closes: its hour is over, it is full, retention needs its entries out of
-//! Redis, or `flush_after` says it is old enough. One rule serves the daemon and `--once`, so
-//! that every traffic shape ends up as one object per partition-hour in steady state.
+//! When an object closes: its span (hour or day) is over, it is full, retention needs its
+//! entries out of Redis, or `flush_after` says it is old enough. One rule serves the daemon and
+//! `--once`, so that every traffic shape ends up as one object per partition-span in steady
+//! state.
 
-use streamtier_schemas::{layout, StreamId};
+use streamtier_schemas::{layout, ObjectSpan, StreamId};
 use streamtier_tiers::hot::StreamInfo;
 
 use crate::settings::{ArchiveConfig, Retention};
 
-const MS_PER_HOUR: u64 = 3_600_000;
+/// The span the object starting at `first` is written with: the topic's, except that a day
+/// whose chain already holds an hourly object stays hourly until it ends. Daily keys sort
+/// before a day's hourly keys, so a daily object after an hourly one of the same day would
+/// break the rule that keys sort in ID order (from `1d` to `1h` needs no such care).
+pub fn object_span(configured: ObjectSpan, chain_last_key: Option<&str>, first: StreamId) -> ObjectSpan {
+    let hourly_today = chain_last_key
+        .and_then(layout::parse_object_key)
+        .is_some_and(|k| {
+            k.span == ObjectSpan::Hour && ObjectSpan::Day.of(k.first_id) == ObjectSpan::Day.of(first)
+        });
+    if hourly_today {
+        ObjectSpan::Hour
+    } else {
+        configured
+    }
+}
 
 /// Why an object is written now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Close {
     /// `--flush`: everything present is archived, open hour or not.
     Flush,
-    /// Its hour is over: a later entry exists, or the clock passed the hour's end plus
-    /// `close_grace`.
-    HourOver,
+    /// Its span (hour or day) is over: a later entry exists, or the clock passed the span's
+    /// end plus `close_grace`.
+    SpanOver,
     /// The unarchived entries fill an object (`max_object_entries`, `max_object_bytes`).
     Full,
     /// More than `retention_slack` entries beyond the hot window wait for the hour to close.
@@ -30,7 +46,7 @@ impl Close {
     pub fn as_str(self) -> &'static str {
         match self {
             Close::Flush => "flush",
-            Close::HourOver => "hour_over",
+            Close::SpanOver => "span_over",
             Close::Full => "full",
             Close::Retention => "retention",
             Close::FlushAfter => "flush_after",
@@ -43,6 +59,8 @@ impl Close {
 pub struct Facts<'a> {
     /// The oldest unarchived entry: the first of the next object.
     pub first: StreamId,
+    /// The span of the next object (see [`object_span`]).
+    pub span: ObjectSpan,
     /// `XINFO STREAM`, read atomically with `first`.
     pub info: &'a StreamInfo,
     /// Entries-added offset of the last archived entry, when known.
@@ -78,14 +96,14 @@ pub fn close_reason(
     if flush {
         return Some(Close::Flush);
     }
-    let hour_end = (layout::hour_of(facts.first) + 1).saturating_mul(MS_PER_HOUR);
-    let later_entry = facts.info.last_entry_id.is_some_and(|l| l.ms >= hour_end);
+    let span_end = facts.span.end_ms(facts.first);
+    let later_entry = facts.info.last_entry_id.is_some_and(|l| l.ms >= span_end);
     let grace = cfg.close_grace.as_millis() as u64;
-    // The clock closes an hour only while no entry is being added: a producer still backfilling
-    // the hour with explicit past ids would otherwise see it cut into pieces.
+    // The clock closes a span only while no entry is being added: a producer still backfilling
+    // it with explicit past ids would otherwise see it cut into pieces.
     let quiet = facts.quiet_ms.is_none_or(|q| q >= grace);
-    if later_entry || (quiet && facts.now_ms >= hour_end.saturating_add(grace)) {
-        return Some(Close::HourOver);
+    if later_entry || (quiet && facts.now_ms >= span_end.saturating_add(grace)) {
+        return Some(Close::SpanOver);
     }
     let unarchived = facts.unarchived();
     if unarchived >= cfg.max_object_entries
@@ -114,7 +132,7 @@ mod tests {
     use super::*;
     use crate::settings::ArchiveSettings;
 
-    const H: u64 = MS_PER_HOUR;
+    const H: u64 = 3_600_000;
 
     fn cfg() -> ArchiveConfig {
         ArchiveSettings::default().check().unwrap()
@@ -135,6 +153,7 @@ mod tests {
     fn facts(info: &StreamInfo, first_ms: u64, now_ms: u64) -> Facts<'_> {
         Facts {
             first: StreamId::new(first_ms, 0),
+            span: ObjectSpan::Hour,
             info,
             archived_offset: Some(info.entries_added - info.length),
             now_ms,
@@ -163,7 +182,7 @@ mod tests {
         let later = info(6, 6, 11 * H);
         assert_eq!(
             close_reason(&c, &r, false, &facts(&later, 10 * H + 1, 10 * H + 200)),
-            Some(Close::HourOver)
+            Some(Close::SpanOver)
         );
         // Without one, the clock does, after the grace.
         let grace = c.close_grace.as_millis() as u64;
@@ -173,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             close_reason(&c, &r, false, &facts(&open, 10 * H + 1, 11 * H + grace)),
-            Some(Close::HourOver)
+            Some(Close::SpanOver)
         );
         assert_eq!(
             close_reason(&c, &r, true, &facts(&open, 10 * H + 1, 10 * H + 200)),
@@ -184,7 +203,7 @@ mod tests {
         busy.quiet_ms = Some(grace - 1);
         assert_eq!(close_reason(&c, &r, false, &busy), None);
         busy.quiet_ms = Some(grace);
-        assert_eq!(close_reason(&c, &r, false, &busy), Some(Close::HourOver));
+        assert_eq!(close_reason(&c, &r, false, &busy), Some(Close::SpanOver));
     }
 
     #[test]
@@ -249,5 +268,49 @@ mod tests {
             Some(Close::FlushAfter)
         );
         assert_eq!(close_reason(&c, &r, false, &facts(&i, 10 * H + 1, now)), None);
+    }
+
+    #[test]
+    fn a_daily_object_stays_open_until_its_day_ends() {
+        const D: u64 = 24 * H;
+        let (c, r) = (cfg(), Retention::default());
+        let grace = c.close_grace.as_millis() as u64;
+        let i = info(5, 5, 3 * D + 5 * H);
+        let mut f = facts(&i, 3 * D + H, 3 * D + 10 * H);
+        f.span = ObjectSpan::Day;
+        assert_eq!(close_reason(&c, &r, false, &f), None);
+        f.now_ms = 4 * D + grace;
+        assert_eq!(close_reason(&c, &r, false, &f), Some(Close::SpanOver));
+        let next_day = info(6, 6, 4 * D);
+        let mut f = facts(&next_day, 3 * D + H, 3 * D + 10 * H);
+        f.span = ObjectSpan::Day;
+        assert_eq!(close_reason(&c, &r, false, &f), Some(Close::SpanOver));
+    }
+
+    #[test]
+    fn a_day_with_an_hourly_object_stays_hourly() {
+        const D: u64 = 24 * H;
+        let first = StreamId::new(3 * D + 5 * H, 0);
+        let hourly = layout::span_object_key("t", 0, ObjectSpan::Hour, StreamId::new(3 * D + H, 0));
+        let daily = layout::span_object_key("t", 0, ObjectSpan::Day, StreamId::new(3 * D + H, 0));
+        let yesterday = layout::span_object_key("t", 0, ObjectSpan::Hour, StreamId::new(2 * D + H, 0));
+        assert_eq!(
+            object_span(ObjectSpan::Day, Some(&hourly), first),
+            ObjectSpan::Hour
+        );
+        assert_eq!(
+            object_span(ObjectSpan::Day, Some(&yesterday), first),
+            ObjectSpan::Day
+        );
+        assert_eq!(object_span(ObjectSpan::Day, Some(&daily), first), ObjectSpan::Day);
+        assert_eq!(object_span(ObjectSpan::Day, None, first), ObjectSpan::Day);
+        assert_eq!(
+            object_span(ObjectSpan::Hour, Some(&daily), first),
+            ObjectSpan::Hour
+        );
+        // Whatever the switch, keys keep sorting in id order.
+        let next = |span| layout::span_object_key("t", 0, span, first);
+        assert!(hourly < next(object_span(ObjectSpan::Day, Some(&hourly), first)));
+        assert!(daily < next(object_span(ObjectSpan::Hour, Some(&daily), first)));
     }
 }

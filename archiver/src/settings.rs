@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use streamtier_schemas::{layout, ColumnType, TypedColumn};
+use streamtier_schemas::{layout, ColumnType, ObjectSpan, TypedColumn};
 
 use crate::{Error, Result};
 
@@ -38,6 +38,8 @@ pub const DEFAULT_ROW_GROUP_BYTES: &str = "1MiB";
 pub const DEFAULT_RETAIN_ENTRIES: u64 = 100_000;
 /// Default `topics.retain_for`.
 pub const DEFAULT_RETAIN_FOR: &str = "1h";
+/// Default `topics.object_span`: one object per partition-hour.
+pub const DEFAULT_OBJECT_SPAN: &str = "1h";
 /// Retention for discovered topics (no `[[topics]]`): the same defaults.
 pub const DEFAULT_PARTITIONS: u32 = 1;
 
@@ -123,6 +125,10 @@ pub struct TopicSettings {
     /// Typed columns parsed from fields of the same name.
     #[serde(default)]
     pub columns: BTreeMap<String, String>,
+    /// Time one object may cover: `"1h"` (default, `dt=…/hour=…/`) or `"1d"` (`dt=…/`, for
+    /// topics with few entries an hour: fewer, larger objects).
+    #[serde(default = "default_object_span")]
+    pub object_span: String,
 }
 
 fn default_partitions() -> u32 {
@@ -133,6 +139,9 @@ fn default_retain_entries() -> u64 {
 }
 fn default_retain_for() -> String {
     DEFAULT_RETAIN_FOR.into()
+}
+fn default_object_span() -> String {
+    DEFAULT_OBJECT_SPAN.into()
 }
 
 /// Checked `[archive]` settings.
@@ -199,6 +208,8 @@ pub struct Topic {
     pub retention: Retention,
     /// Typed columns.
     pub columns: Vec<TypedColumn>,
+    /// Time one object may cover.
+    pub span: ObjectSpan,
 }
 
 fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Error {
@@ -363,11 +374,14 @@ impl TopicSettings {
         }
         streamtier_schemas::columns::validate_columns(&columns)
             .map_err(|e| invalid(key("columns"), e.to_string()))?;
+        let span = ObjectSpan::parse(self.object_span.trim())
+            .map_err(|e| invalid(key("object_span"), e.to_string()))?;
         Ok(Topic {
             name: self.name.clone(),
             streams,
             retention,
             columns,
+            span,
         })
     }
 }
@@ -416,6 +430,7 @@ mod tests {
             retain_for: "1h".into(),
             retain_max_entries: None,
             columns: BTreeMap::new(),
+            object_span: DEFAULT_OBJECT_SPAN.into(),
         }
     }
 
@@ -464,6 +479,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("topics[0].retain_for"));
+        let mut t = topic();
+        t.object_span = "1w".into();
+        let err = t.check(0).unwrap_err().to_string();
+        assert!(
+            err.contains("topics[0].object_span") && err.contains("`1w`"),
+            "{err}"
+        );
+        t.object_span = "1d".into();
+        assert_eq!(t.check(0).unwrap().span, ObjectSpan::Day);
     }
 
     #[test]

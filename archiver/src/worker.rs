@@ -16,7 +16,7 @@ use crate::object::ObjectBuilder;
 use crate::offsets::{continuity, first_offset, Continuity};
 use crate::partition::Partition;
 use crate::pending::{fit, Pending};
-use crate::rotation::{close_reason, Facts};
+use crate::rotation::{self, close_reason, Facts};
 use crate::settings::ArchiveConfig;
 use crate::{Error, Result};
 
@@ -293,8 +293,10 @@ impl PartitionWorker {
                 Some(now_ms.saturating_sub(since))
             }
         };
+        let span = rotation::object_span(self.p.span, chain.last_key.as_deref(), first);
         let facts = Facts {
             first,
+            span,
             info: &info,
             archived_offset: chain.last_offset,
             now_ms,
@@ -306,7 +308,7 @@ impl PartitionWorker {
             return Ok(Built::Idle);
         };
 
-        let key = layout::object_key(&self.p.topic, self.p.partition, first);
+        let key = layout::span_object_key(&self.p.topic, self.p.partition, span, first);
         let options = EncodeOptions {
             zstd_level: self.ctx.config.zstd_level,
             // Checked to fit when the settings were.
@@ -315,7 +317,7 @@ impl PartitionWorker {
         };
         let mut builder =
             ObjectBuilder::new(&self.p, &self.ctx.store, key.clone(), &self.p.columns, &options).await?;
-        let hour = layout::hour_of(first);
+        let bucket = span.of(first);
         let (max_entries, max_bytes) = (
             self.ctx.config.max_object_entries,
             self.ctx.config.max_object_bytes,
@@ -374,7 +376,8 @@ impl PartitionWorker {
             }
             let (take, take_bytes) = fit(
                 pending.rest(),
-                hour,
+                span,
+                bucket,
                 max_entries - count,
                 max_bytes.saturating_sub(bytes),
                 count == 0,

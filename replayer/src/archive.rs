@@ -58,13 +58,12 @@ impl ObjectLister {
         after: Option<StreamId>,
         to: Option<StreamId>,
     ) -> Self {
-        // Objects never span two hours, so the one holding the first id after `after` starts
-        // in the hour of `after`'s successor or later: list from that hour's prefix (gap records
-        // sort earlier). Objects of earlier hours hold only ids up to `after`.
-        let start_after = after.and_then(StreamId::successor).map(|id| {
-            let hour = layout::hour_prefix(topic, partition, layout::hour_of(id));
-            hour.trim_end_matches('/').to_string()
-        });
+        // Objects never span two days (hourly or daily), so the one holding the first id after
+        // `after` starts on the day of `after`'s successor or later: list from that day's prefix
+        // (gap records sort earlier). Objects of earlier days hold only ids up to `after`.
+        let start_after = after
+            .and_then(StreamId::successor)
+            .map(|id| layout::day_seek(topic, partition, id));
         ObjectLister {
             store,
             prefix: layout::partition_prefix(topic, partition),

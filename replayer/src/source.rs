@@ -20,6 +20,9 @@ use crate::{Error, Result};
 
 /// Entries read from Redis per request.
 pub const REDIS_BATCH: usize = 1000;
+/// Times in a row a partition lists its archive again because a listed object was gone
+/// (replaced by compaction) before it fails.
+const MAX_RELISTS: u32 = 8;
 
 /// Where a source reads from now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,6 +64,8 @@ pub struct PartitionSource {
     counted: u64,
     /// First request for the next object's footer: what the previous one spanned, and a margin.
     footer_prefetch: usize,
+    /// Listings started again in a row because a listed object was gone.
+    relists: u32,
     /// What was read so far.
     pub stats: SourceStats,
 }
@@ -91,6 +96,7 @@ impl PartitionSource {
             previous: None,
             counted: 0,
             footer_prefetch: FOOTER_PREFETCH,
+            relists: 0,
             stats: SourceStats::default(),
         }
     }
@@ -162,30 +168,45 @@ impl PartitionSource {
                 self.phase = Phase::Redis;
                 return Ok(None);
             };
-            let body = body.transpose().map_err(|e| self.bad_object(&object.key, e))?;
-            let blocks = open_object(
-                &self.store,
-                &object,
-                self.range,
-                after,
-                self.footer_prefetch,
-                body,
-            )
-            .await
-            .map_err(|e| self.bad_object(&object.key, e))?;
+            let opened = match body.transpose() {
+                Ok(body) => {
+                    open_object(
+                        &self.store,
+                        &object,
+                        self.range,
+                        after,
+                        self.footer_prefetch,
+                        body,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            };
+            let blocks = match opened {
+                Ok(blocks) => blocks,
+                Err(e) => return self.vanished_or(&object.key, e).await,
+            };
             self.footer_prefetch = blocks.footer_span() + blocks.footer_span() / 4;
             self.stats.objects_read += 1;
             self.stats.footer_bytes += blocks.footer_bytes();
-            let (first_offset, last_offset, last_id) = {
+            if after.is_some_and(|a| blocks.meta().last_id <= a) {
+                // Everything in it was handed out already: the rest of a group of objects that
+                // compaction merged into one read before them (both exist for a moment).
+                return Ok(None);
+            }
+            let (first_id, first_offset, last_offset, last_id) = {
                 let meta = blocks.meta();
                 (
+                    meta.first_id,
                     meta.last_offset.map(|l| (l + 1).saturating_sub(meta.entry_count)),
                     meta.last_offset,
                     meta.last_id,
                 )
             };
-            if let (Some((prev_last, Some(prev_offset))), Some(first_offset)) = (self.previous, first_offset)
-            {
+            // An object that starts at or before the previous one's end (a merged object read
+            // after some of its parts) leaves no hole between them.
+            let follows = self.previous.filter(|(prev_last, _)| first_id > *prev_last);
+            if let (Some((prev_last, Some(prev_offset))), Some(first_offset)) = (follows, first_offset) {
                 // Entries that vanished before they were archived are recorded as gaps after the
                 // last id known exactly, which may lie before this object or inside it.
                 if first_offset != prev_offset + 1
@@ -226,6 +247,7 @@ impl PartitionSource {
                     .into_iter()
                     .filter(|e| after.is_none_or(|a| e.id > a))
                     .collect();
+                self.relists = 0;
                 match entries.last() {
                     Some(last) => {
                         self.cursor = Some(last.id);
@@ -240,9 +262,31 @@ impl PartitionSource {
             }
             Err(e) => {
                 let key = object.key.clone();
-                Err(self.bad_object(&key, e))
+                self.vanished_or(&key, e).await
             }
         }
+    }
+
+    /// After a failed read of `key`: when the object is gone (compaction merged it into
+    /// another), lists again from the cursor and answers "look again"; otherwise, or after
+    /// [`MAX_RELISTS`] such turns in a row, fails with `error`.
+    async fn vanished_or(
+        &mut self,
+        key: &str,
+        error: crate::archive::ObjectError,
+    ) -> Result<Option<Vec<Entry>>> {
+        let gone = matches!(
+            self.store.head(key).await,
+            Err(streamtier_tiers::Error::NotFound { .. })
+        );
+        if !gone || self.relists >= MAX_RELISTS {
+            return Err(self.bad_object(key, error));
+        }
+        self.relists += 1;
+        tracing::info!(partition = %self.label(), object_key = %key, "object replaced by compaction; listing again");
+        self.ahead = None;
+        self.current = None;
+        Ok(None)
     }
 
     /// Answers whether a gap record explains missing entries after `after` and before `before`.
@@ -287,10 +331,9 @@ impl PartitionSource {
     }
 
     fn grew_args(&self) -> (Store, String, Option<String>, Option<StreamId>) {
-        let layout_start = self.after().map(|a| {
-            let hour = layout::hour_prefix(&self.topic, self.partition, layout::hour_of(a));
-            hour.trim_end_matches('/').to_string()
-        });
+        let layout_start = self
+            .after()
+            .map(|a| layout::day_seek(&self.topic, self.partition, a));
         (
             self.store.clone(),
             layout::partition_prefix(&self.topic, self.partition),

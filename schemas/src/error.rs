@@ -23,6 +23,12 @@ pub enum Error {
         /// Why it was rejected.
         reason: &'static str,
     },
+    /// An `object_span` other than `1h` or `1d`.
+    #[error("invalid object span `{value}`: expected `1h` or `1d`")]
+    InvalidSpan {
+        /// The rejected value.
+        value: String,
+    },
     /// A typed column definition that is not allowed.
     #[error("invalid typed column `{column}`: {reason}")]
     InvalidColumn {
@@ -155,6 +161,7 @@ impl Error {
         match self {
             Error::InvalidId { .. }
             | Error::InvalidTopic { .. }
+            | Error::InvalidSpan { .. }
             | Error::InvalidColumn { .. }
             | Error::UnknownColumnType { .. }
             | Error::InvalidOptions { .. }

@@ -1,12 +1,22 @@
 //! Object keys: where objects and gap records live, relative to the store root.
 //!
 //! ```text
-//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<first_id.object_name()>.parquet
+//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<first_id.object_name()>.parquet   (span 1h)
+//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/<first_id.object_name()>.parquet           (span 1d)
 //! topic=<topic>/partition=<p>/_gaps/<after.object_name()>.json
 //! ```
 //!
-//! Within a partition, keys of objects sort in ID order (dates and hours are zero padded and
-//! derived from the first ID's milliseconds), up to the year 9999.
+//! Compaction writes a *merged* object, which replaces consecutive objects of one span, under
+//! `<first_id.object_name()>-<last_id.object_name()>.parquet` in the same directory: it sorts
+//! just before the object that starts with the same ID (`-` sorts before `.`), and its name
+//! says which IDs it holds.
+//!
+//! An object never spans two of its [`ObjectSpan`]s (hours or UTC days) and lives under the date (and
+//! hour) of its first ID. Within a partition, keys of objects sort in ID order (dates and hours
+//! are zero padded), up to the year 9999, as long as a day's daily objects come before its
+//! hourly ones: a daily name starts with a digit, which sorts before `hour=`. The archiver keeps
+//! that order when a topic's span changes: from `1d` to `1h` at once, from `1h` to `1d` at the
+//! next UTC day.
 
 use crate::civil::civil_from_days;
 use crate::error::{Error, Result};
@@ -19,6 +29,59 @@ pub const MAX_TOPIC_LEN: usize = 200;
 const OBJECT_SUFFIX: &str = ".parquet";
 const GAP_SUFFIX: &str = ".json";
 const GAPS_DIR: &str = "_gaps";
+
+/// How much time one object may cover: its first ID's hour or UTC day (`object_span`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectSpan {
+    /// One hour (`"1h"`, the default): `dt=YYYY-MM-DD/hour=HH/`.
+    #[default]
+    Hour,
+    /// One UTC day (`"1d"`): `dt=YYYY-MM-DD/`, for topics with few entries an hour.
+    Day,
+}
+
+impl ObjectSpan {
+    /// Parses `"1h"` or `"1d"`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSpan`] naming the value.
+    pub fn parse(s: &str) -> Result<ObjectSpan> {
+        match s {
+            "1h" => Ok(ObjectSpan::Hour),
+            "1d" => Ok(ObjectSpan::Day),
+            other => Err(Error::InvalidSpan {
+                value: other.to_owned(),
+            }),
+        }
+    }
+
+    /// `"1h"` or `"1d"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectSpan::Hour => "1h",
+            ObjectSpan::Day => "1d",
+        }
+    }
+
+    /// Length in milliseconds.
+    pub fn ms(self) -> u64 {
+        match self {
+            ObjectSpan::Hour => MS_PER_HOUR,
+            ObjectSpan::Day => MS_PER_DAY,
+        }
+    }
+
+    /// The span number (since the Unix epoch) that holds `id`.
+    pub fn of(self, id: StreamId) -> u64 {
+        id.ms / self.ms()
+    }
+
+    /// Epoch milliseconds at which the span holding `id` ends (saturating).
+    pub fn end_ms(self, id: StreamId) -> u64 {
+        (self.of(id) + 1).saturating_mul(self.ms())
+    }
+}
 
 /// Returns the prefix shared by all keys of one partition: `topic=<topic>/partition=<p>/`.
 ///
@@ -37,15 +100,51 @@ pub fn hour_prefix(topic: &str, partition: u32, hour: u64) -> String {
     )
 }
 
-/// Returns the key of the object whose first entry is `first_id`:
+/// Returns the prefix of all objects of both spans whose first ID falls on the UTC day of
+/// `id`, without its trailing `/`: `topic=<topic>/partition=<p>/dt=YYYY-MM-DD`.
+///
+/// As a listing's `start_after`, it yields every object that may hold `id` or a later ID and
+/// skips only objects of earlier days (which end before `id`, since no object spans two days).
+pub fn day_seek(topic: &str, partition: u32, id: StreamId) -> String {
+    let (year, month, day, _) = utc_date_hour(id.ms);
+    format!(
+        "{}dt={year:04}-{month:02}-{day:02}",
+        partition_prefix(topic, partition)
+    )
+}
+
+/// Returns the key of the hourly object whose first entry is `first_id`:
 /// `topic=<t>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<first_id.object_name()>.parquet`,
 /// with the UTC date and hour of `first_id.ms`.
 pub fn object_key(topic: &str, partition: u32, first_id: StreamId) -> String {
-    format!(
-        "{}{}{OBJECT_SUFFIX}",
-        hour_prefix(topic, partition, hour_of(first_id)),
-        first_id.object_name()
-    )
+    span_object_key(topic, partition, ObjectSpan::Hour, first_id)
+}
+
+/// Returns the key of the object of `span` whose first entry is `first_id`: the hourly layout
+/// of [`object_key`], or `topic=<t>/partition=<p>/dt=YYYY-MM-DD/<name>.parquet` for a day.
+pub fn span_object_key(topic: &str, partition: u32, span: ObjectSpan, first_id: StreamId) -> String {
+    let name = first_id.object_name();
+    match span {
+        ObjectSpan::Hour => format!(
+            "{}{name}{OBJECT_SUFFIX}",
+            hour_prefix(topic, partition, hour_of(first_id))
+        ),
+        ObjectSpan::Day => format!("{}/{name}{OBJECT_SUFFIX}", day_seek(topic, partition, first_id)),
+    }
+}
+
+/// Returns the key of a merged object (see the module docs) of `span` that holds the IDs
+/// `first_id..=last_id`: `<dir>/<first>-<last>.parquet`.
+pub fn merged_object_key(
+    topic: &str,
+    partition: u32,
+    span: ObjectSpan,
+    first_id: StreamId,
+    last_id: StreamId,
+) -> String {
+    let plain = span_object_key(topic, partition, span, first_id);
+    let stem = plain.strip_suffix(OBJECT_SUFFIX).unwrap_or(&plain);
+    format!("{stem}-{}{OBJECT_SUFFIX}", last_id.object_name())
 }
 
 /// Returns the prefix of all gap records of one partition: `topic=<t>/partition=<p>/_gaps/`.
@@ -72,6 +171,11 @@ pub struct ObjectKey {
     pub partition: u32,
     /// ID of the object's first entry.
     pub first_id: StreamId,
+    /// The layout it was written with: the time it may cover.
+    pub span: ObjectSpan,
+    /// The ID of the last entry, for a merged object (named by both); `None` for an object
+    /// written by the archiver.
+    pub merged_last: Option<StreamId>,
 }
 
 /// The parts of a gap record key.
@@ -110,20 +214,44 @@ fn topic_partition(topic_seg: &str, partition_seg: &str) -> Option<(String, u32)
     Some((topic.to_owned(), partition.parse().ok()?))
 }
 
-/// Parses an object key made by [`object_key`], with or without a leading store prefix.
+/// Parses an object key made by [`span_object_key`] (either span), with or without a leading
+/// store prefix.
 ///
 /// Returns `None` for gap records, other files, and keys that are not exactly what
-/// [`object_key`] produces (for example a `dt`/`hour` that does not match the ID).
+/// [`span_object_key`] produces (for example a `dt`/`hour` that does not match the ID).
 pub fn parse_object_key(key: &str) -> Option<ObjectKey> {
-    let (tail, seg) = tail_segments(key, 5)?;
-    let (topic, partition) = topic_partition(seg[0], seg[1])?;
-    let name = seg[4].strip_suffix(OBJECT_SUFFIX)?;
-    let first_id = StreamId::parse_object_name(name).ok()?;
-    (object_key(&topic, partition, first_id) == tail).then_some(ObjectKey {
-        topic,
-        partition,
-        first_id,
-    })
+    [(ObjectSpan::Hour, 5), (ObjectSpan::Day, 4)]
+        .into_iter()
+        .find_map(|(span, n)| {
+            let (tail, seg) = tail_segments(key, n)?;
+            let (topic, partition) = topic_partition(seg[0], seg[1])?;
+            let name = seg[n - 1].strip_suffix(OBJECT_SUFFIX)?;
+            let width = StreamId::MIN.object_name().len();
+            let (first, merged_last) = match name.len() {
+                n if n == width => (name, None),
+                n if n == 2 * width + 1 && name.as_bytes()[width] == b'-' => {
+                    let last = StreamId::parse_object_name(&name[width + 1..]).ok()?;
+                    (&name[..width], Some(last))
+                }
+                _ => return None,
+            };
+            let first_id = StreamId::parse_object_name(first).ok()?;
+            let expected = match merged_last {
+                None => span_object_key(&topic, partition, span, first_id),
+                // A merged object never spans two of its spans, and holds at least two entries.
+                Some(last) if last > first_id && span.of(last) == span.of(first_id) => {
+                    merged_object_key(&topic, partition, span, first_id, last)
+                }
+                Some(_) => return None,
+            };
+            (expected == tail).then_some(ObjectKey {
+                topic,
+                partition,
+                first_id,
+                span,
+                merged_last,
+            })
+        })
 }
 
 /// Parses a gap record key made by [`gap_key`], with or without a leading store prefix.
@@ -226,6 +354,72 @@ mod tests {
     }
 
     #[test]
+    fn builds_and_parses_daily_keys() {
+        let id = StreamId::new(1_763_780_645_000, 2);
+        let key = span_object_key("orders", 3, ObjectSpan::Day, id);
+        assert_eq!(
+            key,
+            "topic=orders/partition=3/dt=2025-11-22/00000001763780645000-00000000000000000002.parquet"
+        );
+        assert_eq!(
+            day_seek("orders", 3, id),
+            "topic=orders/partition=3/dt=2025-11-22"
+        );
+        let parsed = parse_object_key(&format!("archive/{key}")).unwrap();
+        assert_eq!(
+            (parsed.first_id, parsed.span, parsed.partition),
+            (id, ObjectSpan::Day, 3)
+        );
+        // The wrong day, or a daily name under an hour, is not an object key.
+        assert_eq!(
+            parse_object_key(
+                "topic=orders/partition=3/dt=2025-11-23/00000001763780645000-00000000000000000002.parquet"
+            ),
+            None
+        );
+        assert_eq!(ObjectSpan::parse("1d").unwrap(), ObjectSpan::Day);
+        assert_eq!(ObjectSpan::parse("1h").unwrap(), ObjectSpan::Hour);
+        let err = ObjectSpan::parse("2h").unwrap_err().to_string();
+        assert!(err.contains("`2h`"), "{err}");
+        assert_eq!(ObjectSpan::Day.end_ms(id), 1_763_856_000_000);
+        assert_eq!(ObjectSpan::Hour.end_ms(id), 1_763_784_000_000);
+    }
+
+    #[test]
+    fn merged_keys_name_both_ids_and_sort_before_their_first_object() {
+        let (a, b) = (
+            StreamId::new(1_763_780_645_000, 2),
+            StreamId::new(1_763_780_699_000, 0),
+        );
+        for span in [ObjectSpan::Hour, ObjectSpan::Day] {
+            let merged = merged_object_key("orders", 3, span, a, b);
+            let parsed = parse_object_key(&format!("x/{merged}")).unwrap();
+            assert_eq!(
+                (parsed.first_id, parsed.merged_last, parsed.span),
+                (a, Some(b), span)
+            );
+            let plain = span_object_key("orders", 3, span, a);
+            assert!(merged < plain, "{merged} vs {plain}");
+            assert!(plain < span_object_key("orders", 3, span, StreamId::new(a.ms, a.seq + 1)));
+            // Backwards, or across the span's end, it is not a key this crate makes.
+            assert_eq!(
+                parse_object_key(&merged_object_key("orders", 3, span, b, a)),
+                None
+            );
+            let far = StreamId::new(a.ms + 2 * span.ms(), 0);
+            assert_eq!(
+                parse_object_key(&merged_object_key("orders", 3, span, a, far)),
+                None
+            );
+        }
+        assert_eq!(
+            merged_object_key("orders", 3, ObjectSpan::Hour, a, b),
+            "topic=orders/partition=3/dt=2025-11-22/hour=03/\
+             00000001763780645000-00000000000000000002-00000001763780699000-00000000000000000000.parquet"
+        );
+    }
+
+    #[test]
     fn computes_utc_date_and_hour() {
         assert_eq!(utc_date_hour(0), (1970, 1, 1, 0));
         assert_eq!(utc_date_hour(1_763_780_645_000), (2025, 11, 22, 3));
@@ -246,6 +440,8 @@ mod tests {
             topic: "__strm:app.orders".into(),
             partition: 7,
             first_id: id,
+            span: ObjectSpan::Hour,
+            merged_last: None,
         };
         assert_eq!(parse_object_key(&key), Some(expected.clone()));
         assert_eq!(
@@ -325,8 +521,20 @@ mod tests {
             let (ia, ib) = (StreamId::new(a, sa), StreamId::new(b, sb));
             let (ka, kb) = (object_key(&topic, partition, ia), object_key(&topic, partition, ib));
             let parsed = parse_object_key(&ka).unwrap();
-            prop_assert_eq!(parsed, ObjectKey { topic: topic.clone(), partition, first_id: ia });
+            prop_assert_eq!(parsed, ObjectKey { topic: topic.clone(), partition, first_id: ia, span: ObjectSpan::Hour, merged_last: None });
             prop_assert_eq!(ka.cmp(&kb), ia.cmp(&ib));
+            let (da, db) = (
+                span_object_key(&topic, partition, ObjectSpan::Day, ia),
+                span_object_key(&topic, partition, ObjectSpan::Day, ib),
+            );
+            prop_assert_eq!(parse_object_key(&da).map(|k| (k.first_id, k.span)), Some((ia, ObjectSpan::Day)));
+            prop_assert_eq!(da.cmp(&db), ia.cmp(&ib));
+            // A day's daily objects sort before its hourly ones, and both after `day_seek`.
+            let seek = day_seek(&topic, partition, ia);
+            prop_assert!(seek < da && seek.as_str() < ka.as_str());
+            if ia.ms / MS_PER_DAY == ib.ms / MS_PER_DAY {
+                prop_assert!(da < kb);
+            }
         }
     }
 }

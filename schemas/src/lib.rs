@@ -167,8 +167,9 @@ pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::gap::GapRecord;
 pub use crate::id::StreamId;
 pub use crate::layout::{
-    gap_key, gaps_prefix, hour_of, hour_prefix, object_key, parse_gap_key, parse_object_key,
-    partition_prefix, utc_date_hour, validate_topic_name, GapKey, ObjectKey,
+    day_seek, gap_key, gaps_prefix, hour_of, hour_prefix, merged_object_key, object_key, parse_gap_key,
+    parse_object_key, partition_prefix, span_object_key, utc_date_hour, validate_topic_name, GapKey,
+    ObjectKey, ObjectSpan,
 };
 pub use crate::meta::{ObjectMeta, FORMAT_VERSION};
 pub use crate::parquet::{

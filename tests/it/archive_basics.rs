@@ -1,30 +1,19 @@
 //! The archive pipeline against a real Redis and both stores: round trips, trimming, gaps.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use streamtier_archiver::partition::Partition;
 use streamtier_archiver::settings::Retention;
 use streamtier_archiver::{Mode, PartitionWorker};
 use streamtier_schemas::StreamId;
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::harness::archiver::partition;
 use crate::harness::archiver::{context, keep_nothing, system_context, test_settings, TestClock};
 use crate::harness::redis::RedisServer;
 use crate::harness::s3::S3Sandbox;
 use crate::harness::stream::{archived_entries, gap_records, object_keys, xadd, xrange_all};
-
-pub fn partition(topic: &str, p: u32, stream: &str, retention: Retention) -> Partition {
-    Partition {
-        topic: topic.into(),
-        partition: p,
-        stream: stream.into(),
-        retention,
-        columns: Arc::new(Vec::new()),
-    }
-}
 
 fn local_store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().expect("tempdir");

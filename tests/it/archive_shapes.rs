@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use streamtier_archiver::settings::{ArchiveSettings, Retention, Topic};
 use streamtier_archiver::{Mode, PartitionWorker, Source};
-use streamtier_schemas::{layout, StreamId};
+use streamtier_schemas::{layout, ObjectSpan, StreamId};
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
@@ -52,6 +52,7 @@ fn topic(name: &str, partitions: u32, retention: Retention) -> Topic {
         streams: (0..partitions).map(|p| format!("{name}:{p}")).collect(),
         retention,
         columns: Vec::new(),
+        span: ObjectSpan::Hour,
     }
 }
 

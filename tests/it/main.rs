@@ -11,6 +11,8 @@ mod archive_daemon;
 mod archive_faults;
 mod archive_readers;
 mod archive_shapes;
+mod archive_spans;
+mod compaction;
 mod replay_engine;
 mod replay_kill;
 mod replay_writes;

@@ -14,6 +14,7 @@ use parquet::file::metadata::{ParquetMetaData, ParquetMetaDataReader};
 use super::checksum::{self, CHECKSUM_KEY};
 use super::rows::append_entries;
 use super::{COL_FIELDS, COL_ID, COL_RAW_FIELDS};
+use crate::columns::{ColumnType, TypedColumn};
 use crate::entry::Entry;
 use crate::error::{Error, Result};
 use crate::meta::ObjectMeta;
@@ -159,6 +160,43 @@ fn decode_unguarded(data: Bytes) -> Result<(ObjectMeta, Vec<Entry>)> {
     Ok((meta, entries))
 }
 
+/// The typed columns of an object, from its footer's schema: the columns after the five that
+/// every object has, in order (what [`super::arrow_schema`] was given when it was written).
+///
+/// # Errors
+///
+/// [`Error::UnreadableParquet`] for a damaged footer, [`Error::Corrupt`] for a column of a
+/// type that typed columns never have.
+pub fn typed_columns_of(data: &Bytes) -> Result<Vec<TypedColumn>> {
+    guarded(|| {
+        let metadata = Arc::new(parse_footer(data)?);
+        let plain = ArrowReaderMetadata::try_new(metadata, ArrowReaderOptions::new()).map_err(unreadable)?;
+        let fixed = super::arrow_schema(&[]).fields().len();
+        plain
+            .schema()
+            .fields()
+            .iter()
+            .skip(fixed)
+            .map(|f| {
+                let kind = match f.data_type() {
+                    DataType::Utf8 | DataType::LargeUtf8 => ColumnType::String,
+                    DataType::Int64 => ColumnType::Int64,
+                    DataType::Float64 => ColumnType::Float64,
+                    DataType::Boolean => ColumnType::Bool,
+                    DataType::Timestamp(_, _) => ColumnType::Timestamp,
+                    other => {
+                        return Err(Error::corrupt(format!(
+                            "typed column `{}` has type {other}",
+                            f.name()
+                        )))
+                    }
+                };
+                Ok(TypedColumn::new(f.name(), kind))
+            })
+            .collect()
+    })
+}
+
 fn verify(meta: &ObjectMeta, entries: &[Entry]) -> Result<()> {
     if entries.len() as u64 != meta.entry_count {
         return Err(Error::corrupt(format!(
@@ -291,6 +329,16 @@ mod tests {
         assert_eq!(meta, meta_for(&entries));
         assert_eq!(decoded, entries);
         assert_eq!(read_meta(data).unwrap(), meta);
+    }
+
+    #[test]
+    fn typed_columns_are_read_back_from_the_schema() {
+        let entries = vec![entry(5, 0, &[("carrier", "ups"), ("amount", "12")])];
+        let columns = crate::parquet::test_support::typed_columns();
+        let data = encode_object(&entries, &meta_for(&entries), &columns, &EncodeOptions::default()).unwrap();
+        assert_eq!(typed_columns_of(&data).unwrap(), columns);
+        assert!(typed_columns_of(&encode(&entries)).unwrap().is_empty());
+        assert!(typed_columns_of(&data.slice(..data.len() - 10)).is_err());
     }
 
     #[test]

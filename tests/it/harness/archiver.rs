@@ -5,10 +5,23 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use streamtier_archiver::partition::Partition;
 use streamtier_archiver::settings::{ArchiveSettings, Retention};
 use streamtier_archiver::{Clock, Context, Metrics, SystemClock};
 use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
+
+/// One hourly partition without typed columns.
+pub fn partition(topic: &str, p: u32, stream: &str, retention: Retention) -> Partition {
+    Partition {
+        topic: topic.into(),
+        partition: p,
+        stream: stream.into(),
+        retention,
+        columns: Arc::new(Vec::new()),
+        span: streamtier_schemas::ObjectSpan::Hour,
+    }
+}
 
 /// A clock that tests move by hand.
 #[derive(Debug, Default)]

@@ -3,5 +3,6 @@
 pub mod archiver;
 pub mod http;
 pub mod redis;
+pub mod replay;
 pub mod s3;
 pub mod stream;
