@@ -14,7 +14,7 @@
 //!
 //! # Object shapes
 //! One rule ([`rotation::close_reason`]) serves the daemon and `--once`: an object is written
-//! when its hour is over (a later entry exists, or the clock passed the hour's end plus
+//! when its span (the topic's `object_span`: an hour by default, or a UTC day) is over (a later entry exists, or the clock passed the hour's end plus
 //! `close_grace` while, in the daemon, no entry was added for as long), when it is full, when more than `retention_slack` entries beyond the hot
 //! window wait for it, or when `flush_after` (off by default) says its oldest entry is old
 //! enough; `--once --flush` writes everything present. In steady state that is one object per
@@ -55,7 +55,12 @@
 //!    Memory per partition is one or two batches and one row group of about
 //!    `row_group_bytes` (closed at the first block end past it), whatever the object or entry
 //!    size; `max_object_entries` and `max_object_bytes` bound disk use.
-//! 7. **Crash safety.** The steps of one object (encode, upload, verify, trim) are never raced
+//! 7. **Compaction removes nothing that is not held elsewhere** ([`compact`]). A merged object
+//!    is created before any object it replaces is removed; those go in key order, and only
+//!    while a merged object listed beside them holds all their ids. Only closed spans behind
+//!    the chain end are touched. Tests: `tests/it/compaction.rs` (a replay in both id modes and
+//!    a racing archiver during compaction, an interrupted compaction, `kill -9` then a rerun).
+//! 8. **Crash safety.** The steps of one object (encode, upload, verify, trim) are never raced
 //!    against cancellation, and dropping an unfinished object is safe because trimming only
 //!    follows a durable upload; a restart finds the chain end in the store and goes on.
 

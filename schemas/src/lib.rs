@@ -15,15 +15,22 @@
 //! Keys are relative to the store root (the store adds its own prefix):
 //!
 //! ```text
-//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<ms:020>-<seq:020>.parquet   one object
+//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/hour=HH/<ms:020>-<seq:020>.parquet   one object (span 1h)
+//! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/<ms:020>-<seq:020>.parquet           one object (span 1d)
+//! topic=<topic>/partition=<p>/dt=.../<first>-<last>.parquet                      a merged object
 //! topic=<topic>/partition=<p>/_gaps/<ms:020>-<seq:020>.json                      one gap record
 //! ```
 //!
 //! An object is named after its first entry ID, zero padded so that byte order equals ID
-//! order; `dt` and `hour` are the UTC date and hour of that ID's milliseconds. An object
-//! never spans two hours (the archiver cuts objects at hour boundaries), so the objects of a
-//! partition listed in key order are in ID order and do not overlap. Topic names are checked
-//! by [`validate_topic_name`]: one path segment that is also a valid Hive partition value.
+//! order; `dt` and `hour` are the UTC date and hour of that ID's milliseconds. A topic's
+//! [`ObjectSpan`] says whether objects are cut by hour (the default) or by UTC day; an object
+//! never spans two of its spans, so the objects of a partition listed in key order are in ID
+//! order and do not overlap (a day's daily keys sort before its hourly ones; the archiver
+//! never writes a daily object after an hourly one of the same day). Compaction replaces runs
+//! of objects with a *merged* object named by its first and last ID, which sorts just before
+//! the object with the same first ID; until the runs' objects are removed, the merged object
+//! overlaps them (readers skip what they already read). Topic names are checked by
+//! [`validate_topic_name`]: one path segment that is also a valid Hive partition value.
 //!
 //! # Parquet schema
 //!
@@ -133,6 +140,13 @@
 //! ORDER BY ts, seq;
 //! ```
 //!
+//! Topics with `object_span = "1d"` get a table of their own without `hour`: the same columns,
+//! `PARTITIONED BY (`topic` string, `partition` int, `dt` string)`, no `projection.hour.*`
+//! properties, and
+//! `'storage.location.template' = 's3://my-bucket/streamtier/topic=${topic}/partition=${partition}/dt=${dt}/'`.
+//! (Athena reads only the files directly in a partition's directory, so the hourly table never
+//! sees daily objects and the daily table never sees hourly ones.)
+//!
 //! # Querying with DuckDB
 //!
 //! ```text
@@ -144,7 +158,10 @@
 //! ORDER BY ts, seq;
 //! ```
 //!
-//! DuckDB reads `ts` as `TIMESTAMPTZ` (its Python client then needs `pytz`).
+//! A daily topic's objects sit one level higher: `topic=<t>/partition=*/dt=*/*.parquet`.
+//! DuckDB refuses one glob over both depths with `hive_partitioning`; read each layout with
+//! its own glob and combine them with `UNION ALL BY NAME` (`hour` is then null for daily
+//! topics). DuckDB reads `ts` as `TIMESTAMPTZ` (its Python client then needs `pytz`).
 
 #![warn(missing_docs)]
 

@@ -1,4 +1,5 @@
-//! The archive reads back with the tools people query it with: DuckDB and pyarrow.
+//! The archive reads back with the tools people query it with: DuckDB and pyarrow, hourly and
+//! daily topics side by side, with the globs the README gives.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -20,10 +21,23 @@ con = duckdb.connect()
 rows = con.execute(f"""
     SELECT count(*), count(DISTINCT partition || '/' || id), min(fields['carrier']), sum(amount),
            typeof(min(ts)), min(topic), count(DISTINCT partition), count(raw_fields)
-    FROM read_parquet('{root}/**/*.parquet', hive_partitioning = true)
+    FROM read_parquet('{root}/topic=q/*/*/*/*.parquet', hive_partitioning = true)
 """).fetchone()
 print("duckdb", *rows, sep="|")
-table = ds.dataset(root, format="parquet", partitioning="hive").to_table()
+daily = con.execute(f"""
+    SELECT count(*), min(topic), count(DISTINCT dt)
+    FROM read_parquet('{root}/topic=d/*/*/*.parquet', hive_partitioning = true)
+""").fetchone()
+print("daily", *daily, sep="|")
+both = con.execute(f"""
+    SELECT topic, count(*), count(hour) FROM (
+      SELECT * FROM read_parquet('{root}/*/*/*/*/*.parquet', hive_partitioning = true)
+      UNION ALL BY NAME
+      SELECT * FROM read_parquet('{root}/*/*/*/*.parquet', hive_partitioning = true))
+    GROUP BY topic ORDER BY topic
+""").fetchall()
+print("both", *both, sep="|")
+table = ds.dataset(root + "/topic=q", format="parquet", partitioning="hive").to_table()
 print("pyarrow", table.num_rows, str(table.schema.field("ts").type), str(table.schema.field("amount").type), sep="|")
 "#;
 
@@ -61,6 +75,19 @@ async fn archive_is_readable_by_duckdb_and_pyarrow() {
             .await
             .expect("pass");
     }
+    // A daily topic: twelve entries over three days, one object per day.
+    const DAY: u64 = 86_400_000;
+    for i in 0..12u64 {
+        let id = format!("{}-0", 1_740_787_200_000 + (i / 4) * DAY + (i % 4) * 3_600_000);
+        xadd(&mut con, "d:0", &id, &[(b"n", i.to_string().as_bytes())]);
+    }
+    let ctx = system_context(redis.hot().await, store.clone(), &test_settings(), "t");
+    let mut daily = partition("d", 0, "d:0", keep_nothing());
+    daily.span = streamtier_schemas::ObjectSpan::Day;
+    PartitionWorker::new(ctx, daily)
+        .pass(Mode::Flush, None, &CancellationToken::new())
+        .await
+        .expect("pass");
     let out = Command::new("python3")
         .arg("-c")
         .arg(CHECK)
@@ -85,6 +112,11 @@ async fn archive_is_readable_by_duckdb_and_pyarrow() {
         stdout
             .lines()
             .any(|l| l == "pyarrow|40|timestamp[ms, tz=UTC]|double"),
+        "got:\n{stdout}"
+    );
+    assert!(stdout.lines().any(|l| l == "daily|12|d|3"), "got:\n{stdout}");
+    assert!(
+        stdout.lines().any(|l| l == "both|('d', 12, 0)|('q', 40, 40)"),
         "got:\n{stdout}"
     );
 }
