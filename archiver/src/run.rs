@@ -212,6 +212,16 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
             Err(e) if first => return Err(e),
             Err(e) => warn!(error = %e, "discovery failed; will retry"),
         }
+        if first {
+            if let Some(every) = ctx.config.compact_interval {
+                tracker.spawn(compact_every(
+                    ctx.clone(),
+                    source.clone(),
+                    every,
+                    shutdown.clone(),
+                ));
+            }
+        }
         first = false;
         let more = match source {
             // Configured topics do not change while running.
@@ -228,6 +238,32 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
     tracker.close();
     tracker.wait().await;
     Ok(())
+}
+
+/// The daemon's background compaction: every `every`, the closed spans of every partition (see
+/// [`crate::compact`]); failures are logged and retried at the next turn.
+async fn compact_every(ctx: Context, source: Source, every: Duration, shutdown: CancellationToken) {
+    while sleep_or_cancel(every, &shutdown).await {
+        let parts = match partitions(&ctx, &source, &Owners::new()).await {
+            Ok((parts, _)) => parts,
+            Err(e) => {
+                warn!(error = %e, "compaction: cannot list partitions; will retry");
+                continue;
+            }
+        };
+        let opts = crate::compact::CompactOptions::default();
+        for r in crate::compact::compact_all(&ctx, parts, &opts, &shutdown).await {
+            match r.result {
+                Ok(s) if s.written > 0 || s.leftovers > 0 => {
+                    info!(stream = %r.partition.stream, merged = s.merged, written = s.written,
+                        leftovers = s.leftovers, bytes_before = s.bytes_before, bytes_after = s.bytes_after,
+                        "compacted");
+                }
+                Ok(_) => {}
+                Err(e) => warn!(stream = %r.partition.stream, error = %e, "compaction failed; will retry"),
+            }
+        }
+    }
 }
 
 /// What the daemon's workers share: who holds which slot, and which streams have a worker.

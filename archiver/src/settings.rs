@@ -80,6 +80,9 @@ pub struct ArchiveSettings {
     pub row_group_bytes: String,
     /// Never trim an entry that a consumer group still needs (see `retain_max_entries`).
     pub respect_consumer_groups: bool,
+    /// How often the daemon compacts the closed spans of its partitions (as `streamtier
+    /// compact` does). Unset by default: compaction then runs only when asked.
+    pub compact_interval: Option<String>,
 }
 
 impl Default for ArchiveSettings {
@@ -98,6 +101,7 @@ impl Default for ArchiveSettings {
             read_batch_bytes: DEFAULT_READ_BATCH_BYTES.into(),
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES.into(),
             respect_consumer_groups: true,
+            compact_interval: None,
         }
     }
 }
@@ -173,6 +177,8 @@ pub struct ArchiveConfig {
     pub row_group_bytes: u64,
     /// See [`ArchiveSettings::respect_consumer_groups`].
     pub respect_consumer_groups: bool,
+    /// See [`ArchiveSettings::compact_interval`].
+    pub compact_interval: Option<Duration>,
 }
 
 /// Retention rules of one topic.
@@ -284,7 +290,15 @@ impl ArchiveSettings {
             read_batch_bytes: parse_size("archive.read_batch_bytes", &self.read_batch_bytes)?,
             row_group_bytes: parse_size("archive.row_group_bytes", &self.row_group_bytes)?,
             respect_consumer_groups: self.respect_consumer_groups,
+            compact_interval: self
+                .compact_interval
+                .as_deref()
+                .map(|v| parse_duration("archive.compact_interval", v))
+                .transpose()?,
         };
+        if cfg.compact_interval.is_some_and(|d| d < Duration::from_secs(1)) {
+            return Err(invalid("archive.compact_interval", "must be at least 1s"));
+        }
         if cfg.max_object_entries == 0 {
             return Err(invalid("archive.max_object_entries", "must be at least 1"));
         }

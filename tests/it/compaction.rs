@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use streamtier_archiver::compact::{compact_partition, CompactOptions, CompactStats};
+use streamtier_archiver::settings::Topic;
+use streamtier_archiver::Source;
 use streamtier_replayer::{Ids, JobState};
-use streamtier_schemas::{layout, Entry, StreamId};
+use streamtier_schemas::{layout, Entry, ObjectSpan, StreamId};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::archiver::{
@@ -278,5 +280,35 @@ async fn kill_9_of_compact_at_random_instants_then_a_rerun_leaves_every_entry_on
     assert!(interrupted > 0, "no run was killed before it finished");
     // One object per closed hour, the chain end's hour untouched, every entry once.
     assert_eq!(shape(&f).await, (59, 3));
+    assert_eq!(archived_entries(&f.store, "orders", 0).await, produced);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_compacts_closed_hours_when_compact_interval_is_set() {
+    let f = Fixture::new().await;
+    let produced = fill(&f, 0..3, 4, 10).await;
+    let mut settings = test_settings();
+    settings.compact_interval = Some("1s".into());
+    let ctx = system_context(f.hot.clone(), f.store.clone(), &settings, "daemon");
+    let topic = Topic {
+        name: "orders".into(),
+        streams: vec!["orders:0".into()],
+        retention: keep_nothing(),
+        columns: Vec::new(),
+        span: ObjectSpan::Hour,
+    };
+    let shutdown = CancellationToken::new();
+    let daemon = tokio::spawn(streamtier_archiver::run(
+        ctx,
+        Source::Topics(vec![topic]),
+        shutdown.clone(),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while shape(&f).await != (2, 4) {
+        assert!(Instant::now() < deadline, "not compacted: {:?}", shape(&f).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    shutdown.cancel();
+    daemon.await.expect("daemon task").expect("daemon");
     assert_eq!(archived_entries(&f.store, "orders", 0).await, produced);
 }
