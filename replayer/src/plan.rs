@@ -215,6 +215,45 @@ pub async fn check_original_targets(hot: &Hot, store: &Store, plan: &JobPlan) ->
 ///
 /// # Errors
 /// [`Error::Tier`] when Redis or the store fails, [`Error::BadObject`] for an unreadable footer.
+/// Footer reads in flight while a dry run counts a partition's archived entries.
+const FOOTER_READS: usize = 16;
+/// Objects listed before their footers are read (bounds the memory of a dry run).
+const FOOTER_BATCH: usize = 1024;
+
+/// Adds the entries, objects and bytes of `objects` (drained) to `item`.
+async fn count_objects(
+    store: &Store,
+    topic: &str,
+    partition: u32,
+    objects: &mut Vec<crate::archive::ObjectRef>,
+    item: &mut PartitionPlan,
+    last_archived: &mut Option<StreamId>,
+) -> Result<()> {
+    use futures::{StreamExt, TryStreamExt};
+    let metas: Vec<_> = futures::stream::iter(objects.drain(..))
+        .map(|object| async move {
+            let meta = crate::archive::object_meta(store, &object)
+                .await
+                .map_err(|source| Error::BadObject {
+                    partition: format!("{topic}/{partition}"),
+                    key: object.key.clone(),
+                    last_written: None,
+                    source,
+                })?;
+            Ok::<_, Error>((object.size, meta))
+        })
+        .buffered(FOOTER_READS)
+        .try_collect()
+        .await?;
+    for (size, meta) in metas {
+        item.objects += 1;
+        item.archived_entries += meta.entry_count;
+        item.bytes += size;
+        *last_archived = (*last_archived).max(Some(meta.last_id));
+    }
+    Ok(())
+}
+
 pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<PartitionPlan>> {
     let mut out = Vec::with_capacity(plan.partitions.len());
     for (partition, stream, target) in &plan.partitions {
@@ -232,25 +271,37 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
             after,
             plan.range.to,
         );
+        // Footers are read FOOTER_READS at a time: on S3 a sparse archive has tens of thousands
+        // of objects, one round trip each.
+        let mut objects = Vec::new();
         let mut last_archived: Option<StreamId> = None;
         while let Some(object) = lister
             .next_after(after)
             .await
             .map_err(Error::tier(format!("list archive of `{stream}`")))?
         {
-            let meta = crate::archive::object_meta(store, &object)
-                .await
-                .map_err(|source| Error::BadObject {
-                    partition: format!("{}/{partition}", plan.request.topic),
-                    key: object.key.clone(),
-                    last_written: None,
-                    source,
-                })?;
-            item.objects += 1;
-            item.archived_entries += meta.entry_count;
-            item.bytes += object.size;
-            last_archived = Some(meta.last_id);
+            objects.push(object);
+            if objects.len() == FOOTER_BATCH {
+                count_objects(
+                    store,
+                    &plan.request.topic,
+                    *partition,
+                    &mut objects,
+                    &mut item,
+                    &mut last_archived,
+                )
+                .await?;
+            }
         }
+        count_objects(
+            store,
+            &plan.request.topic,
+            *partition,
+            &mut objects,
+            &mut item,
+            &mut last_archived,
+        )
+        .await?;
         let mut cursor = last_archived.max(after).unwrap_or(StreamId::MIN);
         loop {
             let batch = hot
