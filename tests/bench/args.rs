@@ -15,6 +15,8 @@ pub struct Args {
     /// Trickle: simulated hours, and wall-clock milliseconds per simulated hour.
     pub sim_hours: u64,
     pub sim_hour_ms: u64,
+    /// The topic's `object_span` (`1h` or `1d`).
+    pub object_span: String,
 }
 
 /// Parses the command line; panics with a clear message on a bad flag.
@@ -30,6 +32,7 @@ pub fn args() -> Args {
         rounds: 1,
         sim_hours: 24,
         sim_hour_ms: 500,
+        object_span: "1h".into(),
     };
     let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
     while let Some(flag) = it.next() {
@@ -44,6 +47,13 @@ pub fn args() -> Args {
             "--shape" => a.shape = Shape::parse(&value()),
             "--sim-hours" => a.sim_hours = value().parse().expect("--sim-hours H"),
             "--sim-hour-ms" => a.sim_hour_ms = value().parse().expect("--sim-hour-ms MS"),
+            "--object-span" => {
+                a.object_span = value();
+                assert!(
+                    ["1h", "1d"].contains(&a.object_span.as_str()),
+                    "--object-span 1h|1d"
+                );
+            }
             "--rounds" => {
                 a.rounds = value()
                     .parse()

@@ -3,8 +3,9 @@
 //!
 //! `cargo bench --bench throughput -- [--shape dense|sparse|trickle] [--entries N]
 //! [--partitions P] [--redis-url URL] [--csv FILE] [--json PATH] [--skip-s3] [--rounds R]
-//! [--sim-hours H] [--sim-hour-ms MS]`
+//! [--sim-hours H] [--sim-hour-ms MS] [--object-span 1h|1d]`
 //!
+//! `--object-span` sets the topic's `object_span` for the dense and sparse shapes (`1h`).
 //! - `--shape dense` (default): N entries (2M) evenly over six hours in P partitions (8).
 //! - `--shape sparse`: N entries (300k) over one year (2025) in P partitions (4), irregular:
 //!   a few per partition-hour, quiet hours, seasonality, bursts (`shapes.rs`).
@@ -123,7 +124,8 @@ fn main() {
     let keys: Vec<String> = (0..p).map(|i| format!("bench:{i}")).collect();
     let archive_dir = work.path().join("archive");
     let config = work.path().join("bench.toml");
-    util::write_config(&config, &url, &archive_dir, p, n, "");
+    let span = format!("object_span = \"{}\"\n", a.object_span);
+    util::write_config(&config, &url, &archive_dir, p, n, &span);
     let cfg = config.to_str().expect("utf-8 path");
     // Redis' CPU seconds around each phase say how busy it was, and what each entry cost it.
     let mut archives = Rounds::default();
@@ -399,16 +401,17 @@ fn main() {
     }
     println!(
         "\nstreamtier benchmark, {} shape: {n} entries ({:.0} B payload each), {p} partitions, \
-         {cells} partition-hours; {}",
+         {cells} partition-hours, object_span {}; {}",
         a.shape.name(),
         payload as f64 / n as f64,
+        a.object_span,
         machine()
     );
     for (what, figure, ratio) in &table {
         println!("  {what:<24} {figure:<40} {ratio}");
     }
     let results = json!({
-        "shape": a.shape.name(), "partition_hours": cells,
+        "shape": a.shape.name(), "partition_hours": cells, "object_span": a.object_span,
         "archive_local": local.json(), "archive_s3": s3_run.as_ref().map(|(_, s)| s.json()),
         "python_peer": peer.as_ref().map(|peer| {
             let mut j = peer.json();
