@@ -17,6 +17,7 @@ use crate::harness::archiver::{
     binary, keep_nothing, partition, system_context, test_settings, write_config,
 };
 use crate::harness::replay::{request, Fixture};
+use crate::harness::s3::S3Sandbox;
 use crate::harness::stream::{archived_entries, object_keys, xadd, xrange_all};
 
 const H: u64 = 3_600_000;
@@ -145,8 +146,13 @@ async fn closed_hours_become_one_object_each_and_the_chain_end_is_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replays_and_a_racing_archiver_see_every_entry_once_while_compaction_runs() {
-    for ids in [Ids::Original, Ids::New] {
-        let f = Fixture::new().await;
+    let s3 = S3Sandbox::start().await;
+    for (ids, on_s3) in [(Ids::Original, false), (Ids::New, false), (Ids::Original, true)] {
+        let f = if on_s3 {
+            Fixture::on_s3(&s3).await
+        } else {
+            Fixture::new().await
+        };
         let mut produced = fill(&f, 0..30, 4, 10).await;
         let replayer = f.replayer(600);
         let record = f
@@ -166,26 +172,39 @@ async fn replays_and_a_racing_archiver_see_every_entry_once_while_compaction_run
         // An archiver adds hours at the chain end while compaction merges the closed ones.
         let (stats, more) = tokio::join!(compact(&f, all()), fill(&f, 30..32, 2, 10));
         produced.extend(more);
-        assert!(stats.written >= 29, "{ids:?}: {stats:?}");
+        assert!(stats.written >= 29, "{ids:?} s3={on_s3}: {stats:?}");
         assert!(
             !run.is_finished(),
-            "{ids:?}: the replay ended before compaction did"
+            "{ids:?} s3={on_s3}: the replay ended before compaction did"
         );
         let done = run.await.expect("replay task").expect("replay");
-        assert_eq!(done.state, JobState::Succeeded, "{ids:?}: {:?}", done.error);
+        assert_eq!(
+            done.state,
+            JobState::Succeeded,
+            "{ids:?} s3={on_s3}: {:?}",
+            done.error
+        );
 
         let written = xrange_all(&mut con, "copy:0");
-        assert!(written.len() >= 1200, "{ids:?}: {} entries", written.len());
+        assert!(
+            written.len() >= 1200,
+            "{ids:?} s3={on_s3}: {} entries",
+            written.len()
+        );
         let fields: Vec<_> = written.iter().map(|e| e.fields.clone()).collect();
         let want: Vec<_> = produced[..written.len()]
             .iter()
             .map(|e| e.fields.clone())
             .collect();
-        assert_eq!(fields, want, "{ids:?}: duplicates, holes or disorder");
+        assert_eq!(fields, want, "{ids:?} s3={on_s3}: duplicates, holes or disorder");
         if ids == Ids::Original {
             assert_eq!(written, produced[..written.len()]);
         }
-        assert_eq!(archived_entries(&f.store, "orders", 0).await, produced, "{ids:?}");
+        assert_eq!(
+            archived_entries(&f.store, "orders", 0).await,
+            produced,
+            "{ids:?} s3={on_s3}"
+        );
     }
 }
 
