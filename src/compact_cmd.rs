@@ -3,15 +3,12 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::Args;
 use streamtier_archiver::compact::{compact_all, CompactOptions};
 use streamtier_archiver::partition::Owners;
-use streamtier_archiver::{Context, Metrics, SystemClock};
-use tokio_util::sync::CancellationToken;
 
-use crate::{owner_id, render, start, watch_signals, EXIT_CONFIG};
+use crate::{archiver_start, render, EXIT_CONFIG};
 
 /// Arguments of `streamtier compact`.
 #[derive(Args, Debug)]
@@ -45,20 +42,10 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (checked, hot, store) = match start(args.config.as_deref()).await {
+    let (checked, ctx, shutdown) = match archiver_start(args.config.as_deref()).await {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let ctx = Context {
-        hot,
-        store,
-        config: Arc::new(checked.archive.clone()),
-        clock: Arc::new(SystemClock),
-        metrics: Arc::new(Metrics::default()),
-        owner: owner_id(),
-    };
-    let shutdown = CancellationToken::new();
-    tokio::spawn(watch_signals(shutdown.clone()));
     let partitions = match streamtier_archiver::run::partitions(&ctx, &checked.source(), &Owners::new()).await
     {
         Ok((partitions, _skipped)) => partitions,

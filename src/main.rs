@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// Exit code for a configuration error.
-pub(crate) const EXIT_CONFIG: u8 = 2;
+const EXIT_CONFIG: u8 = 2;
 
 #[derive(Parser, Debug)]
 #[command(name = "streamtier", version, about = "Unlimited retention for Redis Streams")]
@@ -107,7 +107,7 @@ fn main() -> ExitCode {
 
 /// Loads the configuration and builds the Redis and store clients, or prints why not: exit
 /// code 2 for the configuration, 1 when a client cannot be built.
-pub(crate) async fn start(
+async fn start(
     config: Option<&std::path::Path>,
 ) -> Result<
     (
@@ -152,7 +152,7 @@ fn api_state(
     }
 }
 
-pub(crate) fn owner_id() -> String {
+fn owner_id() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
     format!(
         "{}-{}-{:08x}",
@@ -162,12 +162,12 @@ pub(crate) fn owner_id() -> String {
     )
 }
 
-/// `once`: `None` for the daemon, else the mode of the single pass.
-async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
-    let (checked, hot, store) = match start(config.as_deref()).await {
-        Ok(started) => started,
-        Err(code) => return code,
-    };
+/// What the archiver's commands start from: the checked configuration, an archiver context
+/// over fresh clients, and a shutdown token that SIGINT and SIGTERM cancel.
+async fn archiver_start(
+    config: Option<&std::path::Path>,
+) -> Result<(config::Checked, Context, CancellationToken), ExitCode> {
+    let (checked, hot, store) = start(config).await?;
     let ctx = Context {
         hot,
         store,
@@ -178,6 +178,15 @@ async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
+    Ok((checked, ctx, shutdown))
+}
+
+/// `once`: `None` for the daemon, else the mode of the single pass.
+async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
+    let (checked, ctx, shutdown) = match archiver_start(config.as_deref()).await {
+        Ok(started) => started,
+        Err(code) => return code,
+    };
     let source = checked.source();
     if let Some(mode) = once {
         let reports = match streamtier_archiver::run_once(ctx, &source, mode, shutdown).await {
@@ -232,7 +241,7 @@ async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
 }
 
 /// An error with its whole source chain, on one line.
-pub(crate) fn render(e: &dyn std::error::Error) -> String {
+fn render(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
@@ -243,7 +252,7 @@ pub(crate) fn render(e: &dyn std::error::Error) -> String {
     out
 }
 
-pub(crate) async fn watch_signals(shutdown: CancellationToken) {
+async fn watch_signals(shutdown: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
     else {

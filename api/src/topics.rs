@@ -147,13 +147,8 @@ async fn summarize(
         let full = page.len() == 1000;
         for info in page {
             cursor = Some(info.key.clone());
-            let Some(key) = layout::parse_object_key(&info.key) else {
+            let Some(object) = ObjectRef::listed(info.key.clone(), info.size) else {
                 continue;
-            };
-            let object = ObjectRef {
-                key: info.key.clone(),
-                size: info.size,
-                first_id: key.first_id,
             };
             let meta = object_meta(store, &object).await.map_err(|e| {
                 ApiError::status(

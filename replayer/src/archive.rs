@@ -36,6 +36,28 @@ pub struct ObjectRef {
     pub size: u64,
     /// Its first entry id (from the key).
     pub first_id: StreamId,
+    /// An upper bound of its ids, from the key: the last id of a merged object, else the end
+    /// of its span (hour or day), which no object crosses.
+    pub below: StreamId,
+}
+
+impl ObjectRef {
+    /// The object of a listing entry, or `None` for a key that is not an object's.
+    pub fn listed(key: String, size: u64) -> Option<ObjectRef> {
+        let parsed = layout::parse_object_key(&key)?;
+        let below = match parsed.merged_last {
+            Some(last) => last,
+            None => StreamId::new(parsed.span.end_ms(parsed.first_id), 0)
+                .predecessor()
+                .unwrap_or(StreamId::MIN),
+        };
+        Some(ObjectRef {
+            key,
+            size,
+            first_id: parsed.first_id,
+            below,
+        })
+    }
 }
 
 /// Walks a partition's objects in id order, skipping those that end at or before a cursor and
@@ -85,18 +107,14 @@ impl ObjectLister {
                 self.start_after = Some(last.key.clone());
             }
             for info in page {
-                let Some(parsed) = layout::parse_object_key(&info.key) else {
+                let Some(object) = ObjectRef::listed(info.key, info.size) else {
                     continue;
                 };
-                if self.to.is_some_and(|to| parsed.first_id >= to) {
+                if self.to.is_some_and(|to| object.first_id >= to) {
                     self.exhausted = true;
                     break;
                 }
-                self.buffered.push_back(ObjectRef {
-                    key: info.key,
-                    size: info.size,
-                    first_id: parsed.first_id,
-                });
+                self.buffered.push_back(object);
             }
         }
         Ok(())
@@ -115,11 +133,16 @@ impl ObjectLister {
             let Some(object) = self.buffered.pop_front() else {
                 return Ok(None);
             };
-            // An object's ids lie below the next object's first id.
-            let ends_before = match (self.buffered.front(), after) {
-                (Some(next), Some(after)) => after.successor().is_none_or(|s| next.first_id <= s),
-                _ => false,
-            };
+            // An object's ids lie below the next object's first id, and at or below the bound
+            // its key gives (listings start at the day of the cursor, so the objects of its
+            // earlier hours are skipped here without being opened).
+            let ends_before = after.is_some_and(|after| {
+                object.below <= after
+                    || self
+                        .buffered
+                        .front()
+                        .is_some_and(|next| after.successor().is_none_or(|s| next.first_id <= s))
+            });
             if !ends_before {
                 return Ok(Some(object));
             }

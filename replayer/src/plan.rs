@@ -275,16 +275,18 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
         // of objects, one round trip each.
         let mut objects = Vec::new();
         let mut last_archived: Option<StreamId> = None;
-        while let Some(object) = lister
-            .next_after(after)
-            .await
-            .map_err(Error::tier(format!("list archive of `{stream}`")))?
-        {
-            objects.push(object);
-            if objects.len() == FOOTER_BATCH {
+        loop {
+            let next = lister
+                .next_after(after)
+                .await
+                .map_err(Error::tier(format!("list archive of `{stream}`")))?;
+            let listed_all = next.is_none();
+            objects.extend(next);
+            if listed_all || objects.len() == FOOTER_BATCH {
+                let topic = &plan.request.topic;
                 count_objects(
                     store,
-                    &plan.request.topic,
+                    topic,
                     *partition,
                     &mut objects,
                     &mut item,
@@ -292,16 +294,10 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                 )
                 .await?;
             }
+            if listed_all {
+                break;
+            }
         }
-        count_objects(
-            store,
-            &plan.request.topic,
-            *partition,
-            &mut objects,
-            &mut item,
-            &mut last_archived,
-        )
-        .await?;
         let mut cursor = last_archived.max(after).unwrap_or(StreamId::MIN);
         loop {
             let batch = hot

@@ -130,3 +130,32 @@ async fn a_daily_topic_makes_one_object_per_day_and_replays_from_the_middle_of_o
     assert_eq!(want.len(), 72 - 18 - 3 + 12);
     assert_eq!(xrange_all(&mut con, "mid:0"), want);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_from_an_hour_opens_no_object_of_the_hours_before() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    // Entries from half a second into each hour: the next object's first id then says
+    // nothing about where the one before ends.
+    for h in 0..6 {
+        for k in 0..3u64 {
+            let id = StreamId::new(BASE + h * H + 500 + k * 1_000, 0);
+            xadd(&mut con, "orders:0", &id.to_string(), &[(b"k", b"v")]);
+        }
+    }
+    let produced = xrange_all(&mut con, "orders:0");
+    archive(&f, ObjectSpan::Hour, Mode::Flush, BASE + 6 * H).await;
+    assert_eq!(objects(&f).await.len(), 6);
+    let replayer = f.replayer(1_000_000);
+    let mut req = request("from3:{partition}", Ids::Original);
+    req.from = Some("2025-03-01T03:00:00Z".into());
+    let done = replayer
+        .run(f.job(&replayer, req, 1).await.expect("job"), |_| {})
+        .await
+        .expect("run");
+    assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+    let want: Vec<Entry> = produced.into_iter().skip(9).collect();
+    assert_eq!(xrange_all(&mut con, "from3:0"), want);
+    // Listings start at the day; the hours before 03:00 are skipped by their keys.
+    assert_eq!(done.objects_read, 3);
+}
