@@ -285,6 +285,16 @@ mod tests {
         let mut f = facts(&next_day, 3 * D + H, 3 * D + 10 * H);
         f.span = ObjectSpan::Day;
         assert_eq!(close_reason(&c, &r, false, &f), Some(Close::SpanOver));
+        // Past the hot window plus the slack, retention archives the day so far.
+        let mut c = cfg();
+        c.retention_slack = 100;
+        let busy = info(111, 111, 3 * D + 5 * H);
+        let mut f = facts(&busy, 3 * D + H, 3 * D + 10 * H);
+        f.span = ObjectSpan::Day;
+        assert_eq!(
+            close_reason(&c, &keep(10, Duration::from_secs(3600)), false, &f),
+            Some(Close::Retention)
+        );
     }
 
     #[test]
