@@ -12,7 +12,7 @@
 //!
 //! Both run the same phases: raw limits, archive into a local directory, the Python peer
 //! (`peer.py`, when `python3 -c 'import redis, pyarrow'` works), archive into the S3-protocol
-//! server, replays. Each archive phase also reports objects written, objects per
+//! server and a replay of that archive with new ids, replays of the local archive. Each archive phase also reports objects written, objects per
 //! partition-hour holding entries, bytes per entry, Redis CPU per entry, Redis commands per
 //! object (from `INFO commandstats`, `INFO` itself left out) and, for S3, requests per object
 //! by kind (`LIST` is a GET of the bucket).
@@ -177,9 +177,10 @@ fn main() {
     let peer = peer::run(&url, &addr, &keys, &work.path().join("peer"));
     phase("python peer");
     let s3_run = (!a.skip_s3).then(|| s3run::archive_to_s3(&addr, cfg, p, n, cells));
-    let s3_secs = s3_run.as_ref().map(|(_, s)| s.secs);
-    let s3_cpu = s3_run.as_ref().map_or(0.0, |(_, s)| s.redis_cpu);
-    let s3_rss = s3_run.as_ref().map(|(rss, _)| *rss);
+    let s3_secs = s3_run.as_ref().map(|r| r.stats.secs);
+    let s3_cpu = s3_run.as_ref().map_or(0.0, |r| r.stats.redis_cpu);
+    let s3_rss = s3_run.as_ref().map(|r| r.rss);
+    let s3_replay_secs = s3_run.as_ref().map(|r| r.replay_secs);
 
     // 4. Replays of the whole archive into fresh streams, in both id modes. Right before each,
     // the raw writer writes the same entries again into other streams, which are then deleted:
@@ -339,6 +340,18 @@ fn main() {
         ),
     ];
     rows.extend(replay_rows);
+    // The S3 archive replayed with new ids, against the raw write measured before the local
+    // replay with new ids.
+    if let Some(secs) = s3_replay_secs {
+        rows.push((
+            "replay from S3, new ids",
+            format!("{:.0} entries/s", n as f64 / secs),
+            format!(
+                "{:.2} x raw write before the local replay with new ids",
+                new.limit_secs / secs
+            ),
+        ));
+    }
     rows.extend([
         (
             narrow_label,
@@ -392,8 +405,8 @@ fn main() {
                 table.push(peer::row(peer.as_ref(), &local));
             }
             "archive, S3 protocol" => {
-                if let Some((_, s3)) = &s3_run {
-                    table.extend(s3.rows("S3"));
+                if let Some(run) = &s3_run {
+                    table.extend(run.stats.rows("S3"));
                 }
             }
             _ => {}
@@ -412,7 +425,7 @@ fn main() {
     }
     let results = json!({
         "shape": a.shape.name(), "partition_hours": cells, "object_span": a.object_span,
-        "archive_local": local.json(), "archive_s3": s3_run.as_ref().map(|(_, s)| s.json()),
+        "archive_local": local.json(), "archive_s3": s3_run.as_ref().map(|r| r.stats.json()),
         "python_peer": peer.as_ref().map(|peer| {
             let mut j = peer.json();
             j["archive_local_to_peer_entries_per_s"] =
@@ -429,7 +442,7 @@ fn main() {
         "raw_read_mb_per_s": read_bytes as f64 / 1e6 / read_secs,
         "archive_local_s": archive_secs, "archive_s3_s": s3_secs,
         "archive_ratio_to_raw_read": n as f64 / archive_secs / raw_read,
-        "replay_new_s": new_secs, "replay_original_s": orig_secs,
+        "replay_new_s": new_secs, "replay_original_s": orig_secs, "replay_new_s3_s": s3_replay_secs,
         "raw_write_before_new_entries_per_s": n as f64 / new_write_secs,
         "raw_write_before_original_entries_per_s": n as f64 / orig_write_secs,
         "replay_new_ratio_to_raw_write": new_write_secs / new_secs,

@@ -7,15 +7,20 @@ use crate::s3::S3Sandbox;
 use crate::stats::{s3_requests, ArchiveStats, Commands};
 use crate::util::{clear_chains, streamtier};
 
+/// What the S3 phase measured.
+pub struct S3Run {
+    /// Peak RSS of the archive run, MiB.
+    pub rss: f64,
+    /// What the archive run did.
+    pub stats: ArchiveStats,
+    /// Seconds of a replay with new ids of the whole S3 archive (targets deleted after).
+    pub replay_secs: f64,
+}
+
 /// Archives again into the in-process S3-protocol server (the chain cache in Redis is cleared
-/// first: it belongs to the local archive); answers the peak RSS in MiB and what the run did.
-pub fn archive_to_s3(
-    addr: &str,
-    config: &str,
-    partitions: u64,
-    entries: u64,
-    cells: u64,
-) -> (f64, ArchiveStats) {
+/// first: it belongs to the local archive), then replays that archive with new ids; answers
+/// what both did.
+pub fn archive_to_s3(addr: &str, config: &str, partitions: u64, entries: u64, cells: u64) -> S3Run {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let sandbox = rt.block_on(S3Sandbox::start());
     clear_chains(addr, partitions);
@@ -46,6 +51,24 @@ pub fn archive_to_s3(
         .map(|(_, path)| path.as_str())
         .collect();
     let bytes = rt.block_on(parquet_bytes(&sandbox));
+    let (replay_secs, _, _) = streamtier(
+        &[
+            "replay",
+            "--config",
+            config,
+            "--topic",
+            "bench",
+            "--ids",
+            "new",
+            "--target",
+            "s3fresh:{partition}",
+        ],
+        &env,
+    );
+    for i in 0..partitions {
+        let key = format!("s3fresh:{i}");
+        assert_eq!(raw.integer(&["DEL", &key]), 1, "DEL {key}");
+    }
     // The local archive's chain cache must come back for the replays that follow: clear it again.
     clear_chains(addr, partitions);
     let stats = ArchiveStats {
@@ -59,7 +82,11 @@ pub fn archive_to_s3(
         s3: Some(s3_requests(&log, sandbox.bucket())),
     };
     drop(sandbox);
-    (rss, stats)
+    S3Run {
+        rss,
+        stats,
+        replay_secs,
+    }
 }
 
 /// The bytes of the `.parquet` objects in the sandbox's bucket.
