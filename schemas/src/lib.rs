@@ -43,6 +43,9 @@
 //! | `raw_fields` | `List<Binary>` (`element`)                   | `LIST<BYTE_ARRAY>`                   | yes  |
 //! | typed        | `Utf8` / `Int64` / `Float64` / `Boolean` / `Timestamp(ms, UTC)` | as Arrow          | yes  |
 //!
+//! * The Arrow types are what the writer is given; the footer does not embed them (no
+//!   `ARROW:schema` key, about 700 bytes an object), so readers take the Parquet logical types
+//!   (`ts` is then `Timestamp(ms, "UTC")` for parquet-rs and pyarrow, `TIMESTAMPTZ` for DuckDB).
 //! * `ts` and `seq` hold the unsigned ID halves as `i64`; values above `i64::MAX` wrap to
 //!   negative numbers (year 292 million, or sequence numbers above 2^63). There are no
 //!   unsigned types anywhere, because Athena cannot read them.

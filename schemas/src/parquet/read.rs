@@ -332,6 +332,14 @@ mod tests {
     }
 
     #[test]
+    fn footers_carry_no_embedded_arrow_schema() {
+        let entries = vec![entry(5, 0, &[("carrier", "ups")])];
+        let metadata = parse_footer(&encode(&entries)).unwrap();
+        assert_eq!(key_value(&metadata, "ARROW:schema"), None);
+        assert!(key_value(&metadata, CHECKSUM_KEY).is_some());
+    }
+
+    #[test]
     fn typed_columns_are_read_back_from_the_schema() {
         let entries = vec![entry(5, 0, &[("carrier", "ups"), ("amount", "12")])];
         let columns = crate::parquet::test_support::typed_columns();

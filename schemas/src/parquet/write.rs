@@ -4,6 +4,7 @@ use std::io::Write;
 
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
+use parquet::arrow::arrow_writer::ArrowWriterOptions;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
@@ -92,7 +93,12 @@ impl<W: Write + Send> ObjectWriter<W> {
                 .set_column_statistics_enabled(column, EnabledStatistics::None);
         }
         let schema = super::arrow_schema(columns);
-        let writer = ArrowWriter::try_new(sink, schema.clone(), Some(props.build()))
+        // No embedded Arrow schema (`ARROW:schema`, about 700 bytes of every footer): the
+        // Parquet schema and its logical types say everything readers need.
+        let writer_options = ArrowWriterOptions::new()
+            .with_properties(props.build())
+            .with_skip_arrow_metadata(true);
+        let writer = ArrowWriter::try_new_with_options(sink, schema.clone(), writer_options)
             .map_err(|source| Error::Parquet { source })?;
         Ok(ObjectWriter {
             writer,
