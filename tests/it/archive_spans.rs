@@ -1,16 +1,17 @@
 //! Daily objects (`object_span = "1d"`): one object per partition-day, keys in ID order when a
-//! topic's span changes, and replays that seek into the middle of a day.
+//! topic's span changes, replays that seek into the middle of a day, compaction of a day.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use streamtier_archiver::compact::{compact_partition, CompactOptions};
 use streamtier_archiver::settings::Retention;
 use streamtier_archiver::{Mode, PartitionWorker};
 use streamtier_replayer::{Ids, JobState};
 use streamtier_schemas::{layout, Entry, ObjectSpan, StreamId};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::archiver::{context, partition, test_settings, TestClock};
+use crate::harness::archiver::{context, keep_nothing, partition, system_context, test_settings, TestClock};
 use crate::harness::replay::{request, Fixture};
 use crate::harness::stream::{archived_entries, object_keys, xadd, xrange_all};
 
@@ -158,4 +159,38 @@ async fn a_replay_from_an_hour_opens_no_object_of_the_hours_before() {
     assert_eq!(xrange_all(&mut con, "from3:0"), want);
     // Listings start at the day; the hours before 03:00 are skipped by their keys.
     assert_eq!(done.objects_read, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_merges_the_objects_of_a_closed_day_into_one() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    let mut produced = Vec::new();
+    // Three days, three `--flush` passes a day: three daily objects each.
+    for day in 0..3 {
+        for hours in [[1, 2], [5, 6], [9, 10]] {
+            produced.extend(produce(&mut con, day, &hours));
+            archive(&f, ObjectSpan::Day, Mode::Flush, BASE + day * D + 12 * H).await;
+        }
+    }
+    assert_eq!(objects(&f).await.len(), 9);
+    let ctx = system_context(f.hot.clone(), f.store.clone(), &test_settings(), "compactor");
+    let p = partition("orders", 0, "orders:0", keep_nothing());
+    let stats = compact_partition(&ctx, &p, &CompactOptions::default(), &CancellationToken::new())
+        .await
+        .expect("compact");
+    // Days 0 and 1 are merged (18 entries each, within max_object_entries = 50); day 2 holds
+    // the chain end.
+    assert_eq!((stats.written, stats.merged, stats.entries), (2, 6, 36));
+    let keys = object_keys(&f.store, "orders", 0).await;
+    let merged: Vec<_> = keys
+        .iter()
+        .filter_map(|k| layout::parse_object_key(k))
+        .filter(|k| k.merged_last.is_some())
+        .collect();
+    assert_eq!(merged.len(), 2);
+    assert!(merged.iter().all(|k| k.span == ObjectSpan::Day), "{keys:?}");
+    assert_eq!(keys.len(), 2 + 3);
+    assert_eq!(archived_entries(&f.store, "orders", 0).await, produced);
+    f.restore_partition_0(&produced).await;
 }
