@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use streamtier_archiver::compact::{compact_partition, CompactOptions};
 use streamtier_archiver::settings::Retention;
 use streamtier_archiver::{Mode, PartitionWorker};
@@ -13,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::harness::archiver::{context, keep_nothing, partition, system_context, test_settings, TestClock};
 use crate::harness::replay::{request, Fixture};
-use crate::harness::stream::{archived_entries, object_keys, xadd, xrange_all};
+use crate::harness::stream::{add_twice_named, archived_entries, object_keys, xadd, xrange_all};
 
 const H: u64 = 3_600_000;
 const D: u64 = 24 * H;
@@ -27,20 +26,7 @@ fn produce(con: &mut redis::Connection, day: u64, hours: &[u64]) -> Vec<Entry> {
     for &h in hours {
         for k in 0..3u64 {
             let id = StreamId::new(BASE + day * D + h * H + k * 1_000, k);
-            let value = [0xfe, k as u8];
-            xadd(
-                con,
-                "orders:0",
-                &id.to_string(),
-                &[(b"k", &value), (b"k", b"again")],
-            );
-            out.push(Entry {
-                id,
-                fields: vec![
-                    (Bytes::from_static(b"k"), Bytes::copy_from_slice(&value)),
-                    (Bytes::from_static(b"k"), Bytes::from_static(b"again")),
-                ],
-            });
+            out.push(add_twice_named(con, "orders:0", id, b"k", &[0xfe, k as u8]));
         }
     }
     out

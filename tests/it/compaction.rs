@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use streamtier_archiver::compact::{compact_partition, CompactOptions, CompactStats};
 use streamtier_archiver::settings::Topic;
@@ -18,7 +17,7 @@ use crate::harness::archiver::{
 };
 use crate::harness::replay::{request, Fixture};
 use crate::harness::s3::S3Sandbox;
-use crate::harness::stream::{archived_entries, object_keys, xadd, xrange_all};
+use crate::harness::stream::{add_twice_named, archived_entries, object_keys, xrange_all};
 
 const H: u64 = 3_600_000;
 /// 2025-11-01T00:00:00Z
@@ -33,20 +32,13 @@ async fn fill(f: &Fixture, hours: std::ops::Range<u64>, objects: u64, per_object
         for k in 0..objects {
             for i in 0..per_object {
                 let id = StreamId::new(T0 + hour * H + (k * per_object + i) * 1_000, i % 2);
-                let value = [0xff, (i % 256) as u8, 0];
-                xadd(
+                out.push(add_twice_named(
                     &mut con,
                     "orders:0",
-                    &id.to_string(),
-                    &[(b"v", &value), (b"v", b"again")],
-                );
-                out.push(Entry {
                     id,
-                    fields: vec![
-                        (Bytes::from_static(b"v"), Bytes::copy_from_slice(&value)),
-                        (Bytes::from_static(b"v"), Bytes::from_static(b"again")),
-                    ],
-                });
+                    b"v",
+                    &[0xff, (i % 256) as u8, 0],
+                ));
             }
             f.archive(0, "orders:0", 0).await;
         }

@@ -21,6 +21,26 @@ pub fn xadd(
     id.parse().expect("id")
 }
 
+/// `XADD`s an entry with the given id and two fields of one name (`name` = a binary `value`,
+/// `name` = `again`: a repeated name and non-UTF-8 bytes), and returns it as it should come
+/// back.
+pub fn add_twice_named(
+    con: &mut impl redis::ConnectionLike,
+    key: &str,
+    id: StreamId,
+    name: &'static [u8],
+    value: &[u8],
+) -> Entry {
+    xadd(con, key, &id.to_string(), &[(name, value), (name, b"again")]);
+    Entry {
+        id,
+        fields: vec![
+            (Bytes::from_static(name), Bytes::copy_from_slice(value)),
+            (Bytes::from_static(name), Bytes::from_static(b"again")),
+        ],
+    }
+}
+
 /// Every entry of a stream, with fields in order and repeats kept.
 pub fn xrange_all(con: &mut impl redis::ConnectionLike, key: &str) -> Vec<Entry> {
     let v: Value = redis::cmd("XRANGE")
