@@ -92,6 +92,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         );
         counter(
             &mut out,
+            "streamtier_removed_objects_total",
+            "Objects stored and then removed because another archiver moved the chain first.",
+            load(&m.removed_objects),
+        );
+        counter(
+            &mut out,
             "streamtier_trimmed_entries_total",
             "Entries trimmed from Redis.",
             load(&m.trimmed_entries),

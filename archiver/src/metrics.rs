@@ -17,6 +17,9 @@ pub struct Metrics {
     pub archived_objects: AtomicU64,
     /// Objects another archiver had already written (adopted).
     pub adopted_objects: AtomicU64,
+    /// Objects this archiver stored and then removed: the chain had moved while they were
+    /// built (another archiver got there first).
+    pub removed_objects: AtomicU64,
     /// Entries received from Redis by archive reads (each entry once, unless a pass is
     /// retried or resynced).
     pub read_entries: AtomicU64,

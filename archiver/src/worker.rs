@@ -490,6 +490,7 @@ impl PartitionWorker {
         }
         warn!(stream = %self.p.stream, object_key = %key, "chain moved while this object was built; removing it");
         self.ctx.store.delete(key).await.map_err(self.tier())?;
+        Metrics::add(&self.ctx.metrics.removed_objects, 1);
         Ok(false)
     }
 

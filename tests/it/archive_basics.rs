@@ -9,7 +9,7 @@ use streamtier_schemas::StreamId;
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
-pub use crate::harness::archiver::partition;
+use crate::harness::archiver::partition;
 use crate::harness::archiver::{context, keep_nothing, system_context, test_settings, TestClock};
 use crate::harness::redis::RedisServer;
 use crate::harness::s3::S3Sandbox;

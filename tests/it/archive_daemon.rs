@@ -11,9 +11,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use streamtier_schemas::{layout, StreamId};
 use streamtier_tiers::store::{LocalStore, Store};
 
-use crate::archive_faults::assert_exactly_once;
 use crate::harness::archiver::{binary, write_config};
 use crate::harness::redis::RedisServer;
+use crate::harness::stream::assert_exactly_once;
 use crate::harness::stream::{archived_entries, gap_records, object_keys, xadd, xrange_all};
 
 /// A `streamtier archive` daemon with its stderr in a file; killed on drop if still running.
@@ -48,7 +48,7 @@ impl Daemon {
     }
 
     /// Sends SIGTERM and waits (at most 15 s) for the process to exit.
-    fn terminate(&mut self) -> ExitStatus {
+    async fn terminate(&mut self) -> ExitStatus {
         self.assert_running();
         let sent = Command::new("kill")
             .arg("-TERM")
@@ -66,7 +66,7 @@ impl Daemon {
                 "daemon did not stop after SIGTERM; its log:\n{}",
                 self.log()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -211,7 +211,7 @@ async fn discovery_archives_every_stream_key_once_and_skips_internal_keys() {
         [daemon],
         archived_at_least(store, &want).await
     );
-    let status = daemon.terminate();
+    let status = daemon.terminate().await;
     assert!(status.success(), "daemon exited with {status}:\n{}", daemon.log());
 
     for (topic, p, stream) in expected {
@@ -298,7 +298,7 @@ async fn entries_are_archived_once_their_oldest_is_flush_after_old() {
             written_ms.saturating_sub(first_id.ms)
         );
     }
-    let status = daemon.terminate();
+    let status = daemon.terminate().await;
     assert!(status.success(), "daemon exited with {status}:\n{}", daemon.log());
 }
 
@@ -346,7 +346,7 @@ async fn two_daemons_share_partitions_through_leases_and_hand_over_on_sigterm() 
         archived_at_least(store, &some).await
     );
     // One daemon stops while the producer goes on: the other must take its partitions over.
-    let status = a.terminate();
+    let status = a.terminate().await;
     assert!(status.success(), "daemon a exited with {status}:\n{}", a.log());
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::SeqCst);
@@ -368,7 +368,7 @@ async fn two_daemons_share_partitions_through_leases_and_hand_over_on_sigterm() 
         [b],
         archived_at_least(store, &all).await
     );
-    let status = b.terminate();
+    let status = b.terminate().await;
     assert!(status.success(), "daemon b exited with {status}:\n{}", b.log());
 
     let (mut stored, mut last_objects) = (BTreeSet::new(), Vec::new());
@@ -448,7 +448,7 @@ async fn a_discovered_key_never_takes_over_another_streams_archive() {
         vec![b"plain".as_slice(); 6],
         "entries of two streams mixed in one archive"
     );
-    assert_eq!(daemon.terminate().code(), Some(0));
+    assert_eq!(daemon.terminate().await.code(), Some(0));
     let log = daemon.log();
     assert!(
         log.lines()
@@ -468,7 +468,7 @@ async fn a_discovered_key_never_takes_over_another_streams_archive() {
     );
     let archived = archived_entries(store, "orders", 0).await;
     assert!(archived.iter().all(|e| e.fields[0].0.as_ref() == b"plain"));
-    assert_eq!(daemon.terminate().code(), Some(0));
+    assert_eq!(daemon.terminate().await.code(), Some(0));
     assert!(
         daemon.log().contains("belongs to another stream key"),
         "{}",

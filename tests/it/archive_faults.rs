@@ -6,60 +6,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use streamtier_archiver::{Mode, PartitionWorker};
-use streamtier_schemas::StreamId;
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::archive_basics::partition;
 use crate::harness::archiver::{
-    archive_flush, binary, keep_nothing, system_context, test_settings, write_config,
+    archive_flush, binary, keep_nothing, partition, system_context, test_settings, write_config,
 };
 use crate::harness::redis::RedisServer;
 use crate::harness::s3::{Fault, S3Sandbox};
-use crate::harness::stream::{archived_entries, xadd, xrange_all};
-
-/// Asserts that Redis and the archive together hold every produced id exactly once (entries
-/// retained in Redis after archiving may appear in both) and that the archive has no duplicate.
-pub(crate) async fn assert_exactly_once(
-    redis: &RedisServer,
-    store: &Store,
-    topic: &str,
-    p: u32,
-    stream: &str,
-    produced: &BTreeSet<StreamId>,
-) {
-    let archived: Vec<StreamId> = archived_entries(store, topic, p)
-        .await
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    let unique: BTreeSet<StreamId> = archived.iter().copied().collect();
-    assert_eq!(
-        unique.len(),
-        archived.len(),
-        "{stream}: the archive holds duplicates"
-    );
-    let in_redis: BTreeSet<StreamId> = xrange_all(&mut redis.con(), stream)
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
-    let union: BTreeSet<StreamId> = unique.union(&in_redis).copied().collect();
-    let missing: Vec<_> = produced.difference(&union).take(5).collect();
-    assert!(
-        missing.is_empty(),
-        "{stream}: entries lost, e.g. {missing:?}; redis log:\n{}",
-        redis.log()
-    );
-    let extra: Vec<_> = union.difference(produced).take(5).collect();
-    assert!(extra.is_empty(), "{stream}: entries nobody produced: {extra:?}");
-    let last = archived.last().copied().unwrap_or(StreamId::MIN);
-    assert!(
-        in_redis.iter().all(|id| *id > last || unique.contains(id)),
-        "{stream}: a hole between archive and redis"
-    );
-}
+use crate::harness::stream::{archived_entries, assert_exactly_once, xadd, xrange_all};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole() {
@@ -92,9 +49,11 @@ async fn two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole() {
         })
     };
     let mut tasks = Vec::new();
+    let mut metrics = Vec::new();
     for owner in ["a", "b"] {
         for (p, stream) in streams.iter().enumerate() {
             let ctx = system_context(hot.clone(), store.clone(), &test_settings(), owner);
+            metrics.push(ctx.metrics.clone());
             let mut worker = PartitionWorker::new(ctx, partition("race", p as u32, stream, keep_nothing()));
             let stop = stop.clone();
             tasks.push(tokio::spawn(async move {
@@ -114,6 +73,13 @@ async fn two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole() {
         t.await.expect("worker task");
     }
     let produced = producer.join().expect("producer");
+    // The archivers really collided: one adopted the other's object, or removed its own after
+    // the chain moved under it.
+    let sum = |f: fn(&streamtier_archiver::Metrics) -> &std::sync::atomic::AtomicU64| {
+        metrics.iter().map(|m| f(m).load(Ordering::Relaxed)).sum::<u64>()
+    };
+    let (adopted, removed) = (sum(|m| &m.adopted_objects), sum(|m| &m.removed_objects));
+    assert!(adopted + removed > 0, "no collision: nothing adopted or removed");
     for (p, stream) in streams.iter().enumerate() {
         let ctx = system_context(hot.clone(), store.clone(), &test_settings(), "final");
         let mut worker = PartitionWorker::new(ctx, partition("race", p as u32, stream, keep_nothing()));
@@ -224,30 +190,53 @@ retain_for = "0s"
             produced
         })
     };
-    let mut rng = rand::rng();
-    for _ in 0..20 {
+    // Seeded, so that a failure can be replayed; each killed run's log is kept for the message.
+    let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+    let mut logs = Vec::new();
+    for round in 0..20 {
+        let log = dir.path().join(format!("archiver-{round}.log"));
         let mut child = Command::new(binary())
             .args(["archive", "--config"])
             .arg(&config)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start archiver");
-        std::thread::sleep(Duration::from_millis(rng.random_range(100..600)));
+        tokio::time::sleep(Duration::from_millis(rng.random_range(100..600))).await;
         kill9(&mut child);
+        logs.push(log);
     }
     stop.store(true, Ordering::SeqCst);
     let produced = producer.join().expect("producer");
+    let store = Store::Local(LocalStore::new(&archive).expect("store"));
+    let killed_runs_archived: usize = {
+        let mut n = 0;
+        for p in 0..2u32 {
+            n += archived_entries(&store, "k", p).await.len();
+        }
+        n
+    };
+    let all_logs = || {
+        logs.iter()
+            .map(|l| std::fs::read_to_string(l).unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join("\n---\n")
+    };
+    assert!(
+        killed_runs_archived > 0,
+        "the killed runs archived nothing before the final pass; their logs:\n{}",
+        all_logs()
+    );
     // A restart converges: one last run archives the rest.
     // Leases of the killed processes expire after lease_ttl; --once waits for them.
     let out = archive_flush(&config, &[]);
     assert!(
         out.status.success(),
-        "final run failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        "final run failed: {}\nlogs of the killed runs:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        all_logs()
     );
-    let store = Store::Local(LocalStore::new(&archive).expect("store"));
     for p in 0..2u32 {
         assert_exactly_once(&redis, &store, "k", p, &format!("k:{p}"), &produced[p as usize]).await;
     }

@@ -9,7 +9,7 @@ use streamtier_schemas::{ColumnType, TypedColumn};
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::archive_basics::partition;
+use crate::harness::archiver::partition;
 use crate::harness::archiver::{keep_nothing, system_context, test_settings};
 use crate::harness::redis::RedisServer;
 use crate::harness::stream::xadd;

@@ -12,12 +12,12 @@ use streamtier_schemas::{layout, ObjectSpan, StreamId};
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::archive_basics::partition;
-use crate::archive_faults::assert_exactly_once;
+use crate::harness::archiver::partition;
 use crate::harness::archiver::{
     archive_flush, archive_once, context, system_context, test_settings, write_config, TestClock,
 };
 use crate::harness::redis::RedisServer;
+use crate::harness::stream::assert_exactly_once;
 use crate::harness::stream::{archived_entries, object_keys, xadd};
 
 const H: u64 = 3_600_000;

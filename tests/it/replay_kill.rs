@@ -8,14 +8,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rand::Rng;
+use rand::{Rng, SeedableRng};
 use streamtier_archiver::settings::Retention;
 use streamtier_archiver::PartitionWorker;
 use streamtier_schemas::Entry;
 use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
-use crate::archive_basics::partition;
+use crate::harness::archiver::partition;
 use crate::harness::archiver::{binary, system_context, test_settings, write_config};
 use crate::harness::redis::RedisServer;
 use crate::harness::stream::{xadd, xrange_all};
@@ -37,7 +37,7 @@ fn http(port: u16, method: &str, path: &str, body: &str) -> Option<(u16, String)
     Some((status, out))
 }
 
-fn serve(config: &std::path::Path, port: u16) -> Child {
+async fn serve(config: &std::path::Path, port: u16) -> Child {
     let child = Command::new(binary())
         .args(["serve", "--config"])
         .arg(config)
@@ -50,7 +50,7 @@ fn serve(config: &std::path::Path, port: u16) -> Child {
     let deadline = Instant::now() + Duration::from_secs(20);
     while http(port, "GET", "/healthz", "").is_none() {
         assert!(Instant::now() < deadline, "serve did not come up");
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child
 }
@@ -142,7 +142,7 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
             root.display()
         ),
     );
-    let mut child = serve(&config, port);
+    let mut child = serve(&config, port).await;
     let mut jobs = Vec::new();
     for body in [
         r#"{"topic": "orders", "target": "fresh:{partition}", "ids": "new", "origin_field": "_origin"}"#,
@@ -162,12 +162,12 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port();
-    let mut second = serve(&config, port2);
-    let mut rng = rand::rng();
+    let mut second = serve(&config, port2).await;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(17);
     for _ in 0..6 {
-        std::thread::sleep(Duration::from_millis(rng.random_range(200..900)));
+        tokio::time::sleep(Duration::from_millis(rng.random_range(200..900))).await;
         kill9(&mut child);
-        child = serve(&config, port);
+        child = serve(&config, port).await;
     }
     // The kills landed while the jobs were still running.
     assert!(
@@ -197,7 +197,7 @@ async fn kill_9_of_serve_mid_replay_writes_every_entry_exactly_once() {
                 .collect::<Vec<_>>()
         );
         assert!(Instant::now() < deadline, "jobs did not finish: {states:?}");
-        std::thread::sleep(Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     kill9(&mut child);
     kill9(&mut second);

@@ -1,9 +1,13 @@
 //! Helpers to produce entries and read streams and archives back, for assertions.
 
+use std::collections::BTreeSet;
+
 use bytes::Bytes;
 use redis::Value;
 use streamtier_schemas::{decode_object, layout, Entry, StreamId};
 use streamtier_tiers::store::Store;
+
+use crate::harness::redis::RedisServer;
 
 /// `XADD key id f v [f v …]` with binary-safe fields; returns the id Redis assigned.
 pub fn xadd(
@@ -127,4 +131,45 @@ pub async fn gap_records(store: &Store, topic: &str, partition: u32) -> Vec<stre
         out.push(streamtier_schemas::GapRecord::from_json(&body).expect("gap json"));
     }
     out
+}
+
+/// Asserts that Redis and the archive together hold every produced id exactly once (entries
+/// retained in Redis after archiving may appear in both) and that the archive has no duplicate.
+pub async fn assert_exactly_once(
+    redis: &RedisServer,
+    store: &Store,
+    topic: &str,
+    p: u32,
+    stream: &str,
+    produced: &BTreeSet<StreamId>,
+) {
+    let archived: Vec<StreamId> = archived_entries(store, topic, p)
+        .await
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let unique: BTreeSet<StreamId> = archived.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        archived.len(),
+        "{stream}: the archive holds duplicates"
+    );
+    let in_redis: BTreeSet<StreamId> = xrange_all(&mut redis.con(), stream)
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    let union: BTreeSet<StreamId> = unique.union(&in_redis).copied().collect();
+    let missing: Vec<_> = produced.difference(&union).take(5).collect();
+    assert!(
+        missing.is_empty(),
+        "{stream}: entries lost, e.g. {missing:?}; redis log:\n{}",
+        redis.log()
+    );
+    let extra: Vec<_> = union.difference(produced).take(5).collect();
+    assert!(extra.is_empty(), "{stream}: entries nobody produced: {extra:?}");
+    let last = archived.last().copied().unwrap_or(StreamId::MIN);
+    assert!(
+        in_redis.iter().all(|id| *id > last || unique.contains(id)),
+        "{stream}: a hole between archive and redis"
+    );
 }
