@@ -2,7 +2,7 @@
 //! truth), with the Redis hint only as a listing shortcut.
 
 use bytes::Bytes;
-use streamtier_schemas::{layout, GapRecord, ObjectMeta, StreamId};
+use streamtier_schemas::{layout, ObjectMeta, StreamId};
 use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
 
@@ -194,17 +194,4 @@ pub async fn objects_after(
         }
         start = page.last().map(|o| o.key.clone());
     }
-}
-
-/// Reads a gap record.
-///
-/// # Errors
-/// [`Error::Tier`] when the store fails, [`Error::Format`] when the record is not valid JSON.
-pub async fn read_gap(store: &Store, p: &Partition, key: &str) -> Result<GapRecord> {
-    let body = store.get(key).await.map_err(tier(p))?;
-    GapRecord::from_json(&body).map_err(|source| Error::Format {
-        partition: p.label(),
-        key: key.to_string(),
-        source,
-    })
 }

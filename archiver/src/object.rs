@@ -46,11 +46,6 @@ impl ObjectBuilder {
         })
     }
 
-    /// The key the object will be stored under.
-    pub fn key(&self) -> &str {
-        &self.key
-    }
-
     /// Encodes `entries` (ascending ids, after every entry already written).
     ///
     /// # Errors
