@@ -12,9 +12,10 @@ use tracing::{info, warn};
 
 use crate::partition::{self, Owners, Partition};
 use crate::settings::{Retention, Topic};
-use crate::worker::{backoff, Context, Mode, PartitionWorker, PassStats};
+use crate::worker::{Context, Mode, PartitionWorker, PassStats};
 use crate::{Error, Result};
 use streamtier_tiers::hot::Lease;
+use streamtier_tiers::retry;
 
 /// Attempts per partition in `--once` mode before it is reported as failed.
 const ONCE_ATTEMPTS: u32 = 5;
@@ -58,13 +59,6 @@ pub async fn partitions(
             })?;
             Ok(partition::discover(&keys, retention, owners))
         }
-    }
-}
-
-async fn sleep_or_cancel(d: Duration, shutdown: &CancellationToken) -> bool {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
-        _ = shutdown.cancelled() => false,
     }
 }
 
@@ -116,7 +110,7 @@ async fn once_partition(
         match lease.acquire(&ctx.hot).await {
             Ok(true) => break,
             Ok(false) if tokio::time::Instant::now() < deadline => {
-                if !sleep_or_cancel(Duration::from_millis(250), &shutdown).await {
+                if !retry::pause(Duration::from_millis(250), &shutdown).await {
                     break;
                 }
             }
@@ -148,8 +142,8 @@ async fn once_partition(
                     ) {
                         break;
                     }
-                    let wait = backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
-                    if !sleep_or_cancel(wait, &shutdown).await {
+                    let wait = retry::backoff(attempt, Duration::from_millis(200), Duration::from_secs(5));
+                    if !retry::pause(wait, &shutdown).await {
                         break;
                     }
                 }
@@ -229,7 +223,7 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
                 shutdown.cancelled().await;
                 false
             }
-            Source::Discover(_) => sleep_or_cancel(ctx.config.discover_interval, &shutdown).await,
+            Source::Discover(_) => retry::pause(ctx.config.discover_interval, &shutdown).await,
         };
         if !more {
             break;
@@ -243,7 +237,7 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
 /// The daemon's background compaction: every `every`, the closed spans of every partition (see
 /// [`crate::compact`]); failures are logged and retried at the next turn.
 async fn compact_every(ctx: Context, source: Source, every: Duration, shutdown: CancellationToken) {
-    while sleep_or_cancel(every, &shutdown).await {
+    while retry::pause(every, &shutdown).await {
         let parts = match partitions(&ctx, &source, &Owners::new()).await {
             Ok((parts, _)) => parts,
             Err(e) => {
@@ -330,7 +324,7 @@ async fn daemon_partition(
                         ctx.metrics.count_error(&e);
                         warn!(stream = %p.stream, error = %e, "archiving failed; backing off");
                         failures += 1;
-                        backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
+                        retry::backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
                     }
                 },
                 // Someone else has it: look again after a while, in case they stop.
@@ -338,11 +332,11 @@ async fn daemon_partition(
                 Err(e) => {
                     failures += 1;
                     warn!(stream = %p.stream, error = %e, "lease failed; backing off");
-                    backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
+                    retry::backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
                 }
             }
         };
-        if !sleep_or_cancel(wait, &shutdown).await {
+        if !retry::pause(wait, &shutdown).await {
             break;
         }
     }

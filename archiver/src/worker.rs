@@ -536,24 +536,3 @@ impl PartitionWorker {
         self.batch_entries = (self.ctx.config.read_batch_bytes / avg).clamp(1, MAX_BATCH_ENTRIES);
     }
 }
-
-/// Backoff with full jitter: a random wait up to `base * 2^attempt`, capped.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let max = base.saturating_mul(2u32.saturating_pow(attempt.min(16))).min(cap);
-    let ms = rand::random_range(0..=max.as_millis().max(1) as u64);
-    Duration::from_millis(ms.max(base.as_millis() as u64 / 2))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    #[test]
-    fn backoff_stays_within_its_cap() {
-        for attempt in 0..40 {
-            assert!(
-                backoff(attempt, Duration::from_millis(100), Duration::from_secs(5))
-                    <= Duration::from_secs(5)
-            );
-        }
-    }
-}

@@ -5,6 +5,7 @@
 //!   rules in one step, partition leases and key discovery.
 //! - [`store`]: the object store, the cold tier. A local directory or S3, both with an atomic
 //!   create-if-absent write, which is what keeps the archive chain free of duplicates.
+//! - [`retry`]: the one backoff and cancellable pause every crate retries with.
 //!
 //! Against a single server, the two hot paths (the archive read transaction and the replay
 //! write transaction) run on streamtier's own RESP connections: requests are encoded straight
@@ -17,6 +18,7 @@
 
 pub mod error;
 pub mod hot;
+pub mod retry;
 pub mod store;
 
 pub use error::{Dependency, Error, ErrorKind, Result};

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use streamtier_schemas::{Entry, StreamId};
 use streamtier_tiers::hot::{IdMode, ReplayBatch, ReplayWrite};
+use streamtier_tiers::retry;
 use streamtier_tiers::ErrorKind;
 use tokio_util::sync::CancellationToken;
 
@@ -57,9 +58,9 @@ pub(crate) fn retryable(e: &Error) -> bool {
 
 const MAX_ATTEMPTS: u32 = 8;
 
+/// The wait before retry number `attempt` of a read or a write: 100 ms doubling, at most 6.4 s.
 fn backoff(attempt: u32) -> Duration {
-    let base = 100u64.saturating_mul(1 << attempt.min(6));
-    Duration::from_millis(base + rand::random::<u64>() % (base / 2 + 1))
+    retry::backoff(attempt, Duration::from_millis(100), Duration::from_millis(6_400))
 }
 
 /// Cuts `entries` into write batches.
@@ -165,7 +166,8 @@ impl Replayer {
                             attempt += 1;
                             inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
                             tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
-                            tokio::time::sleep(backoff(attempt)).await;
+                            // A cancel or shutdown during the wait is seen at the loop's top.
+                            retry::pause(backoff(attempt), token).await;
                             continue 'resume;
                         }
                         Err(e) => {
@@ -193,7 +195,16 @@ impl Replayer {
                     }
                     let last = chunk[chunk.len() - 1].id;
                     let total = self
-                        .write(&id, &part.target, cursor, chunk, mode, origin, &mut attempt)
+                        .write(
+                            &id,
+                            &part.target,
+                            cursor,
+                            chunk,
+                            mode,
+                            origin,
+                            &mut attempt,
+                            token,
+                        )
                         .await?;
                     cursor = Some(last);
                     written += chunk.len();
@@ -227,6 +238,7 @@ impl Replayer {
         ids: IdMode,
         origin: Option<(&str, &str)>,
         attempt: &mut u32,
+        token: &CancellationToken,
     ) -> std::result::Result<u64, Stop> {
         let last = chunk[chunk.len() - 1].id;
         let batch = ReplayBatch {
@@ -273,7 +285,14 @@ impl Replayer {
                     *attempt += 1;
                     self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(job, target, attempt = *attempt, error = %e, "retrying replay write");
-                    tokio::time::sleep(backoff(*attempt)).await;
+                    if !retry::pause(backoff(*attempt), token).await {
+                        // Whether the last attempt landed or not, the target's cursor says so.
+                        return Err(if self.inner.shutdown.is_cancelled() {
+                            Stop::Shutdown
+                        } else {
+                            Stop::Cancelled
+                        });
+                    }
                 }
                 Err(e) => {
                     return Err(Stop::Failed(Error::Tier {

@@ -16,7 +16,6 @@ use std::time::Duration;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 use bytes::Bytes;
-use rand::Rng;
 
 use super::spool::SpoolDir;
 use super::{invalid_range, ObjectHead, ObjectInfo};
@@ -90,10 +89,9 @@ fn s3_err(op: &'static str, key: &str, source: impl std::error::Error + Send + S
     }
 }
 
-/// Full-jitter exponential backoff: 50 ms, 100 ms, ... capped at 1 s.
+/// Backoff between sends of a conflicting conditional write: 50 ms, 100 ms, ... capped at 1 s.
 fn conflict_backoff(attempt: u32) -> Duration {
-    let cap_ms = (50u64 << attempt.min(5)).min(1000);
-    Duration::from_millis(rand::rng().random_range(cap_ms / 2..=cap_ms))
+    crate::retry::backoff(attempt, Duration::from_millis(50), Duration::from_secs(1))
 }
 
 impl S3Store {
