@@ -97,24 +97,27 @@ impl From<ReplayError> for ApiError {
             ReplayError::Unacceptable { field, .. } => {
                 ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
             }
-            ReplayError::NotFound { .. } => ApiError::status(StatusCode::NOT_FOUND, e.to_string()),
             ReplayError::Conflict { .. } => ApiError::field(StatusCode::CONFLICT, "target", e.to_string()),
-            _ if e.kind() == ErrorKind::Unavailable => {
-                ApiError::status(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            }
-            _ => ApiError::status(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            _ => ApiError::status(status_of(e.kind()), e.to_string()),
         }
     }
 }
 
 impl From<streamtier_tiers::Error> for ApiError {
     fn from(e: streamtier_tiers::Error) -> Self {
-        let status = match e.kind() {
-            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorKind::NotFound => StatusCode::NOT_FOUND,
-            _ => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        ApiError::status(status, e.to_string())
+        ApiError::status(status_of(e.kind()), e.to_string())
+    }
+}
+
+/// The HTTP status of each kind of error: the one place where errors become statuses (a
+/// replay request's field errors add which field, 400 or 422).
+pub fn status_of(kind: ErrorKind) -> StatusCode {
+    match kind {
+        ErrorKind::InvalidInput => StatusCode::BAD_REQUEST,
+        ErrorKind::NotFound => StatusCode::NOT_FOUND,
+        ErrorKind::Conflict => StatusCode::CONFLICT,
+        ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorKind::Corrupt | ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -154,5 +157,24 @@ impl IntoResponse for ApiError {
             HeaderValue::from_static("application/problem+json"),
         );
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_error_has_its_status() {
+        for (kind, status) in [
+            (ErrorKind::InvalidInput, 400),
+            (ErrorKind::NotFound, 404),
+            (ErrorKind::Conflict, 409),
+            (ErrorKind::Unavailable, 503),
+            (ErrorKind::Corrupt, 500),
+            (ErrorKind::Internal, 500),
+        ] {
+            assert_eq!(status_of(kind).as_u16(), status, "{kind:?}");
+        }
     }
 }

@@ -143,15 +143,21 @@ pub enum Error {
     },
 }
 
-/// A coarse category of [`Error`] that tells a caller what to do about it.
+/// What a caller should do about an error: the one category every streamtier crate's errors
+/// map to, and that the API turns into an HTTP status in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum ErrorKind {
-    /// The caller passed something invalid; retrying will not help.
+    /// The request, the data given or the settings are wrong: do not retry, report.
     InvalidInput,
-    /// Stored data is damaged or not in this format; retrying will not help.
+    /// The thing asked for does not exist.
+    NotFound,
+    /// Someone else changed the same thing concurrently: re-read and decide.
+    Conflict,
+    /// A dependency (Redis, S3, the disk) failed or timed out: retry later.
+    Unavailable,
+    /// Stored data is damaged, inconsistent or not in this format: needs an operator.
     Corrupt,
-    /// A bug or an unexpected failure inside an encoder.
+    /// A bug or an unexpected state.
     Internal,
 }
 

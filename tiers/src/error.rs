@@ -93,22 +93,7 @@ pub enum Error {
     },
 }
 
-/// What a caller should do about an [`Error`]; the API maps it to an HTTP status in one place.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
-    /// The request or the settings are wrong: do not retry, report.
-    InvalidInput,
-    /// The thing asked for does not exist.
-    NotFound,
-    /// Someone else changed the same thing concurrently: re-read and decide.
-    Conflict,
-    /// A dependency (Redis, S3, the disk) failed or timed out: retry later.
-    Unavailable,
-    /// Stored data is unreadable or inconsistent: needs an operator.
-    Corrupt,
-    /// A bug or an unexpected state.
-    Internal,
-}
+pub use streamtier_schemas::ErrorKind;
 
 /// Which dependency an error came from, for metrics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
