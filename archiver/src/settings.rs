@@ -505,6 +505,24 @@ mod tests {
     }
 
     #[test]
+    fn compact_interval_is_off_by_default_and_checked() {
+        assert_eq!(ArchiveSettings::default().check().unwrap().compact_interval, None);
+        let mut a = ArchiveSettings {
+            compact_interval: Some("10m".into()),
+            ..ArchiveSettings::default()
+        };
+        assert_eq!(
+            a.check().unwrap().compact_interval,
+            Some(Duration::from_secs(600))
+        );
+        for bad in ["10ms", "soon"] {
+            a.compact_interval = Some(bad.into());
+            let err = a.check().unwrap_err().to_string();
+            assert!(err.contains("archive.compact_interval"), "{err}");
+        }
+    }
+
+    #[test]
     fn duplicate_streams_are_refused() {
         let mut b = topic();
         b.name = "other".into();

@@ -26,10 +26,15 @@
 //!    more fields than a Lua call takes) are refused before anything is sent.
 //! 4. **Seamless range.** Archive and Redis are joined at the cursor: Redis is read only after
 //!    the archive is exhausted, and when Redis no longer holds the entry after the cursor, the
-//!    archive is listed again for objects written meanwhile (see [`source`]).
+//!    archive is listed again for objects written meanwhile (see [`source`]). Compaction may
+//!    replace objects under a running job: objects that end at or before the cursor are skipped
+//!    (by their key's bound, or by their footer), entries at or before it are dropped, and an
+//!    object that is gone when read makes the partition list again from its cursor (test:
+//!    `compaction::replays_and_a_racing_archiver_see_every_entry_once_while_compaction_runs`).
 //! 5. **Proven bytes.** Every block of entries from an object is checked against the footer's
-//!    block checksum before it is written anywhere; a missing or damaged object fails the job
-//!    naming the object and the last entry written, and nothing after it is written.
+//!    block checksum before it is written anywhere; a damaged object, or one still missing
+//!    after eight listings in a row, fails the job naming the object and the last entry
+//!    written, and nothing after it is written.
 //! 6. **Bounded memory.** One job holds at most `partition_concurrency` partitions, each with
 //!    one checksum block (at most 1,024 entries or 4 MiB plus one entry) or one Redis read, and
 //!    less than one write batch carried over from the previous read, in memory; large objects

@@ -323,3 +323,48 @@ async fn the_daemon_compacts_closed_hours_when_compact_interval_is_set() {
     daemon.await.expect("daemon task").expect("daemon");
     assert_eq!(archived_entries(&f.store, "orders", 0).await, produced);
 }
+
+#[test]
+fn bad_compact_arguments_exit_2_naming_the_argument() {
+    let redis = crate::harness::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "[redis]\nurl = \"{}\"\n[store]\nurl = \"{}\"\n[[topics]]\nname = \"orders\"\nstreams = \"orders:{{partition}}\"\n",
+            redis.url(),
+            dir.path().join("archive").display()
+        ),
+    );
+    for (args, named) in [
+        (&["--before", "yesterday"][..], "--before `yesterday`"),
+        (&["--topic", "nope"][..], "--topic `nope`"),
+    ] {
+        let out = std::process::Command::new(binary())
+            .args(["compact", "--config"])
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("compact");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+    // The store's directory may be created when the store is opened; nothing goes into it.
+    let archive = dir.path().join("archive");
+    let written: Vec<_> = walkdir_files(&archive);
+    assert!(written.is_empty(), "{written:?}");
+}
+
+fn walkdir_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walkdir_files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
