@@ -11,10 +11,10 @@
 //! 1. **Order.** Within a partition, entries reach the target in source-id order; the source's
 //!    cursor only moves forward and every batch starts above it.
 //! 2. **Exactly once.** A batch and the cursor that says it was written change together, and
-//!    only if the cursor still holds what the writer expects (compare-and-set). On a single
-//!    server the writer `WATCH`es the cursor, checks it, then sends `MULTI`, the `XADD`s and a
-//!    commit script in one `EXEC`, which runs nothing if the cursor changed meanwhile; on a
-//!    cluster one Lua script (`replay.lua`) does the same. A crash before the transaction leaves
+//!    only if the cursor still holds what the writer expects (compare-and-set). The writer
+//!    `WATCH`es the cursor, checks it, then sends `MULTI`, the `XADD`s and a commit script in
+//!    one `EXEC`, which runs nothing if the cursor changed meanwhile (the same on a single server
+//!    and on a cluster, where the cursor shares the target's slot). A crash before the transaction leaves
 //!    neither; after it, both. A restarted job reads the cursor and goes on after it; a retry
 //!    whose first attempt landed sees its own cursor and counts the batch once; a second runner
 //!    of the same job finds the cursor moved and stops. Runners also take an expiring lease per
@@ -22,8 +22,8 @@
 //! 3. **Nothing half-written.** Everything that could fail (cursor, original id order, the
 //!    target's type) is checked before the first `XADD`; inside the transaction an `XADD` can
 //!    only fail if the target stopped being a stream, and then none is written and the commit
-//!    leaves the cursor alone. Entries that cannot be written at all (no fields; on a cluster,
-//!    more fields than a Lua call takes) are refused before anything is sent.
+//!    leaves the cursor alone. Entries that cannot be written at all (no fields) are refused before
+//!    anything is sent.
 //! 4. **Seamless range.** Archive and Redis are joined at the cursor: Redis is read only after
 //!    the archive is exhausted, and when Redis no longer holds the entry after the cursor, the
 //!    archive is listed again for objects written meanwhile (see [`source`]). Compaction may

@@ -7,6 +7,7 @@ mod api_http;
 mod api_http_replays;
 mod archive_basics;
 mod archive_cluster;
+mod cluster_routing;
 mod archive_daemon;
 mod archive_faults;
 mod archive_readers;

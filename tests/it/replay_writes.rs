@@ -1,7 +1,6 @@
-//! The replay write (entries and cursor together) under contention, on a single server (the
-//! direct `WATCH`/`MULTI` transaction) and on a cluster (the Lua script): exactly once, nothing
-//! written on a refusal, field counts beyond Lua's limit where there is no Lua, and the direct
-//! connections' authentication and database selection.
+//! The replay write (entries and cursor together, one `WATCH`/`MULTI` transaction) under
+//! contention, on a single server and on a cluster: exactly once, nothing written on a refusal,
+//! wide entries, and the direct connections' authentication and database selection.
 
 use bytes::Bytes;
 use streamtier_schemas::{Entry, StreamId};

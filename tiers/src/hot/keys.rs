@@ -39,7 +39,7 @@ fn has_hash_tag(key: &str) -> bool {
 }
 
 /// The cluster slot of a key (CRC-16/XMODEM of its hash tag or of the whole key, mod 16384).
-fn slot(key: &[u8]) -> u16 {
+pub(crate) fn slot(key: &[u8]) -> u16 {
     let hashed = key
         .iter()
         .position(|b| *b == b'{')

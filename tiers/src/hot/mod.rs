@@ -1,4 +1,5 @@
-//! The hot tier: Redis streams, read in atomic batches and trimmed by one Lua script.
+//! The hot tier: Redis streams, read in atomic batches, trimmed by one Lua script and written
+//! by replays, over the same direct connections on a single server and on a Redis Cluster.
 
 mod conn;
 mod keys;
@@ -10,7 +11,6 @@ mod reply;
 use std::fmt;
 use std::sync::Arc;
 
-use redis::Script;
 use serde::{Deserialize, Serialize};
 use streamtier_schemas::{EntryBatch, StreamId};
 
@@ -19,9 +19,9 @@ use crate::{Error, Result};
 pub use conn::RedisConn;
 pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
 pub use lease::Lease;
-use raw::RawPool;
-pub use replay::{replay_cursor_key, GroupInfo, IdMode, ReplayBatch, ReplayWrite, MAX_REPLAY_FIELDS};
-use reply::{parse_entries, parse_read, parse_trim};
+use raw::{RawPool, Router};
+pub use replay::{replay_cursor_key, GroupInfo, IdMode, ReplayBatch, ReplayWrite};
+use reply::{parse_read, parse_trim};
 
 /// Default Redis URL.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -110,19 +110,39 @@ impl RedisSettings {
     }
 }
 
-/// Connects to Redis (a single server or a cluster) with a reconnecting connection that retries
-/// with backoff inside the client.
+/// Connects to Redis (a single server or a cluster): direct connections for the data path
+/// (reads, trims, replay writes), and the generic client's reconnecting connection for the
+/// rest (discovery, leases, consumer groups).
 ///
 /// # Errors
-/// [`Error::InvalidSettings`] for a bad URL, [`Error::Redis`] when the first connection fails.
+/// [`Error::InvalidSettings`] for a bad or TLS URL, [`Error::Redis`] when the first connection
+/// fails.
 pub async fn connect(settings: &RedisSettings) -> Result<Hot> {
     settings.validate()?;
     let con = conn::open(settings).await?;
-    let mut hot = Hot::new(con);
-    if !hot.is_cluster() {
-        hot.raw = RawPool::for_url(&settings.url).map(Arc::new);
-    }
-    Ok(hot)
+    let pool = |key: &'static str, url: &str| {
+        RawPool::for_url(url).ok_or_else(|| Error::InvalidSettings {
+            key,
+            reason: format!(
+                "`{}` is not a plain TCP or Unix-socket address (TLS is not supported)",
+                redact_url(url)
+            ),
+        })
+    };
+    let seed = pool("redis.url", &settings.url)?;
+    let router = if matches!(con, RedisConn::Cluster(_)) {
+        let mut seeds = vec![seed];
+        for node in &settings.nodes {
+            seeds.push(pool("redis.nodes", node)?);
+        }
+        Router::cluster(seeds)
+    } else {
+        Router::single(seed)
+    };
+    Ok(Hot {
+        con,
+        raw: Arc::new(router),
+    })
 }
 
 /// What `XINFO STREAM` says about a stream, read atomically with a batch.
@@ -202,12 +222,8 @@ pub enum TrimOutcome {
 #[derive(Clone)]
 pub struct Hot {
     con: RedisConn,
-    /// Direct connections for batch reads and replay writes (single server only; `None`: the
-    /// generic client does everything).
-    raw: Option<Arc<RawPool>>,
-    read: Script,
-    trim: Script,
-    replay: Script,
+    /// Direct connections for reads, trims and replay writes, routed by key.
+    raw: Arc<Router>,
 }
 
 impl fmt::Debug for Hot {
@@ -217,17 +233,6 @@ impl fmt::Debug for Hot {
 }
 
 impl Hot {
-    /// Wraps a connection built at the edge.
-    pub fn new(con: RedisConn) -> Self {
-        Self {
-            con,
-            raw: None,
-            read: Script::new(include_str!("read.lua")),
-            trim: Script::new(include_str!("trim.lua")),
-            replay: replay::script(),
-        }
-    }
-
     /// The connection, for callers that need plain commands.
     pub fn connection(&self) -> RedisConn {
         self.con.clone()
@@ -269,76 +274,15 @@ impl Hot {
     ) -> Result<ReadBatch> {
         let end = end.map_or_else(|| "+".to_string(), |id| id.to_string());
         let start = format!("({after}");
-        if let Some(raw) = &self.raw {
-            let chain = chain_key(stream);
-            let sha = self.read.get_hash();
-            let mut reply = raw.read(stream, &chain, sha, (&start, &end), count).await?;
-            if reply.is_none() {
-                // NOSCRIPT: the server lost its script cache (restart, failover, SCRIPT FLUSH).
-                self.load_read_script(stream).await?;
-                reply = raw.read(stream, &chain, sha, (&start, &end), count).await?;
-            }
-            let reply = reply.ok_or_else(|| Error::Protocol {
-                key: stream.to_string(),
-                reason: "the read script is missing right after loading it".into(),
-            })?;
-            return parse_read(stream, reply.info.into_value(), reply.entries);
-        }
-        let mut con = self.con.clone();
-        // One transaction: the bookkeeping script, then a native XRANGE. MULTI/EXEC keeps them
-        // atomic without copying every entry through Lua tables.
-        let mut pipe = redis::pipe();
-        pipe.atomic()
-            .cmd("EVALSHA")
-            .arg(self.read.get_hash())
-            .arg(2)
-            .arg(stream)
-            .arg(chain_key(stream))
-            .cmd("XRANGE")
-            .arg(stream)
-            .arg(start)
-            .arg(end)
-            .arg("COUNT")
-            .arg(count);
-        let err = |source| Error::Redis {
-            op: "read batch",
-            key: stream.to_string(),
-            source,
-        };
-        let replies: Vec<redis::Value> = match pipe.query_async(&mut con).await {
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.load_read_script(stream).await?;
-                pipe.query_async(&mut con).await.map_err(err)?
-            }
-            other => other.map_err(err)?,
-        };
-        let mut replies = replies.into_iter();
-        let (Some(info), Some(entries)) = (replies.next(), replies.next()) else {
-            return Err(Error::Protocol {
-                key: stream.to_string(),
-                reason: "read transaction answered fewer than two replies".into(),
-            });
-        };
-        let entries = parse_entries(stream, entries)?;
-        let entries = EntryBatch::try_from_entries(&entries).map_err(|e| Error::Protocol {
-            key: stream.to_string(),
-            reason: e.to_string(),
-        })?;
-        parse_read(stream, info, entries)
-    }
-
-    async fn load_read_script(&self, stream: &str) -> Result<()> {
-        let mut con = self.con.clone();
-        self.read
-            .prepare_invoke()
-            .load_async(&mut con)
-            .await
-            .map(|_| ())
-            .map_err(|source| Error::Redis {
-                op: "SCRIPT LOAD",
-                key: stream.to_string(),
-                source,
+        let chain = chain_key(stream);
+        let reply = self
+            .raw
+            .run("read batch", stream, |pool, asking| {
+                let (start, end, chain) = (&start, &end, &chain);
+                async move { pool.read(asking, stream, chain, (start, end), count).await }
             })
+            .await?;
+        parse_read(stream, reply.info, reply.entries)
     }
 
     /// What `XINFO STREAM` says about `stream` (`None` when it does not exist).
@@ -358,26 +302,32 @@ impl Hot {
     /// # Errors
     /// [`Error::Redis`] when Redis fails, [`Error::Protocol`] on an unexpected reply.
     pub async fn trim(&self, req: &TrimRequest<'_>) -> Result<TrimOutcome> {
-        let mut con = self.con.clone();
-        let value: redis::Value = self
-            .trim
-            .key(req.stream)
-            .key(chain_key(req.stream))
-            .arg(req.archived.to_string())
-            .arg(req.archived_offset.unwrap_or(0))
-            .arg(req.keep_from.map(|id| id.to_string()).unwrap_or_default())
-            .arg(req.retain_entries)
-            .arg(req.retain_max_entries.unwrap_or(0))
-            .arg(if req.respect_groups { "1" } else { "0" })
-            .arg(req.hint.unwrap_or_default())
-            .invoke_async(&mut con)
-            .await
-            .map_err(|source| Error::Redis {
-                op: "trim",
-                key: req.stream.to_string(),
-                source,
-            })?;
-        parse_trim(req.stream, value)
+        let chain = chain_key(req.stream);
+        let archived = req.archived.to_string();
+        let offset = req.archived_offset.unwrap_or(0).to_string();
+        let keep_from = req.keep_from.map(|id| id.to_string()).unwrap_or_default();
+        let retain = req.retain_entries.to_string();
+        let max = req.retain_max_entries.unwrap_or(0).to_string();
+        let args: [&[u8]; 7] = [
+            archived.as_bytes(),
+            offset.as_bytes(),
+            keep_from.as_bytes(),
+            retain.as_bytes(),
+            max.as_bytes(),
+            if req.respect_groups { b"1" } else { b"0" },
+            req.hint.unwrap_or_default().as_bytes(),
+        ];
+        let reply = self
+            .raw
+            .run("trim", req.stream, |pool, asking| {
+                let (chain, args) = (&chain, &args);
+                async move {
+                    let keys = [req.stream.as_bytes(), chain.as_bytes()];
+                    pool.script(asking, &raw::TRIM, &keys, args).await
+                }
+            })
+            .await?;
+        parse_trim(req.stream, reply)
     }
 
     /// The last object key this stream's archivers committed (a listing hint; may be absent).

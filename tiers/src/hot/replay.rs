@@ -1,15 +1,11 @@
 //! Writing replayed entries into a target stream together with the job's cursor, atomically.
 
-use redis::{Script, Value};
+use redis::Value;
 use streamtier_schemas::{Entry, StreamId};
 
 use super::keys::companion_key;
 use super::Hot;
 use crate::{Error, Result};
-
-/// Most fields one replayed entry may have on a Redis Cluster, where batches go through a Lua
-/// script (Lua cannot pass more arguments to one call); against a single server there is no limit.
-pub const MAX_REPLAY_FIELDS: usize = 3_900;
 
 /// How replayed entries get their ids.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,10 +61,6 @@ pub fn replay_cursor_key(target: &str) -> String {
     companion_key("replay", target)
 }
 
-pub(super) fn script() -> Script {
-    Script::new(include_str!("replay.lua"))
-}
-
 pub(super) fn protocol(key: &str, reason: String) -> Error {
     Error::Protocol {
         key: key.to_string(),
@@ -103,9 +95,9 @@ impl Hot {
     /// [`Error::InvalidKey`] for an entry that cannot be written (no fields, too many fields),
     /// [`Error::Redis`] when Redis fails, [`Error::Protocol`] on an unexpected reply.
     pub async fn write_replay_batch(&self, batch: &ReplayBatch<'_>) -> Result<ReplayWrite> {
-        let Some(last) = batch.entries.last() else {
+        if batch.entries.is_empty() {
             return Err(protocol(batch.target, "empty replay batch".into()));
-        };
+        }
         let extra = usize::from(batch.origin.is_some());
         if let Some(entry) = batch.entries.iter().find(|e| e.fields.len() + extra == 0) {
             return Err(Error::InvalidKey {
@@ -116,71 +108,11 @@ impl Hot {
                 ),
             });
         }
-        if let Some(raw) = &self.raw {
-            return raw.write_replay(batch).await;
-        }
-        let cursor_key = replay_cursor_key(batch.target);
-        let mut invocation = self.replay.key(batch.target);
-        invocation
-            .key(&cursor_key)
-            .arg(batch.job)
-            .arg(batch.expected.map(|c| c.to_string()).unwrap_or_default())
-            .arg(last.id.to_string())
-            .arg(match batch.ids {
-                IdMode::New => "new",
-                IdMode::Original => "original",
+        self.raw
+            .run("replay batch", batch.target, |pool, asking| async move {
+                pool.write_replay(asking, batch).await
             })
-            .arg(batch.origin.map_or("", |o| o.0))
-            .arg(batch.origin.map_or("", |o| o.1))
-            .arg(batch.entries.len());
-        for entry in batch.entries {
-            let extra = usize::from(batch.origin.is_some());
-            if entry.fields.len() + extra == 0 || entry.fields.len() > MAX_REPLAY_FIELDS {
-                return Err(Error::InvalidKey {
-                    key: batch.target.to_string(),
-                    reason: format!(
-                        "entry `{}` has {} fields; a replayed entry needs 1 to {MAX_REPLAY_FIELDS}",
-                        entry.id,
-                        entry.fields.len()
-                    ),
-                });
-            }
-            invocation.arg(entry.id.to_string()).arg(entry.fields.len());
-            for (name, value) in &entry.fields {
-                invocation.arg(name.as_ref()).arg(value.as_ref());
-            }
-        }
-        let mut con = self.con.clone();
-        let reply: Value = invocation
-            .invoke_async(&mut con)
             .await
-            .map_err(|source| Error::Redis {
-                op: "replay batch",
-                key: batch.target.to_string(),
-                source,
-            })?;
-        let Value::Array(items) = reply else {
-            return Err(protocol(batch.target, format!("replay reply {reply:?}")));
-        };
-        let items: Vec<String> = items.iter().map(|v| text(v).unwrap_or_default()).collect();
-        let count = |i: usize| -> Result<u64> {
-            items
-                .get(i)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| protocol(batch.target, format!("replay reply {items:?}")))
-        };
-        match items.first().map(String::as_str) {
-            Some("1") => Ok(ReplayWrite::Written { total: count(2)? }),
-            Some("0") => Ok(ReplayWrite::CursorMoved {
-                cursor: opt_id(batch.target, items.get(1).map_or("", String::as_str))?,
-                total: count(2)?,
-            }),
-            Some("2") => Ok(ReplayWrite::IdConflict {
-                target_last: opt_id(batch.target, items.get(1).map_or("", String::as_str))?
-                    .unwrap_or(StreamId::MIN),
-            }),
-            _ => Err(protocol(batch.target, format!("replay reply {items:?}"))),
-        }
     }
 
     /// A job's cursor on a target and the entries it wrote there.

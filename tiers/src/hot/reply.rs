@@ -1,9 +1,8 @@
-//! Turns the replies of the read and trim scripts into typed values, losslessly.
+//! Turns the replies of the read and trim scripts into typed values.
 
-use bytes::Bytes;
-use redis::Value;
-use streamtier_schemas::{Entry, EntryBatch, StreamId};
+use streamtier_schemas::{EntryBatch, StreamId};
 
+use super::raw::Item;
 use super::{ReadBatch, StreamInfo, TrimOutcome};
 use crate::{Error, Result};
 
@@ -14,110 +13,40 @@ fn protocol(stream: &str, reason: impl Into<String>) -> Error {
     }
 }
 
-fn text(stream: &str, v: &Value) -> Result<String> {
+fn text(stream: &str, v: &Item) -> Result<String> {
     match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).map_err(|_| protocol(stream, "non-utf-8 text")),
-        Value::SimpleString(s) => Ok(s.clone()),
-        Value::Int(i) => Ok(i.to_string()),
-        Value::Okay => Ok("OK".to_string()),
+        Item::Bulk(b) => String::from_utf8(b.to_vec()).map_err(|_| protocol(stream, "non-utf-8 text")),
+        Item::Int(i) => Ok(i.to_string()),
         other => Err(protocol(stream, format!("expected text, got {other:?}"))),
     }
 }
 
-fn opt_text(stream: &str, v: &Value) -> Result<Option<String>> {
-    match v {
-        Value::Nil => Ok(None),
-        v => text(stream, v).map(Some),
-    }
-}
-
-fn int(stream: &str, v: &Value) -> Result<u64> {
+fn int(stream: &str, v: &Item) -> Result<u64> {
     text(stream, v)?
         .parse()
         .map_err(|_| protocol(stream, format!("expected an integer, got {v:?}")))
 }
 
-fn id(stream: &str, v: &Value) -> Result<StreamId> {
+fn id(stream: &str, v: &Item) -> Result<StreamId> {
     let t = text(stream, v)?;
     t.parse()
         .map_err(|_| protocol(stream, format!("bad entry id `{t}`")))
 }
 
-fn opt_id(stream: &str, v: &Value) -> Result<Option<StreamId>> {
+fn opt_id(stream: &str, v: &Item) -> Result<Option<StreamId>> {
     match v {
-        Value::Nil => Ok(None),
+        Item::Nil => Ok(None),
         v => id(stream, v).map(Some),
     }
 }
 
-fn array<'a>(stream: &str, v: &'a Value) -> Result<&'a [Value]> {
-    match v {
-        Value::Array(a) => Ok(a),
-        Value::Set(a) => Ok(a),
-        other => Err(protocol(stream, format!("expected an array, got {other:?}"))),
-    }
-}
-
-fn bulk(v: Value) -> Option<Bytes> {
-    match v {
-        Value::BulkString(b) => Some(Bytes::from(b)),
-        Value::SimpleString(s) => Some(Bytes::from(s)),
-        _ => None,
-    }
-}
-
-/// Parses an `XRANGE` reply (`[[id, [name, value, …]], …]`) keeping field order and repeats.
-pub(crate) fn parse_entries(stream: &str, v: Value) -> Result<Vec<Entry>> {
-    let Value::Array(items) = v else {
-        return Err(protocol(stream, "XRANGE reply is not an array"));
-    };
-    let mut entries = Vec::with_capacity(items.len());
-    for item in items {
-        let Value::Array(mut pair) = item else {
-            return Err(protocol(stream, "XRANGE item is not an array"));
-        };
-        if pair.len() != 2 {
-            return Err(protocol(stream, "XRANGE item is not [id, fields]"));
-        }
-        let fields_v = pair.pop().unwrap_or(Value::Nil);
-        let entry_id = id(stream, &pair[0])?;
-        let flat = match fields_v {
-            Value::Array(flat) => flat,
-            // A Lua script turns an empty table into nil.
-            Value::Nil => Vec::new(),
-            _ => return Err(protocol(stream, "XRANGE fields are not an array")),
-        };
-        if flat.len() % 2 != 0 {
-            return Err(protocol(
-                stream,
-                format!("entry `{entry_id}` has an odd number of field items"),
-            ));
-        }
-        let mut fields = Vec::with_capacity(flat.len() / 2);
-        let mut it = flat.into_iter();
-        while let (Some(n), Some(v)) = (it.next(), it.next()) {
-            match (bulk(n), bulk(v)) {
-                (Some(n), Some(v)) => fields.push((n, v)),
-                _ => {
-                    return Err(protocol(
-                        stream,
-                        format!("entry `{entry_id}` has a non-string field"),
-                    ))
-                }
-            }
-        }
-        entries.push(Entry { id: entry_id, fields });
-    }
-    Ok(entries)
-}
-
-pub(crate) fn parse_read(stream: &str, v: Value, entries: EntryBatch) -> Result<ReadBatch> {
-    let Value::Array(mut items) = v else {
+pub(crate) fn parse_read(stream: &str, v: Item, entries: EntryBatch) -> Result<ReadBatch> {
+    let Item::Array(mut items) = v else {
         return Err(protocol(stream, "read reply is not an array"));
     };
     if items.len() < 2 {
         // {0, nil} loses its trailing nil in Lua's conversion.
-        items.resize(2, Value::Nil);
+        items.resize(2, Item::Nil);
     }
     let exists = int(stream, &items[0])? == 1;
     let fence = opt_id(stream, &items[1])?;
@@ -150,8 +79,10 @@ pub(crate) fn parse_read(stream: &str, v: Value, entries: EntryBatch) -> Result<
     })
 }
 
-pub(crate) fn parse_trim(stream: &str, v: Value) -> Result<TrimOutcome> {
-    let items = array(stream, &v)?;
+pub(crate) fn parse_trim(stream: &str, v: Item) -> Result<TrimOutcome> {
+    let Item::Array(items) = v else {
+        return Err(protocol(stream, format!("trim reply is not an array: {v:?}")));
+    };
     let status = items
         .first()
         .map(|s| text(stream, s))
@@ -167,7 +98,10 @@ pub(crate) fn parse_trim(stream: &str, v: Value) -> Result<TrimOutcome> {
             length: int(stream, &items[3])?,
             behind: items[4..]
                 .iter()
-                .map(|g| opt_text(stream, g).map(Option::unwrap_or_default))
+                .map(|g| match g {
+                    Item::Nil => Ok(String::new()),
+                    g => text(stream, g),
+                })
                 .collect::<Result<_>>()?,
         }),
         other => Err(protocol(stream, format!("unexpected trim status `{other}`"))),
@@ -178,35 +112,52 @@ pub(crate) fn parse_trim(stream: &str, v: Value) -> Result<TrimOutcome> {
 mod tests {
     use super::*;
 
-    fn b(s: &[u8]) -> Value {
-        Value::BulkString(s.to_vec())
-    }
-
-    #[test]
-    fn entries_keep_order_repeats_and_binary() {
-        let reply = Value::Array(vec![Value::Array(vec![
-            b(b"5-1"),
-            Value::Array(vec![b(b"a"), b(b"\xff\x00"), b(b"a"), b(b""), b(b"z"), b(b"1")]),
-        ])]);
-        let entries = parse_entries("s", reply).unwrap();
-        assert_eq!(entries.len(), 1);
-        assert_eq!(entries[0].id, StreamId::new(5, 1));
-        let names: Vec<&[u8]> = entries[0].fields.iter().map(|(n, _)| n.as_ref()).collect();
-        assert_eq!(names, vec![&b"a"[..], b"a", b"z"]);
-        assert_eq!(entries[0].fields[0].1.as_ref(), b"\xff\x00");
-        assert_eq!(entries[0].fields[1].1.as_ref(), b"");
-    }
-
-    #[test]
-    fn odd_field_lists_are_refused() {
-        let reply = Value::Array(vec![Value::Array(vec![b(b"1-0"), Value::Array(vec![b(b"a")])])]);
-        assert!(parse_entries("s", reply).is_err());
+    fn b(s: &'static [u8]) -> Item {
+        Item::Bulk(bytes::Bytes::from_static(s))
     }
 
     #[test]
     fn missing_stream_reads_as_no_info() {
-        let batch = parse_read("s", Value::Array(vec![Value::Int(0)]), EntryBatch::default()).unwrap();
+        let batch = parse_read("s", Item::Array(vec![Item::Int(0)]), EntryBatch::default()).unwrap();
         assert!(batch.info.is_none());
         assert!(batch.fence.is_none());
+    }
+
+    #[test]
+    fn read_replies_become_stream_info() {
+        let reply = Item::Array(vec![
+            Item::Int(1),
+            b(b"4-0"),
+            Item::Int(3),
+            Item::Int(9),
+            b(b"5-0"),
+            b(b"7-1"),
+            b(b"0-0"),
+            b(b"5-0"),
+            b(b"7-1"),
+        ]);
+        let batch = parse_read("s", reply, EntryBatch::default()).unwrap();
+        assert_eq!(batch.fence, Some(StreamId::new(4, 0)));
+        let info = batch.info.unwrap();
+        assert_eq!((info.length, info.entries_added), (3, 9));
+        assert_eq!(info.last_entry_id, Some(StreamId::new(7, 1)));
+        let short = Item::Array(vec![Item::Int(1), Item::Nil, Item::Int(3)]);
+        assert!(parse_read("s", short, EntryBatch::default()).is_err());
+    }
+
+    #[test]
+    fn trim_replies_become_outcomes() {
+        let ok = Item::Array(vec![b(b"ok"), Item::Int(4), b(b"9-0"), Item::Int(2), b(b"g1")]);
+        assert_eq!(
+            parse_trim("s", ok).unwrap(),
+            TrimOutcome::Trimmed {
+                trimmed: 4,
+                bound: Some(StreamId::new(9, 0)),
+                length: 2,
+                behind: vec!["g1".into()],
+            }
+        );
+        assert_eq!(parse_trim("s", Item::Array(vec![b(b"missing")])).unwrap(), TrimOutcome::Missing);
+        assert!(parse_trim("s", Item::Array(vec![b(b"what")])).is_err());
     }
 }

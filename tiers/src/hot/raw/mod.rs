@@ -7,13 +7,15 @@
 //! place: an entry costs one allocation (its field list) and every name and value is a
 //! reference-counted slice of the reply.
 //!
-//! Only used against a single server (a cluster routes by slot and follows redirects, which the
-//! generic client does); the transactions give the same guarantees as the generic path's
-//! scripts (see `read.rs` and `replay.rs`).
+//! The same code serves a single server and a Redis Cluster: `route.rs` sends each exchange to
+//! the node holding its key and follows redirects. Every key of one exchange shares the hash
+//! slot of its stream (see `keys.rs`).
 
 mod read;
 mod replay;
 mod resp;
+mod route;
+mod script;
 mod xrange;
 
 use std::path::PathBuf;
@@ -27,6 +29,9 @@ use tokio::net::{TcpStream, UnixStream};
 
 use crate::Error;
 use resp::{Cursor, Failure, Incoming, Request, Walk};
+pub(crate) use resp::Item;
+pub(crate) use route::Router;
+pub(crate) use script::TRIM;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -75,8 +80,7 @@ struct RawConn {
 }
 
 impl RawPool {
-    /// A pool for `url` when it names a plain TCP or Unix-socket server; `None` otherwise
-    /// (the generic client then does everything).
+    /// A pool for `url` when it names a plain TCP or Unix-socket server; `None` otherwise.
     pub(crate) fn for_url(url: &str) -> Option<Self> {
         let info = url.into_connection_info().ok()?;
         let addr = match info.addr() {
@@ -92,6 +96,53 @@ impl RawPool {
             db: redis.db(),
             idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A pool for another node of the same cluster (same credentials; clusters have one db).
+    pub(crate) fn node(&self, host: &str, port: u16) -> Self {
+        Self {
+            addr: Addr::Tcp(host.to_string(), port),
+            username: self.username.clone(),
+            password: self.password.clone(),
+            db: 0,
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The host this pool connects to (empty for a Unix socket).
+    pub(crate) fn host(&self) -> &str {
+        match &self.addr {
+            Addr::Tcp(host, _) => host,
+            Addr::Unix(_) => "",
+        }
+    }
+
+    /// Sends `request` on a pooled connection and returns it with the reply; a reused
+    /// connection that turns out broken is replaced once (so only send reads this way).
+    async fn exchange(&self, request: &Request) -> Result<(RawConn, Bytes), Failure> {
+        let walk = || Walk::new(request.commands);
+        let (con, reply, _) = self.exchange_with(request, walk).await?;
+        Ok((con, reply))
+    }
+
+    /// [`RawPool::exchange`], with the replies read as they arrive by what `incoming` makes
+    /// (a new one for each attempt), which is returned too.
+    async fn exchange_with<I: Incoming>(
+        &self,
+        request: &Request,
+        incoming: impl Fn() -> I,
+    ) -> Result<(RawConn, Bytes, I), Failure> {
+        let mut last = Failure::Io(std::io::ErrorKind::ConnectionReset.into());
+        for attempt in 0..2 {
+            let mut con = self.take(attempt > 0).await?;
+            let mut reader = incoming();
+            match con.exchange_into(request, &mut reader).await {
+                Ok(reply) => return Ok((con, reply, reader)),
+                Err(f @ Failure::Io(_)) => last = f,
+                Err(f) => return Err(f),
+            }
+        }
+        Err(last)
     }
 
     /// An idle connection, or a new one when `fresh` or none is idle.
@@ -245,6 +296,9 @@ fn server_kind(message: &str) -> ServerErrorKind {
         Some("READONLY") => ServerErrorKind::ReadOnly,
         Some("NOPERM") => ServerErrorKind::NoPerm,
         Some("TRYAGAIN") => ServerErrorKind::TryAgain,
+        Some("MOVED") => ServerErrorKind::Moved,
+        Some("ASK") => ServerErrorKind::Ask,
+        Some("CLUSTERDOWN") => ServerErrorKind::ClusterDown,
         _ => ServerErrorKind::ResponseError,
     }
 }

@@ -15,71 +15,62 @@
 
 use streamtier_schemas::StreamId;
 
-use super::resp::{Cursor, Failure, Incoming, Item, Request, Walk};
-use super::{failure, RawConn, RawPool};
-use crate::hot::replay::{opt_id, protocol, replay_cursor_key, IdMode, ReplayBatch, ReplayWrite};
-use crate::{Error, Result};
-
-/// Reads the cursor, its count, the target's type and (with original ids) its last id.
-/// KEYS: target, cursor hash. ARGV: job, `original` or `new`.
-const CHECK: &str = "local cur = redis.call('HGET', KEYS[2], ARGV[1]) or '' \
-local n = redis.call('HGET', KEYS[2], ARGV[1] .. ':n') or '0' \
-local t = redis.call('TYPE', KEYS[1])['ok'] \
-local top = '' \
-if t == 'stream' and ARGV[2] == 'original' then \
-  local info = redis.call('XINFO', 'STREAM', KEYS[1]) \
-  for i = 1, #info, 2 do if info[i] == 'last-generated-id' then top = info[i + 1] end end \
-end \
-return {cur, n, t, top}";
-
-/// Moves the cursor after the batch's `XADD`s, unless they failed because the target is not a
-/// stream. KEYS: target, cursor hash. ARGV: job, new cursor, entries in the batch.
-const COMMIT: &str = "local t = redis.call('TYPE', KEYS[1])['ok'] \
-if t ~= 'stream' then return {0, t} end \
-local total = redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':n', ARGV[3]) \
-redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) \
-return {1, tostring(total)}";
+use super::resp::{Cursor, Failure, Item, Request};
+use super::script::{is_noscript, By, REPLAY_CHECK, REPLAY_COMMIT};
+use super::RawPool;
+use crate::hot::replay::{replay_cursor_key, IdMode, ReplayBatch, ReplayWrite};
 
 /// Rounds lost to concurrent changes of the watched keys before giving up (each lost round
 /// means another writer committed, so the next check normally sees why).
 const MAX_ROUNDS: usize = 16;
 
-const OP: &str = "replay batch";
-
 impl RawPool {
-    /// Writes one replay batch with its cursor; see the module docs.
-    pub(crate) async fn write_replay(&self, batch: &ReplayBatch<'_>) -> Result<ReplayWrite> {
+    /// Writes one replay batch with its cursor; see the module docs. `asking` after an `ASK`
+    /// redirect: every command then follows an `ASKING` (inside `MULTI` one is enough).
+    pub(crate) async fn write_replay(&self, asking: bool, batch: &ReplayBatch<'_>) -> Result<ReplayWrite, Failure> {
         let target = batch.target;
         let (Some(first), Some(last)) = (batch.entries.first(), batch.entries.last()) else {
-            return Err(protocol(target, "empty replay batch".into()));
+            return Err(Failure::Protocol("empty replay batch".into()));
         };
         let cursor_key = replay_cursor_key(target);
         let expected = batch.expected.map(|c| c.to_string()).unwrap_or_default();
         let original = batch.ids == IdMode::Original;
-        let mut check = Request::default();
-        if original {
-            check.push(&[b"WATCH", cursor_key.as_bytes(), target.as_bytes()]);
-        } else {
-            check.push(&[b"WATCH", cursor_key.as_bytes()]);
-        }
         let mode: &[u8] = if original { b"original" } else { b"new" };
-        check.push(&[
-            b"EVAL",
-            CHECK.as_bytes(),
-            b"2",
-            target.as_bytes(),
-            cursor_key.as_bytes(),
-            batch.job.as_bytes(),
-            mode,
-        ]);
-        let tx = transaction(batch, &cursor_key, last.id);
-        for _ in 0..MAX_ROUNDS {
-            let (mut con, reply) = self.exchange(&check, OP, target).await?;
-            let state = parse_check(&reply).map_err(|f| failure(OP, target, f))?;
+        let check = |by: By| {
+            let mut check = Request::default();
+            check.asking(asking);
+            if original {
+                check.push(&[b"WATCH", cursor_key.as_bytes(), target.as_bytes()]);
+            } else {
+                check.push(&[b"WATCH", cursor_key.as_bytes()]);
+            }
+            check.asking(asking).eval(
+                &REPLAY_CHECK,
+                by,
+                &[target.as_bytes(), cursor_key.as_bytes()],
+                &[batch.job.as_bytes(), mode],
+            );
+            check
+        };
+        let tx = transaction(batch, asking, &cursor_key, last.id);
+        let mut by = By::Hash;
+        let mut rounds = 0;
+        while rounds < MAX_ROUNDS {
+            let (mut con, reply) = self.exchange(&check(by)).await?;
+            let state = match parse_check(&reply, asking) {
+                Err(f) if by == By::Hash && is_noscript(&f) => {
+                    // The script cache was flushed; the body loads it (the dropped connection
+                    // takes its WATCH along).
+                    by = By::Body;
+                    continue;
+                }
+                other => other?,
+            };
+            rounds += 1;
             // Returning early drops the connection, and its WATCH with it.
             if state.cursor != expected {
                 return Ok(ReplayWrite::CursorMoved {
-                    cursor: opt_id(target, &state.cursor)?,
+                    cursor: opt_id(&state.cursor)?,
                     total: state.total,
                 });
             }
@@ -90,76 +81,46 @@ impl RawPool {
                 let top: StreamId = state
                     .top
                     .parse()
-                    .map_err(|_| protocol(target, format!("bad last id `{}`", state.top)))?;
+                    .map_err(|_| Failure::Protocol(format!("bad last id `{}`", state.top)))?;
                 if first.id <= top {
                     return Ok(ReplayWrite::IdConflict { target_last: top });
                 }
             }
             // A broken connection here leaves it open whether the batch landed; the caller
             // retries and the cursor tells.
-            let reply = con.exchange(&tx).await.map_err(|f| failure(OP, target, f))?;
+            let reply = con.exchange(&tx).await?;
             // EXEC ends the WATCH, and the reply was read whole: the connection is clean.
             self.give_back(con);
-            match parse_exec(&reply, batch.entries.len()).map_err(|f| failure(OP, target, f))? {
+            match parse_exec(&reply, asking, batch.entries.len())? {
                 Exec::Aborted => continue,
                 Exec::Committed(total) => return Ok(ReplayWrite::Written { total }),
                 Exec::WrongType(kind) => return Err(wrong_type(target, &kind)),
             }
         }
-        Err(failure(
-            OP,
-            target,
-            Failure::Server(format!(
-                "TRYAGAIN the replay cursor of `{target}` kept changing during {MAX_ROUNDS} attempts"
-            )),
-        ))
-    }
-
-    /// Sends `request` on a pooled connection and returns it with the reply; a reused
-    /// connection that turns out broken is replaced once (callers only send reads this way).
-    pub(super) async fn exchange(
-        &self,
-        request: &Request,
-        op: &'static str,
-        key: &str,
-    ) -> Result<(RawConn, bytes::Bytes)> {
-        let walk = || Walk::new(request.commands);
-        let (con, reply, _) = self.exchange_with(request, op, key, walk).await?;
-        Ok((con, reply))
-    }
-
-    /// [`RawPool::exchange`], with the replies read as they arrive by what `incoming` makes
-    /// (a new one for each attempt), which is returned too.
-    pub(super) async fn exchange_with<I: Incoming>(
-        &self,
-        request: &Request,
-        op: &'static str,
-        key: &str,
-        incoming: impl Fn() -> I,
-    ) -> Result<(RawConn, bytes::Bytes, I)> {
-        let mut last = Failure::Io(std::io::ErrorKind::ConnectionReset.into());
-        for attempt in 0..2 {
-            let mut con = self.take(attempt > 0).await.map_err(|f| failure(op, key, f))?;
-            let mut reader = incoming();
-            match con.exchange_into(request, &mut reader).await {
-                Ok(reply) => return Ok((con, reply, reader)),
-                Err(f @ Failure::Io(_)) => last = f,
-                Err(f) => return Err(failure(op, key, f)),
-            }
-        }
-        Err(failure(op, key, last))
+        Err(Failure::Server(format!(
+            "TRYAGAIN the replay cursor of `{target}` kept changing during {MAX_ROUNDS} attempts"
+        )))
     }
 }
 
+fn opt_id(s: &str) -> Result<Option<StreamId>, Failure> {
+    if s.is_empty() {
+        return Ok(None);
+    }
+    s.parse()
+        .map(Some)
+        .map_err(|_| Failure::Protocol(format!("bad cursor `{s}`")))
+}
+
 /// `MULTI`, the `XADD`s, the commit script, `EXEC`.
-fn transaction(batch: &ReplayBatch<'_>, cursor_key: &str, last: StreamId) -> Request {
+fn transaction(batch: &ReplayBatch<'_>, asking: bool, cursor_key: &str, last: StreamId) -> Request {
     let target = batch.target.as_bytes();
     let size: usize = batch.entries.iter().map(|e| e.payload_len() * 2).sum();
     let mut tx = Request {
         buf: Vec::with_capacity(size + 1024),
         commands: 0,
     };
-    tx.push(&[b"MULTI"]);
+    tx.asking(asking).push(&[b"MULTI"]);
     let mut id = String::new();
     let mut origin_value = Vec::new();
     for entry in batch.entries {
@@ -186,16 +147,13 @@ fn transaction(batch: &ReplayBatch<'_>, cursor_key: &str, last: StreamId) -> Req
         }
     }
     let count = batch.entries.len().to_string();
-    tx.push(&[
-        b"EVAL",
-        COMMIT.as_bytes(),
-        b"2",
-        target,
-        cursor_key.as_bytes(),
-        batch.job.as_bytes(),
-        last.to_string().as_bytes(),
-        count.as_bytes(),
-    ]);
+    // By body: a missing script inside EXEC would fail after the XADDs ran.
+    tx.eval(
+        &REPLAY_COMMIT,
+        By::Body,
+        &[target, cursor_key.as_bytes()],
+        &[batch.job.as_bytes(), last.to_string().as_bytes(), count.as_bytes()],
+    );
     tx.push(&[b"EXEC"]);
     tx
 }
@@ -207,9 +165,11 @@ struct CheckState {
     top: String,
 }
 
-fn parse_check(reply: &bytes::Bytes) -> std::result::Result<CheckState, Failure> {
+fn parse_check(reply: &bytes::Bytes, asking: bool) -> std::result::Result<CheckState, Failure> {
     let mut c = Cursor::new(reply);
-    c.simple()?;
+    for _ in 0..1 + 2 * usize::from(asking) {
+        c.simple()?;
+    }
     let Item::Array(items) = c.item(0)? else {
         return Err(Failure::Protocol(
             "the replay check did not answer an array".into(),
@@ -235,8 +195,11 @@ enum Exec {
     WrongType(String),
 }
 
-fn parse_exec(reply: &bytes::Bytes, entries: usize) -> std::result::Result<Exec, Failure> {
+fn parse_exec(reply: &bytes::Bytes, asking: bool, entries: usize) -> std::result::Result<Exec, Failure> {
     let mut c = Cursor::new(reply);
+    if asking {
+        c.simple()?;
+    }
     c.simple()?;
     // A command refused while queuing aborts the transaction; report the first refusal.
     let mut refused = None;
@@ -287,14 +250,8 @@ fn parse_exec(reply: &bytes::Bytes, entries: usize) -> std::result::Result<Exec,
     }
 }
 
-fn wrong_type(target: &str, kind: &str) -> Error {
-    failure(
-        OP,
-        target,
-        Failure::Server(format!(
-            "WRONGTYPE replay target `{target}` is a {kind}, not a stream"
-        )),
-    )
+fn wrong_type(target: &str, kind: &str) -> Failure {
+    Failure::Server(format!("WRONGTYPE replay target `{target}` is a {kind}, not a stream"))
 }
 
 #[cfg(test)]
@@ -303,7 +260,7 @@ mod tests {
     use bytes::Bytes;
 
     fn exec(data: &'static [u8], n: usize) -> std::result::Result<Exec, Failure> {
-        parse_exec(&Bytes::from_static(data), n)
+        parse_exec(&Bytes::from_static(data), false, n)
     }
 
     #[test]

@@ -8,7 +8,7 @@ const MAX_DEPTH: usize = 8;
 
 /// Why a raw exchange failed.
 #[derive(Debug)]
-pub(super) enum Failure {
+pub(crate) enum Failure {
     /// The connection broke or timed out.
     Io(std::io::Error),
     /// Redis answered with an error.
@@ -27,18 +27,8 @@ pub(crate) enum Item {
 }
 
 impl Item {
-    /// The generic client's value, for the shared reply checks.
-    pub(crate) fn into_value(self) -> redis::Value {
-        match self {
-            Item::Int(n) => redis::Value::Int(n),
-            Item::Bulk(b) => redis::Value::BulkString(b.to_vec()),
-            Item::Nil => redis::Value::Nil,
-            Item::Array(items) => redis::Value::Array(items.into_iter().map(Item::into_value).collect()),
-        }
-    }
-
     /// The item as text (integers in decimal), `None` for nil or an array.
-    pub(super) fn text(&self) -> Option<String> {
+    pub(crate) fn text(&self) -> Option<String> {
         match self {
             Item::Int(n) => Some(n.to_string()),
             Item::Bulk(b) => Some(String::from_utf8_lossy(b).into_owned()),

@@ -18,8 +18,8 @@ pub(crate) struct ReadReply {
     pub(crate) entries: EntryBatch,
 }
 
-/// Where the parser is in `+OK`, `+QUEUED` ×2, `EXEC`'s `*2`, the script's reply, the
-/// `XRANGE` reply.
+/// Where the parser is in (`ASKING`'s `+OK`,) `+OK`, `+QUEUED` ×2, `EXEC`'s `*2`, the
+/// script's reply, the `XRANGE` reply.
 enum Phase {
     /// The three status replies.
     Head(Walk),
@@ -42,20 +42,26 @@ pub(super) struct XrangeTx {
     phase: Phase,
     pos: usize,
     entries: Option<EntryBatchBuilder>,
+    /// The transaction was sent after `ASKING`.
+    asking: bool,
 }
 
 impl XrangeTx {
-    pub(super) fn new() -> Self {
+    pub(super) fn new(asking: bool) -> Self {
         Self {
-            phase: Phase::Head(Walk::new(3)),
+            phase: Phase::Head(Walk::new(3 + usize::from(asking))),
             pos: 0,
             entries: None,
+            asking,
         }
     }
 
-    /// The reply, once whole: `Ok(None)` when the script is not loaded (`NOSCRIPT`).
-    pub(super) fn finish(self, reply: &Bytes) -> Result<Option<ReadReply>, Failure> {
+    /// The reply, once whole (a `NOSCRIPT` failure asks for the script's body).
+    pub(super) fn finish(self, reply: &Bytes) -> Result<ReadReply, Failure> {
         let mut c = Cursor::new(reply);
+        if self.asking {
+            c.simple()?;
+        }
         c.simple()?;
         // A command refused while queuing is reported here; EXEC then only says EXECABORT.
         let queued = [c.simple(), c.simple()];
@@ -66,11 +72,7 @@ impl XrangeTx {
         if exec? != 2 {
             return Err(Failure::Protocol("EXEC did not answer two replies".into()));
         }
-        let info = match c.item(0) {
-            Ok(info) => info,
-            Err(Failure::Server(msg)) if msg.starts_with("NOSCRIPT") => return Ok(None),
-            Err(e) => return Err(e),
-        };
+        let info = c.item(0)?;
         let entries = match self.entries {
             Some(builder) => builder
                 .finish(reply.clone())
@@ -81,7 +83,7 @@ impl XrangeTx {
                 EntryBatch::default()
             }
         };
-        Ok(Some(ReadReply { info, entries }))
+        Ok(ReadReply { info, entries })
     }
 
     /// Parses the entry at `self.pos`: `Ok(false)` when it has not fully arrived.
@@ -206,8 +208,8 @@ mod tests {
 *2\r\n$3\r\n6-0\r\n*0\r\n";
 
     /// Feeds `data` in pieces of `piece` bytes, as reads would deliver it.
-    fn parse_in_pieces(data: &[u8], piece: usize) -> Result<Option<ReadReply>, Failure> {
-        let mut tx = XrangeTx::new();
+    fn parse_in_pieces(data: &[u8], piece: usize) -> Result<ReadReply, Failure> {
+        let mut tx = XrangeTx::new(false);
         let mut end = 0;
         loop {
             end = (end + piece).min(data.len());
@@ -221,14 +223,14 @@ mod tests {
         }
     }
 
-    fn parse(data: &[u8]) -> Result<Option<ReadReply>, Failure> {
+    fn parse(data: &[u8]) -> Result<ReadReply, Failure> {
         parse_in_pieces(data, data.len())
     }
 
     #[test]
     fn entries_are_parsed_losslessly_whatever_the_read_sizes() {
         for piece in [1, 2, 3, 5, 7, 11, 64, 4096] {
-            let reply = parse_in_pieces(TRANSACTION, piece).ok().flatten().unwrap();
+            let reply = parse_in_pieces(TRANSACTION, piece).unwrap();
             assert_eq!(
                 reply.info,
                 Item::Array(vec![Item::Int(1), Item::Nil, Item::Int(7)])
@@ -252,7 +254,7 @@ mod tests {
     #[test]
     fn noscript_asks_for_a_load_and_other_errors_are_reported() {
         let noscript = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n-NOSCRIPT No matching script\r\n*0\r\n";
-        assert!(matches!(parse(noscript), Ok(None)));
+        assert!(matches!(parse(noscript), Err(f) if super::super::script::is_noscript(&f)));
         let wrongtype =
             b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n-WRONGTYPE key `k` is a hash\r\n-WRONGTYPE x\r\n";
         assert!(matches!(parse(wrongtype), Err(Failure::Server(m)) if m.contains("is a hash")));
@@ -262,7 +264,16 @@ mod tests {
             b"+OK\r\n-ERR wrong number of arguments\r\n+QUEUED\r\n-EXECABORT Transaction discarded\r\n";
         assert!(matches!(parse(aborted), Err(Failure::Server(m)) if m.contains("wrong number")));
         let nil = b"+OK\r\n+QUEUED\r\n+QUEUED\r\n*2\r\n:1\r\n*-1\r\n";
-        assert_eq!(parse(nil).ok().flatten().unwrap().entries.len(), 0);
+        assert_eq!(parse(nil).unwrap().entries.len(), 0);
+        // After ASKING: one more status first.
+        let mut asked = b"+OK\r\n".to_vec();
+        asked.extend_from_slice(nil);
+        let mut tx = XrangeTx::new(true);
+        assert!(tx.advance(&asked).unwrap());
+        assert_eq!(tx.end(), asked.len());
+        assert_eq!(tx.finish(&Bytes::from(asked)).unwrap().entries.len(), 0);
+        let moved = b"+OK\r\n-MOVED 12 127.0.0.1:7001\r\n-MOVED 12 127.0.0.1:7001\r\n-EXECABORT x\r\n";
+        assert!(matches!(parse(moved), Err(Failure::Server(m)) if m.starts_with("MOVED")));
     }
 
     #[test]
