@@ -17,6 +17,10 @@ pub struct Args {
     pub sim_hour_ms: u64,
     /// The topic's `object_span` (`1h` or `1d`).
     pub object_span: String,
+    /// Compare a single server with a three-node cluster (`cluster.rs`).
+    pub cluster: bool,
+    /// With `--cluster`: Redis on CPU 0, this process and streamtier on CPU 1.
+    pub pin: bool,
 }
 
 /// Parses the command line; panics with a clear message on a bad flag.
@@ -33,6 +37,8 @@ pub fn args() -> Args {
         sim_hours: 24,
         sim_hour_ms: 500,
         object_span: "1h".into(),
+        cluster: false,
+        pin: false,
     };
     let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
     while let Some(flag) = it.next() {
@@ -44,6 +50,8 @@ pub fn args() -> Args {
             "--csv" => a.csv = Some(value()),
             "--json" => a.json = value(),
             "--skip-s3" => a.skip_s3 = true,
+            "--cluster" => a.cluster = true,
+            "--pin" => a.pin = true,
             "--shape" => a.shape = Shape::parse(&value()),
             "--sim-hours" => a.sim_hours = value().parse().expect("--sim-hours H"),
             "--sim-hour-ms" => a.sim_hour_ms = value().parse().expect("--sim-hour-ms MS"),
@@ -71,6 +79,11 @@ pub fn args() -> Args {
     if a.partitions == 0 {
         a.partitions = a.shape.default_partitions();
     }
+    assert!(
+        !a.cluster || (a.shape == Shape::Dense && a.redis_url.is_none()),
+        "--cluster starts its own servers and runs the dense shape"
+    );
+    assert!(!a.pin || a.cluster, "--pin goes with --cluster");
     assert!(
         a.shape != Shape::Sparse || a.csv.is_none(),
         "--csv gives the entries: use it with --shape dense"

@@ -3,8 +3,12 @@
 //!
 //! `cargo bench --bench throughput -- [--shape dense|sparse|trickle] [--entries N]
 //! [--partitions P] [--redis-url URL] [--csv FILE] [--json PATH] [--skip-s3] [--rounds R]
-//! [--sim-hours H] [--sim-hour-ms MS] [--object-span 1h|1d]`
+//! [--sim-hours H] [--sim-hour-ms MS] [--object-span 1h|1d] [--cluster [--pin]]`
 //!
+//! `--cluster` measures the dense shape's archive and replays against their raw limits on a
+//! single server and then on a three-primary Redis Cluster of local servers (`cluster.rs`);
+//! with `--pin`, every Redis server runs on CPU 0 and the benchmark and streamtier on CPU 1, so
+//! that both deployments get the same hardware.
 //! `--object-span` sets the topic's `object_span` for the dense and sparse shapes (`1h`).
 //! - `--shape dense` (default): N entries (2M) evenly over six hours in P partitions (8).
 //! - `--shape sparse`: N entries (300k) over one year (2025) in P partitions (4), irregular:
@@ -37,6 +41,7 @@ mod redis_server;
 mod s3;
 
 mod args;
+mod cluster;
 mod data;
 mod peer;
 mod resp;
@@ -60,6 +65,11 @@ use util::{clear_chains, dir_bytes, machine, memory_usage, redis_load, streamtie
 
 fn main() {
     let a = args::args();
+    if a.cluster {
+        let work = tempfile::tempdir().expect("tempdir");
+        cluster::run(&a, work.path());
+        return;
+    }
     // Our own redis-server (killed on drop) unless one is given.
     let (_own, url) = match &a.redis_url {
         Some(url) => (None, url.clone()),

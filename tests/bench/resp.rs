@@ -80,8 +80,15 @@ impl Xadds {
     /// took and the CPU seconds Redis spent meanwhile.
     pub fn write(&self, addr: &str) -> (f64, f64) {
         let mut raw = Raw::connect(addr);
-        let mut conns: Vec<Raw> = self.streams.iter().map(|_| Raw::connect(addr)).collect();
         let cpu = raw.cpu_seconds();
+        let secs = self.write_routed(|_| addr.to_string());
+        (secs, raw.cpu_seconds() - cpu)
+    }
+
+    /// [`Xadds::write`] with stream number `i` written to the server at `addr_of(i)` (a
+    /// cluster's node for that stream); answers the seconds.
+    pub fn write_routed(&self, addr_of: impl Fn(usize) -> String) -> f64 {
+        let mut conns: Vec<Raw> = (0..self.streams.len()).map(|i| Raw::connect(&addr_of(i))).collect();
         let start = std::time::Instant::now();
         std::thread::scope(|scope| {
             for (con, (chunks, _, n)) in conns.iter_mut().zip(&self.streams) {
@@ -94,8 +101,7 @@ impl Xadds {
                 });
             }
         });
-        let secs = start.elapsed().as_secs_f64();
-        (secs, raw.cpu_seconds() - cpu)
+        start.elapsed().as_secs_f64()
     }
 }
 
@@ -181,10 +187,16 @@ impl Raw {
 /// thread per key, so that Redis always has a request waiting while replies are walked (without
 /// building anything); answers the entries and the reply bytes.
 pub fn xrange_all(addr: &str, keys: &[String], count: usize) -> (u64, u64) {
+    let routed: Vec<(String, String)> = keys.iter().map(|k| (addr.to_string(), k.clone())).collect();
+    xrange_routed(&routed, count)
+}
+
+/// [`xrange_all`] over `(server, key)` pairs (a cluster's node for each key).
+pub fn xrange_routed(keys: &[(String, String)], count: usize) -> (u64, u64) {
     std::thread::scope(|scope| {
         let readers: Vec<_> = keys
             .iter()
-            .map(|key| scope.spawn(move || xrange_stream(addr, key, count)))
+            .map(|(addr, key)| scope.spawn(move || xrange_stream(addr, key, count)))
             .collect();
         readers
             .into_iter()

@@ -12,6 +12,8 @@ pub struct Run {
     pub rss: f64,
     /// Exit code (`None` when killed by a signal).
     pub code: Option<i32>,
+    /// CPU seconds the process used (user and system).
+    pub cpu: f64,
     pub stdout: String,
     pub stderr: String,
 }
@@ -26,16 +28,32 @@ pub fn streamtier_run(args: &[&str], env: &[(&str, String)]) -> Run {
         cmd.env(k, v);
     }
     let start = Instant::now();
+    let cpu = children_cpu_seconds();
     let out = cmd.output().expect("run streamtier");
     let secs = start.elapsed().as_secs_f64();
+    let cpu = children_cpu_seconds() - cpu;
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     Run {
         secs,
         rss: peak_rss(&stderr),
         code: out.status.code(),
+        cpu,
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr,
     }
+}
+
+/// CPU seconds of the children this process has waited for (`cutime` + `cstime` of
+/// `/proc/self/stat`, in the kernel's 100 Hz ticks); 0 where there is no `/proc`.
+pub fn children_cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<f64> = after_name
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0.0))
+        .collect();
+    // Fields 16 and 17 of the line; the split starts at field 3.
+    fields.get(13).zip(fields.get(14)).map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
 /// Runs the `streamtier` binary, which must succeed; answers (seconds, peak RSS in MiB, stdout).

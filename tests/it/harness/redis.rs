@@ -105,6 +105,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// A synchronous connection for test setup and assertions.
     pub fn con(&self) -> redis::Connection {
         redis::Client::open(self.url())
