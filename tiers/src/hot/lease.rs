@@ -7,17 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use redis::Script;
-
+use super::raw::{Item, LEASE_ACQUIRE, LEASE_RELEASE};
 use super::{keys::lease_key, Hot};
-use crate::{Error, Result};
-
-const ACQUIRE: &str = "local v = redis.call('GET', KEYS[1]) \
-    if v == false then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 end \
-    if v == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end \
-    return 0";
-const RELEASE: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
-    return redis.call('DEL', KEYS[1]) end return 0";
+use crate::Result;
 
 /// A lease held (or wanted) by one archiver process on one stream.
 #[derive(Clone, Debug)]
@@ -65,23 +57,16 @@ impl Lease {
     /// [`Error::Redis`] when Redis fails.
     pub async fn acquire(&self, hot: &Hot) -> Result<bool> {
         let asked = Instant::now();
-        let mut con = hot.connection();
-        let held: i64 = Script::new(ACQUIRE)
-            .key(&self.key)
-            .arg(&self.owner)
-            .arg(self.ttl.as_millis() as u64)
-            .invoke_async(&mut con)
-            .await
-            .map_err(|source| Error::Redis {
-                op: "lease",
-                key: self.key.clone(),
-                source,
-            })?;
+        let ttl = (self.ttl.as_millis() as u64).to_string();
+        let reply = hot
+            .script("lease", &LEASE_ACQUIRE, &self.key, &[self.owner.as_bytes(), ttl.as_bytes()])
+            .await?;
+        let held = reply == Item::Int(1);
         if let Ok(mut renewed) = self.renewed.lock() {
             // Timed from before the request: the lease may have started a little earlier.
-            *renewed = (held == 1).then_some(asked);
+            *renewed = held.then_some(asked);
         }
-        Ok(held == 1)
+        Ok(held)
     }
 
     /// Gives the lease up if this owner holds it.
@@ -92,17 +77,8 @@ impl Lease {
         if let Ok(mut renewed) = self.renewed.lock() {
             *renewed = None;
         }
-        let mut con = hot.connection();
-        Script::new(RELEASE)
-            .key(&self.key)
-            .arg(&self.owner)
-            .invoke_async::<i64>(&mut con)
-            .await
-            .map_err(|source| Error::Redis {
-                op: "release lease",
-                key: self.key.clone(),
-                source,
-            })?;
+        hot.script("release lease", &LEASE_RELEASE, &self.key, &[self.owner.as_bytes()])
+            .await?;
         Ok(())
     }
 }

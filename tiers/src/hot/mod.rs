@@ -330,6 +330,15 @@ impl Hot {
         parse_trim(req.stream, reply)
     }
 
+    /// Runs one of the scripts in `lua/` on the node holding `key` (its only key).
+    pub(crate) async fn script(&self, op: &'static str, lua: &raw::Lua, key: &str, args: &[&[u8]]) -> Result<raw::Item> {
+        self.raw
+            .run(op, key, |pool, asking| async move {
+                pool.script(asking, lua, &[key.as_bytes()], args).await
+            })
+            .await
+    }
+
     /// The last object key this stream's archivers committed (a listing hint; may be absent).
     ///
     /// # Errors

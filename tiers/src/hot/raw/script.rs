@@ -34,6 +34,13 @@ pub(crate) static REPLAY_CHECK: LazyLock<Lua> =
 pub(crate) static REPLAY_COMMIT: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("../lua/replay_commit.lua")));
 
+/// Taking or renewing a lease.
+pub(crate) static LEASE_ACQUIRE: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("../lua/lease_acquire.lua")));
+/// Giving a lease up.
+pub(crate) static LEASE_RELEASE: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("../lua/lease_release.lua")));
+
 /// How a script is named in a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum By {
