@@ -10,7 +10,9 @@
 //! - [`rotation`]: when an object closes (hour over, full, retention, `flush_after`, `--flush`).
 //! - [`compact`]: merging the small objects of closed spans (`streamtier compact`).
 //! - [`worker`]: the per-partition pipeline (`pending`: entries read ahead and how many an
-//!   object takes); `trim`: trimming and gap records; [`run`]: `--once` and the daemon.
+//!   object takes); `trim`: trimming and gap records; [`run`]: `--once` and the daemon;
+//!   [`watch`]: the daemon's quiet partitions, looked at in one pipelined round trip per node;
+//!   [`balance`]: each daemon holds its share of the partition leases.
 //!
 //! # Object shapes
 //! One rule ([`rotation::close_reason`]) serves the daemon and `--once`: an object is written
@@ -74,6 +76,7 @@
 //!    follows a durable upload; a restart finds the chain end in the store and goes on. Test:
 //!    `archive_faults::kill_9_at_random_moments_loses_and_duplicates_nothing`.
 
+pub mod balance;
 pub mod chain;
 pub mod clock;
 pub mod compact;
@@ -88,6 +91,7 @@ pub mod rotation;
 pub mod run;
 pub mod settings;
 mod trim;
+pub mod watch;
 pub mod worker;
 
 pub use clock::{Clock, SystemClock};

@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+use crate::balance::Balance;
 use crate::partition::{self, Owners, Partition};
 use crate::settings::{Retention, Topic};
+use crate::watch::Watch;
 use crate::worker::{Context, Mode, PartitionWorker, PassStats};
 use crate::{Error, Result};
 use streamtier_tiers::hot::Lease;
@@ -172,6 +174,19 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
     // Slot -> stream: live workers, and owners learnt from the archive itself.
     let owners: Arc<Mutex<Owners>> = Arc::default();
     let running: Arc<Mutex<HashSet<String>>> = Arc::default();
+    let watch: Arc<Watch> = Arc::default();
+    tracker.spawn(
+        watch
+            .clone()
+            .run(ctx.hot.clone(), ctx.config.poll_interval, shutdown.clone()),
+    );
+    let balance: Arc<Balance> = Arc::default();
+    tracker.spawn(balance.clone().heartbeat(
+        ctx.hot.clone(),
+        ctx.owner.clone(),
+        ctx.config.lease_ttl,
+        shutdown.clone(),
+    ));
     let discovering = matches!(source, Source::Discover(_));
     let mut warned: HashSet<(String, String)> = HashSet::new();
     let mut first = true;
@@ -192,6 +207,8 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
                     let shared = Shared {
                         owners: owners.clone(),
                         running: running.clone(),
+                        watch: watch.clone(),
+                        balance: balance.clone(),
                         discovering,
                     };
                     tracker.spawn(daemon_partition(
@@ -202,6 +219,7 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
                         shared,
                     ));
                 }
+                balance.set_partitions(running.lock().map_or(0, |r| r.len()));
             }
             Err(e) if first => return Err(e),
             Err(e) => warn!(error = %e, "discovery failed; will retry"),
@@ -260,11 +278,23 @@ async fn compact_every(ctx: Context, source: Source, every: Duration, shutdown: 
     }
 }
 
-/// What the daemon's workers share: who holds which slot, and which streams have a worker.
+/// What the daemon's workers share: who holds which slot, which streams have a worker, and
+/// where quiet partitions wait.
 struct Shared {
     owners: Arc<Mutex<Owners>>,
     running: Arc<Mutex<HashSet<String>>>,
+    watch: Arc<Watch>,
+    balance: Arc<Balance>,
     discovering: bool,
+}
+
+/// What a daemon partition does until its next pass.
+enum Next {
+    /// Sleep this long.
+    Pause(Duration),
+    /// Everything up to this id is archived: wait in the [`Watch`] for a newer entry (or a
+    /// third of the lease's time, to renew it and look at the stream in full).
+    Quiet(streamtier_schemas::StreamId),
 }
 
 /// Takes `p`'s slot for its stream unless the stream already has a worker or another stream's
@@ -298,18 +328,47 @@ async fn daemon_partition(
     let lease = Lease::new(&p.stream, &ctx.owner, ctx.config.lease_ttl);
     let mut worker = PartitionWorker::new(ctx.clone(), p.clone());
     let mut failures = 0u32;
+    // Whether this task holds its lease (counted in the balance).
+    let mut held = false;
+    let balance = &shared.balance;
     while !shutdown.is_cancelled() {
+        if !held && !balance.may_take() {
+            // This daemon holds its share: leave the partition to another one until the share
+            // grows (a daemon left, or more partitions), looking again once per lease time.
+            balance.wait_for_room(ctx.config.lease_ttl, &shutdown).await;
+            continue;
+        }
         let wait = {
             let permit = tokio::select! {
                 permit = permits.acquire() => permit,
                 _ = shutdown.cancelled() => break,
             };
             let Ok(_permit) = permit else { break };
-            match lease.acquire(&ctx.hot).await {
-                Ok(true) => match worker.pass(Mode::Daemon, Some(&lease), &shutdown).await {
-                    Ok(_) => {
+            // One round trip per third of the lease's time, not one per poll.
+            let holds = lease.renew_or_wait(&ctx.hot).await;
+            match (&holds, held) {
+                (Ok(None), false) => balance.took(),
+                (Ok(Some(_)), true) => balance.dropped(),
+                _ => {}
+            }
+            held = matches!(holds, Ok(None)) || (held && holds.is_err());
+            match holds {
+                Ok(None) => match worker.pass(Mode::Daemon, Some(&lease), &shutdown).await {
+                    Ok(_) if balance.give_one_up() => {
+                        // Over this daemon's share (another one started): hand this partition
+                        // over, after a pass, and leave it alone for a while.
+                        held = false;
+                        if let Err(e) = lease.release(&ctx.hot).await {
+                            warn!(stream = %p.stream, error = %e, "could not release lease");
+                        }
+                        Next::Pause(ctx.config.lease_ttl / 2)
+                    }
+                    Ok(stats) => {
                         failures = 0;
-                        ctx.config.poll_interval
+                        match worker.quiet() {
+                            Some(seen) if stats.objects == 0 && stats.adopted == 0 => Next::Quiet(seen),
+                            _ => Next::Pause(ctx.config.poll_interval),
+                        }
                     }
                     Err(Error::ForeignChain { owner, .. }) if shared.discovering => {
                         // The archive says which key this slot is: hand it over and stop.
@@ -324,21 +383,45 @@ async fn daemon_partition(
                         ctx.metrics.count_error(&e);
                         warn!(stream = %p.stream, error = %e, "archiving failed; backing off");
                         failures += 1;
-                        retry::backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
+                        Next::Pause(retry::backoff(
+                            failures,
+                            ctx.config.poll_interval,
+                            Duration::from_secs(60),
+                        ))
                     }
                 },
-                // Someone else has it: look again after a while, in case they stop.
-                Ok(false) => ctx.config.lease_ttl / 2,
+                // Another daemon has it: ask again when its lease runs out (it renews before
+                // that while it lives), or after a third of the lease's time if that is sooner
+                // (it may give the lease up: a daemon over its share does).
+                Ok(Some(left)) => Next::Pause(
+                    left.min(ctx.config.lease_ttl / 3)
+                        + retry::backoff(0, Duration::from_millis(500), Duration::from_secs(1)),
+                ),
                 Err(e) => {
                     failures += 1;
                     warn!(stream = %p.stream, error = %e, "lease failed; backing off");
-                    retry::backoff(failures, ctx.config.poll_interval, Duration::from_secs(60))
+                    Next::Pause(retry::backoff(
+                        failures,
+                        ctx.config.poll_interval,
+                        Duration::from_secs(60),
+                    ))
                 }
             }
         };
-        if !retry::pause(wait, &shutdown).await {
-            break;
+        match wait {
+            Next::Pause(wait) => {
+                if !retry::pause(wait, &shutdown).await {
+                    break;
+                }
+            }
+            Next::Quiet(seen) => {
+                let full_look = ctx.config.lease_ttl / 3;
+                shared.watch.wait(&p.stream, seen, full_look, &shutdown).await;
+            }
         }
+    }
+    if held {
+        balance.dropped();
     }
     if let Err(e) = lease.release(&ctx.hot).await {
         warn!(stream = %p.stream, error = %e, "could not release lease");

@@ -9,6 +9,10 @@ use streamtier_tiers::store::PutOutcome;
 use tracing::{error, warn};
 
 use crate::metrics::Metrics;
+
+/// How long an idle partition waits before trying again a trim that removed nothing (consumer
+/// groups held it back, or nothing was due).
+const IDLE_RETRIM: std::time::Duration = std::time::Duration::from_secs(10);
 use crate::worker::PartitionWorker;
 use crate::Result;
 
@@ -56,6 +60,32 @@ impl PartitionWorker {
         Ok(outcome == PutOutcome::Created)
     }
 
+    /// Whether a trim could remove anything now, from what the last read said: the oldest
+    /// entry is archived, more than `retain_entries` are kept, and it is older than
+    /// `retain_for`. In the daemon, when the last trim removed nothing (consumer groups held it
+    /// back), the next one waits [`IDLE_RETRIM`]; a `--once` run trims whatever it may. Objects
+    /// stored since the last trim always trim (it also records the hint), whatever this says.
+    pub(crate) fn trim_may_remove(&self, daemon: bool) -> bool {
+        let (Some(chain), Some(info)) = (&self.chain, &self.last_info) else {
+            return true;
+        };
+        let Some(first) = info.first_id else {
+            return false;
+        };
+        let r = &self.p.retention;
+        let keep_from = self
+            .ctx
+            .clock
+            .now_ms()
+            .saturating_sub(r.retain_for.as_millis() as u64);
+        let removable = first <= chain.last_id
+            && info.length > r.retain_entries
+            && (r.retain_for.is_zero() || first.ms < keep_from);
+        let held_back =
+            daemon && self.last_trimmed == 0 && self.trimmed_at.is_some_and(|at| at.elapsed() < IDLE_RETRIM);
+        removable && !held_back
+    }
+
     /// Trims what the chain holds, within the topic's retention and the consumer groups, and
     /// records the chain's last object as the listing hint in the same script.
     pub(crate) async fn trim(&mut self) -> Result<u64> {
@@ -98,6 +128,7 @@ impl PartitionWorker {
                     .metrics
                     .update(&self.p.topic, self.p.partition, |s| s.groups_behind = behind);
                 Metrics::add(&self.ctx.metrics.trimmed_entries, trimmed);
+                self.last_trimmed = trimmed;
                 Ok(trimmed)
             }
             TrimOutcome::Missing => Ok(0),

@@ -100,6 +100,10 @@ pub struct PartitionWorker {
     /// Whether objects were stored since the last trim, and when that trim ran.
     pub(crate) untrimmed: bool,
     pub(crate) trimmed_at: Option<Instant>,
+    /// What the last trim removed, and what the last read said about the stream (an idle
+    /// pass trims only when that could remove something: see `trim::trim_may_remove`).
+    pub(crate) last_trimmed: u64,
+    pub(crate) last_info: Option<StreamInfo>,
 }
 
 enum Built {
@@ -125,6 +129,8 @@ impl PartitionWorker {
             carry: None,
             untrimmed: false,
             trimmed_at: None,
+            last_trimmed: 0,
+            last_info: None,
         }
     }
 
@@ -211,11 +217,27 @@ impl PartitionWorker {
         }
         self.carry = None;
         // What was archived since the last trim goes, and retention by time moves on even
-        // when nothing new was archived.
-        if self.untrimmed || (stats.objects == 0 && stats.adopted == 0) {
+        // when nothing new was archived (if the oldest entry may go now).
+        if self.untrimmed
+            || (stats.objects == 0 && stats.adopted == 0 && self.trim_may_remove(mode == Mode::Daemon))
+        {
             stats.trimmed += self.trim().await?;
         }
         Ok(stats)
+    }
+
+    /// After a daemon pass that stored nothing: `Some(id)` when everything the stream holds is
+    /// archived, so that only an entry above `id` (its last generated id) gives the next pass
+    /// work; `None` while entries wait for their object (time may close it).
+    pub fn quiet(&self) -> Option<StreamId> {
+        let chain = self.chain.as_ref()?;
+        match &self.last_info {
+            None => Some(chain.last_id),
+            Some(info) => info
+                .last_entry_id
+                .is_none_or(|last| last <= chain.last_id)
+                .then_some(info.last_generated_id.max(chain.last_id)),
+        }
     }
 
     async fn read(&mut self, after: StreamId, end: Option<StreamId>, count: u64) -> Result<ReadBatch> {
@@ -256,6 +278,7 @@ impl PartitionWorker {
     ) -> Result<Built> {
         let chain = self.chain.clone().unwrap_or_else(Chain::empty);
         let mut pending = self.start(mode, &chain, *end).await?;
+        self.last_info.clone_from(&pending.batch.info);
         let Some(info) = pending.batch.info.clone() else {
             return Ok(Built::Idle);
         };

@@ -21,6 +21,8 @@ pub struct Args {
     pub cluster: bool,
     /// With `--cluster`: Redis on CPU 0, this process and streamtier on CPU 1.
     pub pin: bool,
+    /// Idle and simulate: archiver daemons (3 and 10 when not given).
+    pub archivers: usize,
 }
 
 /// Parses the command line; panics with a clear message on a bad flag.
@@ -39,6 +41,7 @@ pub fn args() -> Args {
         object_span: "1h".into(),
         cluster: false,
         pin: false,
+        archivers: 0,
     };
     let mut it = std::env::args().skip(1).filter(|s| s != "--bench");
     while let Some(flag) = it.next() {
@@ -52,6 +55,13 @@ pub fn args() -> Args {
             "--skip-s3" => a.skip_s3 = true,
             "--cluster" => a.cluster = true,
             "--pin" => a.pin = true,
+            "--archivers" => {
+                a.archivers = value()
+                    .parse()
+                    .ok()
+                    .filter(|k| *k > 0)
+                    .expect("--archivers K (1 or more)")
+            }
             "--shape" => a.shape = Shape::parse(&value()),
             "--sim-hours" => a.sim_hours = value().parse().expect("--sim-hours H"),
             "--sim-hour-ms" => a.sim_hour_ms = value().parse().expect("--sim-hour-ms MS"),
@@ -78,6 +88,9 @@ pub fn args() -> Args {
     }
     if a.partitions == 0 {
         a.partitions = a.shape.default_partitions();
+    }
+    if a.archivers == 0 {
+        a.archivers = if a.shape == Shape::Simulate { 10 } else { 3 };
     }
     assert!(
         !a.cluster || (a.shape == Shape::Dense && a.redis_url.is_none()),

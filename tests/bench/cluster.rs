@@ -110,7 +110,12 @@ pub fn run(a: &Args, work: &Path) {
             }
         }
         eprintln!("measuring on a {}", deployment.name());
-        results.push(measure(a, &deployment, &mut xadds, &work.join(deployment.name().replace(' ', "-"))));
+        results.push(measure(
+            a,
+            &deployment,
+            &mut xadds,
+            &work.join(deployment.name().replace(' ', "-")),
+        ));
         assert_eq!(results.last().map(|m| m.entries), Some(n));
     }
     let pinned = if a.pin {
@@ -123,7 +128,10 @@ pub fn run(a: &Args, work: &Path) {
          the raw client's on the same deployment (median round)\n",
         a.rounds
     );
-    println!("| phase | {} | {} | cluster / single |", results[0].name, results[1].name);
+    println!(
+        "| phase | {} | {} | cluster / single |",
+        results[0].name, results[1].name
+    );
     println!("|---|---:|---:|---:|");
     let row = |label: &str, get: fn(&Measured) -> &(Rounds, Vec<f64>)| {
         let (s, c) = (get(&results[0]).0.median(), get(&results[1]).0.median());
@@ -158,7 +166,10 @@ pub fn run(a: &Args, work: &Path) {
                 p.limit_secs,
                 p.limit_cpu,
                 median(r.1.clone()),
-                r.0.ratios().iter().map(|x| (x * 100.0).round() / 100.0).collect::<Vec<_>>()
+                r.0.ratios()
+                    .iter()
+                    .map(|x| (x * 100.0).round() / 100.0)
+                    .collect::<Vec<_>>()
             );
         }
     }
@@ -169,18 +180,29 @@ fn taskset(args: &[&str]) {
         .args(args)
         .output()
         .expect("taskset (util-linux) for --pin");
-    assert!(out.status.success(), "taskset {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "taskset {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn must(run: crate::util::Run) -> crate::util::Run {
-    assert_eq!(run.code, Some(0), "streamtier failed:\n{}\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "streamtier failed:\n{}\n{}",
+        run.stdout,
+        run.stderr
+    );
     run
 }
 
 fn measure(a: &Args, d: &Deployment, xadds: &mut Xadds, work: &Path) -> Measured {
     let p = a.partitions as usize;
     let n = xadds.len();
-    let node_of = |prefix: &str| -> Vec<String> { (0..p).map(|i| d.addr_of(&format!("{prefix}:{i}"))).collect() };
+    let node_of =
+        |prefix: &str| -> Vec<String> { (0..p).map(|i| d.addr_of(&format!("{prefix}:{i}"))).collect() };
     xadds.rename("bench");
     let bench_nodes = node_of("bench");
     xadds.write_routed(|i| bench_nodes[i].clone());
@@ -189,7 +211,9 @@ fn measure(a: &Args, d: &Deployment, xadds: &mut Xadds, work: &Path) -> Measured
     std::fs::create_dir_all(work).expect("work dir");
     write_config(&config, &d.url(), &archive_dir, a.partitions, n, "");
     let cfg = config.to_str().expect("utf-8 path");
-    let keys: Vec<(String, String)> = (0..p).map(|i| (bench_nodes[i].clone(), format!("bench:{i}"))).collect();
+    let keys: Vec<(String, String)> = (0..p)
+        .map(|i| (bench_nodes[i].clone(), format!("bench:{i}")))
+        .collect();
 
     let mut archive = (Rounds::default(), Vec::new());
     for round in 0..a.rounds {
@@ -230,7 +254,9 @@ fn measure(a: &Args, d: &Deployment, xadds: &mut Xadds, work: &Path) -> Measured
             let target = format!("{ids}{round}:{{partition}}");
             let cpu = d.cpu_seconds();
             let run = must(streamtier_run(
-                &["replay", "--config", cfg, "--topic", "bench", "--ids", ids, "--target", &target],
+                &[
+                    "replay", "--config", cfg, "--topic", "bench", "--ids", ids, "--target", &target,
+                ],
                 &[],
             ));
             rounds.0.push(Pair {

@@ -28,6 +28,12 @@
 //!   stops changing, SIGTERM, and `archive --once --flush` (plain `--once` if the binary does
 //!   not know `--flush`) for the rest (`trickle.rs`).
 //!
+//! - `--shape idle`: P partitions (2,000) with one old entry each and K archiver daemons
+//!   (`--archivers K`, 3): Redis commands and CPU per second at rest, leases per archiver, and
+//!   the time until a SIGKILLed archiver's partitions are held again (`idle.rs`).
+//! - `--shape simulate`: the lease protocol of 10 daemons over 10,000 partitions (`--archivers`,
+//!   `--partitions`) in simulated time, with a SIGKILL and a join (`simulate.rs`).
+//!
 //! CI: `--entries 50000 --json target/bench/ci.json` (about 10 s after the build). Also short:
 //! `--shape trickle --sim-hours 6 --sim-hour-ms 200` (5 s) and `--shape sparse --entries 20000`
 //! (about 3 minutes on the 2-core machine, nearly all of it the archiver writing, and this
@@ -43,11 +49,13 @@ mod s3;
 mod args;
 mod cluster;
 mod data;
+mod idle;
 mod peer;
 mod resp;
 mod rounds;
 mod s3run;
 mod shapes;
+mod simulate;
 mod stats;
 mod trickle;
 mod util;
@@ -65,6 +73,10 @@ use util::{clear_chains, dir_bytes, machine, memory_usage, redis_load, streamtie
 
 fn main() {
     let a = args::args();
+    if a.shape == Shape::Simulate {
+        simulate::run(&a);
+        return;
+    }
     if a.cluster {
         let work = tempfile::tempdir().expect("tempdir");
         cluster::run(&a, work.path());
@@ -95,6 +107,10 @@ fn main() {
     // Progress on stderr: a long run says where it is.
     let phase = |what: &str| eprintln!("[{:7.1} s] {what}", began.elapsed().as_secs_f64());
     let p = a.partitions;
+    if a.shape == Shape::Idle {
+        idle::run(&a, &url, &addr, work.path());
+        return;
+    }
     if a.shape == Shape::Trickle {
         trickle::run(&a, &url, &addr, work.path());
         return;

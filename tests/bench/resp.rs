@@ -88,7 +88,9 @@ impl Xadds {
     /// [`Xadds::write`] with stream number `i` written to the server at `addr_of(i)` (a
     /// cluster's node for that stream); answers the seconds.
     pub fn write_routed(&self, addr_of: impl Fn(usize) -> String) -> f64 {
-        let mut conns: Vec<Raw> = (0..self.streams.len()).map(|i| Raw::connect(&addr_of(i))).collect();
+        let mut conns: Vec<Raw> = (0..self.streams.len())
+            .map(|i| Raw::connect(&addr_of(i)))
+            .collect();
         let start = std::time::Instant::now();
         std::thread::scope(|scope| {
             for (con, (chunks, _, n)) in conns.iter_mut().zip(&self.streams) {

@@ -31,6 +31,10 @@ pub enum Shape {
     Sparse,
     /// The archiver daemon while a producer writes into past hours.
     Trickle,
+    /// Many partitions with nothing new: what the daemon costs at rest (`idle.rs`).
+    Idle,
+    /// The lease protocol of many daemons in simulated time, no servers (`simulate.rs`).
+    Simulate,
 }
 
 impl Shape {
@@ -40,7 +44,9 @@ impl Shape {
             "dense" => Shape::Dense,
             "sparse" => Shape::Sparse,
             "trickle" => Shape::Trickle,
-            other => panic!("--shape dense|sparse|trickle, not `{other}`"),
+            "idle" => Shape::Idle,
+            "simulate" => Shape::Simulate,
+            other => panic!("--shape dense|sparse|trickle|idle|simulate, not `{other}`"),
         }
     }
 
@@ -50,6 +56,8 @@ impl Shape {
             Shape::Dense => "dense",
             Shape::Sparse => "sparse",
             Shape::Trickle => "trickle",
+            Shape::Idle => "idle",
+            Shape::Simulate => "simulate",
         }
     }
 
@@ -60,6 +68,8 @@ impl Shape {
             Shape::Sparse => 300_000,
             // The trickle producer decides.
             Shape::Trickle => 0,
+            // One entry per partition.
+            Shape::Idle | Shape::Simulate => 1,
         }
     }
 
@@ -68,6 +78,8 @@ impl Shape {
         match self {
             Shape::Sparse => 4,
             Shape::Dense | Shape::Trickle => 8,
+            Shape::Idle => 2_000,
+            Shape::Simulate => 10_000,
         }
     }
 
@@ -80,7 +92,7 @@ impl Shape {
                 "2025-07-02T00:00:00Z",
                 "narrow replay (1 day)",
             ),
-            Shape::Dense | Shape::Trickle => (
+            Shape::Dense | Shape::Trickle | Shape::Idle | Shape::Simulate => (
                 "2025-11-22T03:00:00Z",
                 "2025-11-22T03:01:00Z",
                 "narrow replay (1 min)",

@@ -53,7 +53,10 @@ pub fn children_cpu_seconds() -> f64 {
         .map(|f| f.parse().unwrap_or(0.0))
         .collect();
     // Fields 16 and 17 of the line; the split starts at field 3.
-    fields.get(13).zip(fields.get(14)).map_or(0.0, |(u, s)| (u + s) / 100.0)
+    fields
+        .get(13)
+        .zip(fields.get(14))
+        .map_or(0.0, |(u, s)| (u + s) / 100.0)
 }
 
 /// Runs the `streamtier` binary, which must succeed; answers (seconds, peak RSS in MiB, stdout).

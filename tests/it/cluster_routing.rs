@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use streamtier_schemas::{Entry, StreamId};
-use streamtier_tiers::hot::{self, Hot, IdMode, RedisSettings, ReplayBatch, ReplayWrite, TrimOutcome, TrimRequest};
+use streamtier_tiers::hot::{
+    self, Hot, IdMode, RedisSettings, ReplayBatch, ReplayWrite, TrimOutcome, TrimRequest,
+};
 
 use crate::harness::redis::{RedisCluster, RedisServer};
 use crate::harness::stream::{xadd, xrange_all};
@@ -17,7 +19,12 @@ fn batch(from: u64, n: u64, fields: usize) -> Vec<Entry> {
     (from..from + n)
         .map(|i| {
             let fields = (0..fields)
-                .map(|f| (Bytes::from(format!("f{f}")), Bytes::from(vec![0xff, i as u8, f as u8])))
+                .map(|f| {
+                    (
+                        Bytes::from(format!("f{f}")),
+                        Bytes::from(vec![0xff, i as u8, f as u8]),
+                    )
+                })
                 .collect();
             Entry::new(StreamId::new(1_000 + i, 0), fields)
         })
@@ -42,7 +49,9 @@ async fn read_all(hot: &Hot) -> Vec<StreamId> {
         .read_after(STREAM, StreamId::MIN, None, 1_000)
         .await
         .expect("read batch");
-    (0..batch.entries.len()).map(|i| batch.entries.get(i).id).collect()
+    (0..batch.entries.len())
+        .map(|i| batch.entries.get(i).id)
+        .collect()
 }
 
 async fn trim(hot: &Hot, archived: StreamId) -> TrimOutcome {
@@ -76,7 +85,12 @@ async fn reads_trims_and_replays_follow_a_migrating_slot() {
         .expect("cluster");
     let mut con = cluster.con();
     for i in 1..=10 {
-        xadd(&mut con, STREAM, &format!("{i}-0"), &[(b"v", i.to_string().as_bytes())]);
+        xadd(
+            &mut con,
+            STREAM,
+            &format!("{i}-0"),
+            &[(b"v", i.to_string().as_bytes())],
+        );
     }
     let hot = hot::connect(&RedisSettings {
         url: cluster.url(),
@@ -89,21 +103,34 @@ async fn reads_trims_and_replays_follow_a_migrating_slot() {
     // Before: the slot map says where the slot is.
     assert_eq!(read_all(&hot).await.len(), 10);
     let first = batch(1, 5, 2);
-    assert!(matches!(replay(&hot, &first, None).await, ReplayWrite::Written { total: 5 }));
-    assert!(matches!(trim(&hot, StreamId::new(3, 0)).await, TrimOutcome::Trimmed { trimmed: 3, .. }));
+    assert!(matches!(
+        replay(&hot, &first, None).await,
+        ReplayWrite::Written { total: 5 }
+    ));
+    assert!(matches!(
+        trim(&hot, StreamId::new(3, 0)).await,
+        TrimOutcome::Trimmed { trimmed: 3, .. }
+    ));
 
     // Migrate the slot to another node, key by key (the chain and cursor hashes share it).
     let slot: i64 = node_cmd(&cluster.nodes[0], &["CLUSTER", "KEYSLOT", STREAM]);
     let slot = slot.to_string();
-    let holds =
-        |n: &RedisServer| node_cmd::<i64>(n, &["CLUSTER", "COUNTKEYSINSLOT", &slot]) > 0;
-    let source = cluster.nodes.iter().position(holds).expect("a node holds the slot");
+    let holds = |n: &RedisServer| node_cmd::<i64>(n, &["CLUSTER", "COUNTKEYSINSLOT", &slot]) > 0;
+    let source = cluster
+        .nodes
+        .iter()
+        .position(holds)
+        .expect("a node holds the slot");
     let dest = (source + 1) % cluster.nodes.len();
     let (src, dst) = (&cluster.nodes[source], &cluster.nodes[dest]);
     let id = |n: &RedisServer| node_cmd::<String>(n, &["CLUSTER", "MYID"]);
     let (src_id, dst_id) = (id(src), id(dst));
     let keys: Vec<String> = node_cmd(src, &["CLUSTER", "GETKEYSINSLOT", &slot, "100"]);
-    assert_eq!(keys.len(), 4, "stream, chain, target and cursor share the slot: {keys:?}");
+    assert_eq!(
+        keys.len(),
+        4,
+        "stream, chain, target and cursor share the slot: {keys:?}"
+    );
     node_cmd::<()>(dst, &["CLUSTER", "SETSLOT", &slot, "IMPORTING", &src_id]);
     node_cmd::<()>(src, &["CLUSTER", "SETSLOT", &slot, "MIGRATING", &dst_id]);
     let port = dst.url().rsplit(':').next().expect("port").to_string();
@@ -118,7 +145,10 @@ async fn reads_trims_and_replays_follow_a_migrating_slot() {
         replay(&hot, &second, Some(first[4].id)).await,
         ReplayWrite::Written { total: 10 }
     ));
-    assert!(matches!(trim(&hot, StreamId::new(5, 0)).await, TrimOutcome::Trimmed { trimmed: 2, .. }));
+    assert!(matches!(
+        trim(&hot, StreamId::new(5, 0)).await,
+        TrimOutcome::Trimmed { trimmed: 2, .. }
+    ));
 
     // After: every node says the slot is the destination's; the source answers MOVED.
     for node in [dst, src].into_iter().chain(cluster.nodes.iter()) {

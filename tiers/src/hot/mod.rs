@@ -18,7 +18,7 @@ use crate::{Error, Result};
 
 pub use conn::RedisConn;
 pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
-pub use lease::Lease;
+pub use lease::{heartbeat, Lease, MEMBERS_KEY};
 use raw::{RawPool, Router};
 pub use replay::{replay_cursor_key, GroupInfo, IdMode, ReplayBatch, ReplayWrite};
 use reply::{parse_read, parse_trim};
@@ -330,8 +330,45 @@ impl Hot {
         parse_trim(req.stream, reply)
     }
 
+    /// For each `(stream, id)`, whether the stream holds an entry above `id`: one pipelined
+    /// `XRANGE … COUNT 1` per stream, one round trip per node, so that many quiet partitions
+    /// cost one exchange. An error for one stream (a redirect, a wrong type) answers `true`:
+    /// the caller then looks at that stream on its own.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when a node cannot be reached.
+    pub async fn newer_than(&self, streams: &[(&str, StreamId)]) -> Result<Vec<bool>> {
+        let keys: Vec<&str> = streams.iter().map(|(k, _)| *k).collect();
+        let after: Vec<String> = streams.iter().map(|(_, id)| format!("({id}")).collect();
+        let replies = self
+            .raw
+            .each("watch", &keys, |i, request: &mut raw::Request| {
+                request.push(&[
+                    b"XRANGE",
+                    keys[i].as_bytes(),
+                    after[i].as_bytes(),
+                    b"+",
+                    b"COUNT",
+                    b"1",
+                ]);
+            })
+            .await?;
+        Ok(replies
+            .into_iter()
+            .map(|r| {
+                !matches!(r, Ok(raw::Item::Array(ref a)) if a.is_empty()) && !matches!(r, Ok(raw::Item::Nil))
+            })
+            .collect())
+    }
+
     /// Runs one of the scripts in `lua/` on the node holding `key` (its only key).
-    pub(crate) async fn script(&self, op: &'static str, lua: &raw::Lua, key: &str, args: &[&[u8]]) -> Result<raw::Item> {
+    pub(crate) async fn script(
+        &self,
+        op: &'static str,
+        lua: &raw::Lua,
+        key: &str,
+        args: &[&[u8]],
+    ) -> Result<raw::Item> {
         self.raw
             .run(op, key, |pool, asking| async move {
                 pool.script(asking, lua, &[key.as_bytes()], args).await

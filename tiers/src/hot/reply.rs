@@ -157,7 +157,10 @@ mod tests {
                 behind: vec!["g1".into()],
             }
         );
-        assert_eq!(parse_trim("s", Item::Array(vec![b(b"missing")])).unwrap(), TrimOutcome::Missing);
+        assert_eq!(
+            parse_trim("s", Item::Array(vec![b(b"missing")])).unwrap(),
+            TrimOutcome::Missing
+        );
         assert!(parse_trim("s", Item::Array(vec![b(b"what")])).is_err());
     }
 }

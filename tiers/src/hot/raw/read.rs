@@ -36,9 +36,7 @@ impl RawPool {
                 .push(&[b"EXEC"]);
             // Only reads: on a broken reused connection it is simply sent again on a new one.
             // The entries are parsed as the reply arrives.
-            let (con, reply, tx) = self
-                .exchange_with(&request, || XrangeTx::new(asking))
-                .await?;
+            let (con, reply, tx) = self.exchange_with(&request, || XrangeTx::new(asking)).await?;
             // The reply was read whole: the connection is in step whatever it says.
             self.give_back(con);
             match tx.finish(&reply) {

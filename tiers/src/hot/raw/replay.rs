@@ -27,7 +27,11 @@ const MAX_ROUNDS: usize = 16;
 impl RawPool {
     /// Writes one replay batch with its cursor; see the module docs. `asking` after an `ASK`
     /// redirect: every command then follows an `ASKING` (inside `MULTI` one is enough).
-    pub(crate) async fn write_replay(&self, asking: bool, batch: &ReplayBatch<'_>) -> Result<ReplayWrite, Failure> {
+    pub(crate) async fn write_replay(
+        &self,
+        asking: bool,
+        batch: &ReplayBatch<'_>,
+    ) -> Result<ReplayWrite, Failure> {
         let target = batch.target;
         let (Some(first), Some(last)) = (batch.entries.first(), batch.entries.last()) else {
             return Err(Failure::Protocol("empty replay batch".into()));
@@ -152,7 +156,11 @@ fn transaction(batch: &ReplayBatch<'_>, asking: bool, cursor_key: &str, last: St
         &REPLAY_COMMIT,
         By::Body,
         &[target, cursor_key.as_bytes()],
-        &[batch.job.as_bytes(), last.to_string().as_bytes(), count.as_bytes()],
+        &[
+            batch.job.as_bytes(),
+            last.to_string().as_bytes(),
+            count.as_bytes(),
+        ],
     );
     tx.push(&[b"EXEC"]);
     tx
@@ -251,7 +259,9 @@ fn parse_exec(reply: &bytes::Bytes, asking: bool, entries: usize) -> std::result
 }
 
 fn wrong_type(target: &str, kind: &str) -> Failure {
-    Failure::Server(format!("WRONGTYPE replay target `{target}` is a {kind}, not a stream"))
+    Failure::Server(format!(
+        "WRONGTYPE replay target `{target}` is a {kind}, not a stream"
+    ))
 }
 
 #[cfg(test)]

@@ -39,7 +39,7 @@ impl Item {
 
 /// Encodes commands as RESP arrays of bulk strings into one buffer.
 #[derive(Default)]
-pub(super) struct Request {
+pub(crate) struct Request {
     pub(super) buf: Vec<u8>,
     /// Commands encoded so far (each has one top-level reply).
     pub(super) commands: usize,
@@ -68,7 +68,7 @@ impl Request {
     }
 
     /// Appends a whole command.
-    pub(super) fn push(&mut self, args: &[&[u8]]) -> &mut Self {
+    pub(crate) fn push(&mut self, args: &[&[u8]]) -> &mut Self {
         self.command(args.len());
         for arg in args {
             self.arg(arg);

@@ -179,6 +179,62 @@ impl Router {
         ))
     }
 
+    /// Sends one command per key (`command` writes key number `i`'s), pipelined: one exchange per node that
+    /// holds any of them, all nodes at once. Answers each key's reply; an error reply (a
+    /// redirect too: the caller asks that key again on its own) stays that key's failure.
+    pub(crate) async fn each(
+        &self,
+        op: &'static str,
+        keys: &[&str],
+        command: impl Fn(usize, &mut Request),
+    ) -> Result<Vec<std::result::Result<Item, Failure>>> {
+        let mut groups: Vec<(Arc<RawPool>, Vec<usize>)> = Vec::new();
+        for (i, key) in keys.iter().enumerate() {
+            let pool = self.owner(usize::from(slot(key.as_bytes())), op, key).await?;
+            match groups.iter_mut().find(|(p, _)| Arc::ptr_eq(p, &pool)) {
+                Some((_, members)) => members.push(i),
+                None => groups.push((pool, vec![i])),
+            }
+        }
+        let exchanges = groups.iter().map(|(pool, members)| {
+            let mut request = Request::default();
+            for &i in members {
+                command(i, &mut request);
+            }
+            async move {
+                let (con, reply) = pool.exchange(&request).await?;
+                pool.give_back(con);
+                let mut c = Cursor::new(&reply);
+                Ok::<_, Failure>(members.iter().map(|_| c.item(0)).collect::<Vec<_>>())
+            }
+        });
+        let replies = futures::future::join_all(exchanges).await;
+        let mut out: Vec<Option<std::result::Result<Item, Failure>>> = keys.iter().map(|_| None).collect();
+        for ((_, members), replies) in groups.iter().zip(replies) {
+            let replies = match replies {
+                Ok(replies) => replies,
+                Err(f) => {
+                    if let Some(map) = &self.cluster {
+                        write(map).stale = true;
+                    }
+                    return Err(failure(op, keys[members[0]], f));
+                }
+            };
+            for (&i, reply) in members.iter().zip(replies) {
+                if let (Err(Failure::Server(m)), Some(map)) = (&reply, &self.cluster) {
+                    if m.starts_with("MOVED") {
+                        write(map).stale = true;
+                    }
+                }
+                out[i] = Some(reply);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Failure::Protocol("no reply".into()))))
+            .collect())
+    }
+
     /// The pool of the node serving `slot`, reading the slot map first when it is stale.
     async fn owner(&self, slot: usize, op: &'static str, key: &str) -> Result<Arc<RawPool>> {
         let Some(map) = &self.cluster else {
@@ -290,11 +346,15 @@ fn parse_slots(reply: &bytes::Bytes) -> std::result::Result<Vec<(usize, usize, S
         else {
             return Err(bad());
         };
-        let (Some(host), Some(Item::Int(port))) = (primary.first().and_then(Item::text), primary.get(1)) else {
+        let (Some(host), Some(Item::Int(port))) = (primary.first().and_then(Item::text), primary.get(1))
+        else {
             return Err(bad());
         };
-        let (Ok(start), Ok(end), Ok(port)) = (usize::try_from(*start), usize::try_from(*end), u16::try_from(*port))
-        else {
+        let (Ok(start), Ok(end), Ok(port)) = (
+            usize::try_from(*start),
+            usize::try_from(*end),
+            u16::try_from(*port),
+        ) else {
             return Err(bad());
         };
         out.push((start, end, host, port));
@@ -316,7 +376,10 @@ mod tests {
             redirect("ASK 3999 ::1:7000"),
             Some(Redirect::Ask("::1".into(), 7000))
         );
-        assert_eq!(redirect("TRYAGAIN Multiple keys request during rehashing of slot"), Some(Redirect::Wait));
+        assert_eq!(
+            redirect("TRYAGAIN Multiple keys request during rehashing of slot"),
+            Some(Redirect::Wait)
+        );
         assert_eq!(redirect("CLUSTERDOWN The cluster is down"), Some(Redirect::Wait));
         assert_eq!(redirect("WRONGTYPE Operation against a key"), None);
         assert_eq!(redirect("MOVED nonsense"), None);
@@ -330,7 +393,10 @@ mod tests {
         );
         assert_eq!(
             parse_slots(&reply).unwrap(),
-            vec![(0, 5460, "127.0.0.1".into(), 7000), (5461, 16383, String::new(), 7001)]
+            vec![
+                (0, 5460, "127.0.0.1".into(), 7000),
+                (5461, 16383, String::new(), 7001)
+            ]
         );
         assert!(parse_slots(&bytes::Bytes::from_static(b"*1\r\n:1\r\n")).is_err());
     }

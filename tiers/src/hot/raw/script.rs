@@ -41,6 +41,9 @@ pub(crate) static LEASE_ACQUIRE: LazyLock<Lua> =
 pub(crate) static LEASE_RELEASE: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("../lua/lease_release.lua")));
 
+/// The live archiver daemons.
+pub(crate) static MEMBERS: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("../lua/members.lua")));
+
 /// How a script is named in a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum By {
