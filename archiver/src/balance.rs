@@ -103,8 +103,8 @@ impl Balance {
         }
     }
 
-    /// Every third of `ttl` until `shutdown`, says this daemon is live for `ttl` and learns how
-    /// many are; leaves the set on shutdown, so that the others take its share at once.
+    /// Every sixth of `ttl` (the lease time) until `shutdown`, says this daemon is live for half
+    /// of `ttl` and learns how many are; leaves the set on shutdown, so that the others take its share at once.
     pub async fn heartbeat(
         self: Arc<Self>,
         hot: Hot,
@@ -112,12 +112,14 @@ impl Balance {
         ttl: Duration,
         shutdown: CancellationToken,
     ) {
+        // A daemon counts as gone half a lease time after its last heartbeat: the others' share
+        // grows before its leases run out, and they take them as soon as they do.
         loop {
-            match heartbeat(&hot, &owner, ttl).await {
+            match heartbeat(&hot, &owner, ttl / 2).await {
                 Ok(n) => self.set_members(n),
                 Err(e) => warn!(error = %e, "archiver heartbeat failed; will retry"),
             }
-            if !retry::pause(ttl / 3, &shutdown).await {
+            if !retry::pause(ttl / 6, &shutdown).await {
                 break;
             }
         }
