@@ -26,6 +26,16 @@
 //! passed, and the trim script (which also records the chain hint) runs when the entries read
 //! ahead run out, at least once a second while they last, and at pass end.
 //!
+//! # Several daemons
+//! Daemons heartbeat into one set in Redis (a member for half a lease time) and each holds at
+//! most its share, `ceil(partitions / daemons)`, of the partition leases ([`balance`]); one
+//! over it gives leases up after their pass, one under it takes free ones and asks about taken
+//! ones when they run out, so a stopped daemon's share moves within the lease time. A partition
+//! with nothing left to archive waits in the [`watch`], which asks every node about all of them
+//! in one pipelined round trip per `poll_interval`, and is read in full once per third of the
+//! lease time. Test: `archive_balance::daemons_hold_even_shares_and_take_over_a_killed_ones_partitions`;
+//! figures: the benchmark's `--shape idle` and `--shape simulate`.
+//!
 //! # Invariants
 //! Each has a test under `tests/` that fails if it breaks.
 //! 1. **Never trim what is not durably stored.** Trimming is one Lua script (`tiers/src/hot/lua/trim.lua`) that

@@ -2,154 +2,17 @@
 //! sharing partitions through leases.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use streamtier_schemas::{layout, StreamId};
-use streamtier_tiers::store::{LocalStore, Store};
 
-use crate::harness::archiver::{binary, write_config};
+use crate::harness::daemon::{archived_at_least, ms, Setup};
 use crate::harness::redis::RedisServer;
 use crate::harness::stream::assert_exactly_once;
 use crate::harness::stream::{archived_entries, gap_records, object_keys, xadd, xrange_all};
-
-/// A `streamtier archive` daemon with its stderr in a file; killed on drop if still running.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(config: &Path, log: PathBuf) -> Daemon {
-        let stderr = std::fs::File::create(&log).expect("create daemon log");
-        let child = Command::new(binary())
-            .args(["archive", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .expect("start daemon");
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().expect("try_wait") {
-            panic!("daemon exited early with {status}; its log:\n{}", self.log());
-        }
-    }
-
-    /// Sends SIGTERM and waits (at most 15 s) for the process to exit.
-    async fn terminate(&mut self) -> ExitStatus {
-        self.assert_running();
-        let sent = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(sent.success(), "kill -TERM failed");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "daemon did not stop after SIGTERM; its log:\n{}",
-                self.log()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// Object keys this daemon logged as created by itself (not adopted).
-    fn created_objects(&self) -> BTreeSet<String> {
-        self.log()
-            .lines()
-            .filter(|l| l.contains("archived object"))
-            .filter_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("object_key=")))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Milliseconds since the Unix epoch, like stream ids.
-fn ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).expect("time").as_millis() as u64
-}
-
-/// Polls `$done` every 50 ms until it holds; fails after `$secs` seconds, or as soon as one of
-/// the daemons exits, with their logs.
-macro_rules! wait_until {
-    ($what:expr, $secs:expr, [$($daemon:expr),+], $done:expr) => {{
-        let deadline = Instant::now() + Duration::from_secs($secs);
-        while !$done {
-            $($daemon.assert_running();)+
-            if Instant::now() > deadline {
-                let logs = [$($daemon.log()),+].join("\n---\n");
-                panic!("timed out after {} s waiting for {}; logs:\n{logs}", $secs, $what);
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }};
-}
-
-/// Whether each `(topic, partition, n)` has at least `n` entries archived.
-async fn archived_at_least(store: &Store, want: &[(&str, u32, usize)]) -> bool {
-    for (topic, p, n) in want {
-        if archived_entries(store, topic, *p).await.len() < *n {
-            return false;
-        }
-    }
-    true
-}
-
-/// A temporary directory holding a local-directory store and a configuration for `redis`.
-struct Setup {
-    dir: tempfile::TempDir,
-    archive: PathBuf,
-    store: Store,
-    config: PathBuf,
-}
-
-impl Setup {
-    fn new(redis: &RedisServer, archive_section: &str, topics: &str) -> Setup {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let archive = dir.path().join("archive");
-        let store = Store::Local(LocalStore::new(&archive).expect("local store"));
-        let toml = format!(
-            "[redis]\nurl = \"{}\"\n[store]\nurl = \"{}\"\n[archive]\n{archive_section}\n{topics}",
-            redis.url(),
-            archive.display()
-        );
-        let config = write_config(dir.path(), &toml);
-        Setup {
-            dir,
-            archive,
-            store,
-            config,
-        }
-    }
-
-    fn daemon(&self, name: &str) -> Daemon {
-        Daemon::start(&self.config, self.dir.path().join(format!("{name}.log")))
-    }
-}
+use crate::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_archives_every_stream_key_once_and_skips_internal_keys() {

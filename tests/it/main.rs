@@ -5,6 +5,7 @@ mod harness;
 
 mod api_http;
 mod api_http_replays;
+mod archive_balance;
 mod archive_basics;
 mod archive_cluster;
 mod archive_daemon;

@@ -1,6 +1,7 @@
 //! The integration-test harness: real Redis servers, a real S3-protocol server, the binary.
 
 pub mod archiver;
+pub mod daemon;
 pub mod http;
 pub mod redis;
 pub mod replay;
