@@ -145,7 +145,9 @@ fn api_state(
     streamtier_api::AppState {
         replayer: streamtier_replayer::Replayer::new(hot, store, checked.replay.clone(), shutdown.clone()),
         catalog: checked.catalog(),
-        allowed_targets: checked.settings.replay.allowed_targets.clone(),
+        targets: streamtier_replayer::plan::TargetRules {
+            allowed: checked.settings.replay.allowed_targets.clone(),
+        },
         token: checked.api.token.clone(),
         archiver,
         summaries: Default::default(),

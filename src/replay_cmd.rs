@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use streamtier_replayer::plan::{check_original_targets, dry_run};
+use streamtier_replayer::plan::{check_original_targets, dry_run, plan_request};
 use streamtier_replayer::{Ids, JobState, ReplayRequest};
 use tokio_util::sync::CancellationToken;
 
-use crate::{api_state, render, start, watch_signals, EXIT_CONFIG};
+use crate::{render, start, watch_signals, EXIT_CONFIG};
 
 /// `streamtier replay` arguments.
 #[derive(Args, Debug)]
@@ -91,8 +91,15 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
     };
     let shutdown = CancellationToken::new();
     tokio::spawn(watch_signals(shutdown.clone()));
-    let state = api_state(&checked, hot.clone(), store.clone(), &shutdown, None);
-    let replayer = state.replayer.clone();
+    let replayer = streamtier_replayer::Replayer::new(
+        hot.clone(),
+        store.clone(),
+        checked.replay.clone(),
+        shutdown.clone(),
+    );
+    let rules = streamtier_replayer::plan::TargetRules {
+        allowed: checked.settings.replay.allowed_targets.clone(),
+    };
     let request = ReplayRequest {
         topic: args.topic,
         partitions,
@@ -104,11 +111,24 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         rate_limit: args.rate_limit,
         dry_run: args.dry_run,
     };
-    let plan = match streamtier_api::replays::plan_request(&state, &request).await {
-        Ok(p) => p,
+    let topics = match checked.catalog().topics(&hot).await {
+        Ok(topics) => topics,
         Err(e) => {
+            eprintln!("error: {}", render(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let planned = plan_request(&hot, replayer.limits(), &rules, &topics, &request).await;
+    let plan = match planned {
+        Ok(p) => p,
+        // A request the configuration cannot honour is a usage error; Redis failing is not.
+        Err(e) if !matches!(e, streamtier_replayer::Error::Tier { .. }) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_CONFIG);
+        }
+        Err(e) => {
+            eprintln!("error: {}", render(&e));
+            return ExitCode::FAILURE;
         }
     };
     let planned = match dry_run(&hot, &store, &plan).await {

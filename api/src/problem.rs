@@ -97,6 +97,9 @@ impl From<ReplayError> for ApiError {
             ReplayError::Unacceptable { field, .. } => {
                 ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
             }
+            ReplayError::Missing { field, .. } => {
+                ApiError::field(StatusCode::NOT_FOUND, field, e.to_string())
+            }
             ReplayError::Conflict { .. } => ApiError::field(StatusCode::CONFLICT, "target", e.to_string()),
             _ => ApiError::status(status_of(e.kind()), e.to_string()),
         }

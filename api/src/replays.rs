@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::Serialize;
-use streamtier_replayer::plan::{build_plan, check_original_targets, dry_run, resolve_range};
+use streamtier_replayer::plan::{self, check_original_targets, dry_run};
 use streamtier_replayer::{IdRange, JobPlan, JobRecord, PartitionPlan, ReplayRequest};
 
 use crate::state::AppState;
@@ -86,66 +86,15 @@ fn extract_quoted(message: &str) -> Option<String> {
     Some(message[start..end].to_string())
 }
 
-/// Checks a request against the topics, limits and target rules, and fixes its range.
+/// Plans a request with the replayer's planner, against this server's topics and rules.
 ///
 /// # Errors
 /// 400 for malformed fields, 404 for an unknown topic or partition, 422 for a range, template
 /// or rate that cannot be honoured, 503 when Redis cannot be read.
 pub async fn plan_request(state: &AppState, request: &ReplayRequest) -> Result<JobPlan, ApiError> {
-    if request.topic.is_empty() {
-        return Err(ApiError::field(
-            StatusCode::BAD_REQUEST,
-            "topic",
-            "must not be empty",
-        ));
-    }
     let topics = state.topics().await?;
-    let sources = topics.get(&request.topic).ok_or_else(|| {
-        ApiError::field(
-            StatusCode::NOT_FOUND,
-            "topic",
-            format!("topic `{}` not found", request.topic),
-        )
-    })?;
-    // Name the unknown partition's field (the replayer's not-found error carries no field).
-    for (i, p) in request.partitions.iter().flatten().enumerate() {
-        if !sources.iter().any(|s| s.partition == *p) {
-            return Err(ApiError::field(
-                StatusCode::NOT_FOUND,
-                format!("partitions[{i}]"),
-                format!("partition {p} of topic `{}` not found", request.topic),
-            ));
-        }
-    }
     let limits = state.replayer.limits();
-    let rate = match request.rate_limit {
-        Some(0) => {
-            return Err(ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rate_limit",
-                "must be at least 1",
-            ))
-        }
-        Some(r) if r > limits.max_rate => {
-            return Err(ApiError::field(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "rate_limit",
-                format!(
-                    "{r} entries/s is above the server's maximum of {}",
-                    limits.max_rate
-                ),
-            ))
-        }
-        Some(r) => r,
-        None => limits.default_rate,
-    };
-    let range = IdRange::parse(request.from.as_deref(), request.to.as_deref())?;
-    let all_sources: Vec<String> = topics.values().flatten().map(|p| p.stream.clone()).collect();
-    let plan = build_plan(request, range, rate, sources, |t| {
-        state.target_allowed(t, &all_sources)
-    })?;
-    let range = resolve_range(state.replayer.hot(), plan.range, sources).await?;
-    Ok(JobPlan { range, ..plan })
+    Ok(plan::plan_request(state.replayer.hot(), limits, &state.targets, &topics, request).await?)
 }
 
 /// `POST /v1/replays`

@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use streamtier_archiver::partition::{self, Owners};
 use streamtier_archiver::settings::{Retention, Topic};
 use streamtier_archiver::Metrics;
-use streamtier_replayer::settings::glob_match;
+use streamtier_replayer::plan::TargetRules;
 use streamtier_replayer::{Replayer, SourcePartition};
 use streamtier_schemas::StreamId;
-use streamtier_tiers::hot::is_internal_key;
+use streamtier_tiers::hot::Hot;
 
 use crate::ApiError;
 
@@ -20,6 +20,33 @@ pub enum Catalog {
     Topics(Vec<Topic>),
     /// Stream keys found by `SCAN`.
     Discover(Retention),
+}
+
+impl Catalog {
+    /// Every topic and its partitions now (discovery scans Redis).
+    ///
+    /// # Errors
+    /// [`streamtier_tiers::Error::Redis`] when Redis cannot be scanned.
+    pub async fn topics(
+        &self,
+        hot: &Hot,
+    ) -> streamtier_tiers::Result<BTreeMap<String, Vec<SourcePartition>>> {
+        let parts = match self {
+            Catalog::Topics(topics) => partition::from_topics(topics),
+            Catalog::Discover(retention) => {
+                let keys = hot.scan_streams().await?;
+                partition::discover(&keys, retention, &Owners::new()).0
+            }
+        };
+        let mut out: BTreeMap<String, Vec<SourcePartition>> = BTreeMap::new();
+        for p in parts {
+            out.entry(p.topic.clone()).or_default().push(SourcePartition {
+                partition: p.partition,
+                stream: p.stream,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// A summary of one partition's archive, kept up to date by listing only new objects.
@@ -47,8 +74,8 @@ pub struct AppState {
     pub replayer: Replayer,
     /// Topics.
     pub catalog: Catalog,
-    /// `[replay] allowed_targets`; empty means the default rule.
-    pub allowed_targets: Vec<String>,
+    /// Where replays may write (`[replay] allowed_targets`).
+    pub targets: TargetRules,
     /// The bearer token.
     pub token: Option<String>,
     /// The archiver's counters when it runs in this process (`streamtier run`).
@@ -63,48 +90,6 @@ impl AppState {
     /// # Errors
     /// 503 when Redis cannot be scanned.
     pub async fn topics(&self) -> Result<BTreeMap<String, Vec<SourcePartition>>, ApiError> {
-        let parts = match &self.catalog {
-            Catalog::Topics(topics) => partition::from_topics(topics),
-            Catalog::Discover(retention) => {
-                let keys = self.replayer.hot().scan_streams().await?;
-                partition::discover(&keys, retention, &Owners::new()).0
-            }
-        };
-        let mut out: BTreeMap<String, Vec<SourcePartition>> = BTreeMap::new();
-        for p in parts {
-            out.entry(p.topic.clone()).or_default().push(SourcePartition {
-                partition: p.partition,
-                stream: p.stream,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Whether a replay may write into `target`: listed in `allowed_targets`, or, without that
-    /// list, anything except a source stream and streamtier's own keys.
-    pub fn target_allowed(&self, target: &str, sources: &[String]) -> streamtier_replayer::Result<()> {
-        let refuse = |reason: String| streamtier_replayer::Error::Unacceptable {
-            field: "target".into(),
-            reason,
-        };
-        if is_internal_key(target) {
-            return Err(refuse(format!(
-                "`{target}` is one of streamtier's or Runnel's own keys"
-            )));
-        }
-        if !self.allowed_targets.is_empty() {
-            if self.allowed_targets.iter().any(|p| glob_match(p, target)) {
-                return Ok(());
-            }
-            return Err(refuse(format!(
-                "`{target}` matches none of replay.allowed_targets"
-            )));
-        }
-        if sources.iter().any(|s| s == target) {
-            return Err(refuse(format!(
-                "`{target}` is a live source stream; list it in replay.allowed_targets to write into it"
-            )));
-        }
-        Ok(())
+        Ok(self.catalog.topics(self.replayer.hot()).await?)
     }
 }

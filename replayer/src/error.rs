@@ -29,6 +29,14 @@ pub enum Error {
         /// What was looked for, e.g. ``topic `orders` ``.
         what: String,
     },
+    /// A request field names a topic or partition that does not exist (HTTP 404).
+    #[error("{what} not found")]
+    Missing {
+        /// The request field, e.g. `partitions[2]`.
+        field: String,
+        /// What was looked for, e.g. ``partition 7 of topic `orders` ``.
+        what: String,
+    },
     /// Writing with original ids would not keep the target ascending (HTTP 409).
     #[error("target `{target}` already holds `{target_last}`, not below the first id to replay `{first}`")]
     Conflict {
@@ -84,7 +92,7 @@ impl Error {
     pub fn kind(&self) -> ErrorKind {
         match self {
             Error::Invalid { .. } | Error::Unacceptable { .. } => ErrorKind::InvalidInput,
-            Error::NotFound { .. } => ErrorKind::NotFound,
+            Error::NotFound { .. } | Error::Missing { .. } => ErrorKind::NotFound,
             Error::Conflict { .. } | Error::Preempted { .. } => ErrorKind::Conflict,
             Error::BadObject { .. } | Error::BadRecord { .. } => ErrorKind::Corrupt,
             Error::Tier { source, .. } => source.kind(),

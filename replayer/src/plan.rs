@@ -1,14 +1,19 @@
-//! Turning a request into a job: resolving the range end, checking original-id targets, and the
+//! Turning a request into a job ([`plan_request`], for the API and the command line): the
+//! topic and partitions, the rate, the targets and their rules, the range end resolved; and the
 //! dry-run plan of what a replay would read.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use streamtier_schemas::StreamId;
-use streamtier_tiers::hot::Hot;
+use streamtier_tiers::hot::{is_internal_key, Hot};
 use streamtier_tiers::store::Store;
 
 use crate::archive::ObjectLister;
+use crate::engine::ReplayLimits;
 use crate::job::{expand_target, Ids, ReplayRequest, DEFAULT_TARGET};
 use crate::range::IdRange;
+use crate::settings::glob_match;
 use crate::{Error, Result};
 
 /// One partition of a topic as the caller's configuration names it.
@@ -98,8 +103,9 @@ pub fn build_plan(
                 let found = sources
                     .iter()
                     .find(|s| s.partition == *p)
-                    .ok_or_else(|| Error::NotFound {
-                        what: format!("partition {p} of topic `{}` (partitions[{i}])", request.topic),
+                    .ok_or_else(|| Error::Missing {
+                        field: format!("partitions[{i}]"),
+                        what: format!("partition {p} of topic `{}`", request.topic),
                     })?;
                 if chosen.iter().any(|c: &&SourcePartition| c.partition == *p) {
                     return Err(Error::Invalid {
@@ -318,4 +324,117 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
         out.push(item);
     }
     Ok(out)
+}
+
+/// Where replays may write: the globs of `[replay] allowed_targets`, or without them anything
+/// but a source stream and streamtier's (or Runnel's) own keys.
+#[derive(Clone, Debug, Default)]
+pub struct TargetRules {
+    /// `[replay] allowed_targets`; empty means the default rule.
+    pub allowed: Vec<String>,
+}
+
+impl TargetRules {
+    /// Whether a replay may write into `target`, given every source stream.
+    ///
+    /// # Errors
+    /// [`Error::Unacceptable`] naming `target` and the rule it breaks.
+    pub fn check(&self, target: &str, sources: &[String]) -> Result<()> {
+        let refuse = |reason: String| Error::Unacceptable {
+            field: "target".into(),
+            reason,
+        };
+        if is_internal_key(target) {
+            return Err(refuse(format!(
+                "`{target}` is one of streamtier's or Runnel's own keys"
+            )));
+        }
+        if !self.allowed.is_empty() {
+            if self.allowed.iter().any(|p| glob_match(p, target)) {
+                return Ok(());
+            }
+            return Err(refuse(format!(
+                "`{target}` matches none of replay.allowed_targets"
+            )));
+        }
+        if sources.iter().any(|s| s == target) {
+            return Err(refuse(format!(
+                "`{target}` is a live source stream; list it in replay.allowed_targets to write into it"
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Plans `request`, for the API and the command line alike: checks it against `topics` (each
+/// topic's partitions), the engine's `limits` and the target `rules`, and fixes its range to
+/// what Redis and the archive hold now.
+///
+/// # Errors
+/// [`Error::Invalid`] for malformed fields, [`Error::Missing`] for an unknown topic or
+/// partition, [`Error::Unacceptable`] for a range, template, target or rate that cannot be
+/// honoured, [`Error::Tier`] when Redis cannot be read.
+pub async fn plan_request(
+    hot: &Hot,
+    limits: &ReplayLimits,
+    rules: &TargetRules,
+    topics: &BTreeMap<String, Vec<SourcePartition>>,
+    request: &ReplayRequest,
+) -> Result<JobPlan> {
+    if request.topic.is_empty() {
+        return Err(Error::Invalid {
+            field: "topic".into(),
+            reason: "must not be empty".into(),
+        });
+    }
+    let sources = topics.get(&request.topic).ok_or_else(|| Error::Missing {
+        field: "topic".into(),
+        what: format!("topic `{}`", request.topic),
+    })?;
+    let rate = match request.rate_limit {
+        Some(0) => {
+            return Err(Error::Unacceptable {
+                field: "rate_limit".into(),
+                reason: "must be at least 1".into(),
+            })
+        }
+        Some(r) if r > limits.max_rate => {
+            return Err(Error::Unacceptable {
+                field: "rate_limit".into(),
+                reason: format!(
+                    "{r} entries/s is above the server's maximum of {}",
+                    limits.max_rate
+                ),
+            })
+        }
+        Some(r) => r,
+        None => limits.default_rate,
+    };
+    let range = IdRange::parse(request.from.as_deref(), request.to.as_deref())?;
+    let all_sources: Vec<String> = topics.values().flatten().map(|p| p.stream.clone()).collect();
+    let plan = build_plan(request, range, rate, sources, |t| rules.check(t, &all_sources))?;
+    let range = resolve_range(hot, plan.range, sources).await?;
+    Ok(JobPlan { range, ..plan })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_rules_refuse_sources_and_internal_keys_unless_listed() {
+        let sources = vec!["orders:0".to_string()];
+        let default = TargetRules::default();
+        assert!(default.check("orders-replay:0", &sources).is_ok());
+        for refused in ["orders:0", "streamtier:chain:{x}", "__lock:app"] {
+            let err = default.check(refused, &sources).expect_err(refused);
+            assert!(matches!(&err, Error::Unacceptable { field, .. } if field == "target"), "{err}");
+        }
+        let listed = TargetRules {
+            allowed: vec!["orders:*".into()],
+        };
+        assert!(listed.check("orders:0", &sources).is_ok());
+        assert!(listed.check("other:0", &sources).is_err());
+        assert!(listed.check("streamtier:x", &sources).is_err());
+    }
 }

@@ -31,9 +31,9 @@ pub struct ReplayLimits {
     pub default_rate: u64,
     /// Most entries per second for one job, and for all jobs together.
     pub max_rate: u64,
-    /// Most entries per write script.
+    /// Most entries per write batch.
     pub batch_entries: usize,
-    /// Most payload bytes per write script.
+    /// Most payload bytes per write batch.
     pub batch_bytes: usize,
 }
 
