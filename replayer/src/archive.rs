@@ -234,6 +234,20 @@ pub async fn open_object(
         )
         .into());
     }
+    let counter = fetched.clone();
+    let opened = move |meta, stream, blocks, whole| ObjectBlocks {
+        stream,
+        blocks,
+        pending: Vec::new(),
+        whole,
+        range,
+        after,
+        last_seen: None,
+        meta,
+        fetched: counter,
+        footer,
+        footer_span,
+    };
     let Some(blocks) = key_value(&metadata, BLOCKS_KEY) else {
         // Written before block checksums: verify the whole object (bounded by the archiver's
         // `max_object_bytes`).
@@ -246,19 +260,7 @@ pub async fn open_object(
             }
         };
         let (meta, entries) = decode_object(data)?;
-        return Ok(ObjectBlocks {
-            stream: None,
-            blocks: VecDeque::new(),
-            pending: Vec::new(),
-            whole: Some(entries.into_iter()),
-            range,
-            after,
-            last_seen: None,
-            meta,
-            fetched,
-            footer,
-            footer_span,
-        });
+        return Ok(opened(meta, None, VecDeque::new(), Some(entries.into_iter())));
     };
     let blocks = parse_blocks(&blocks)?;
     let total: u64 = blocks.iter().map(|b| b.rows).sum();
@@ -293,19 +295,7 @@ pub async fn open_object(
             .with_batch_size(batch);
         Some(builder.build()?)
     };
-    Ok(ObjectBlocks {
-        stream,
-        blocks: chosen.into(),
-        pending: Vec::new(),
-        whole: None,
-        range,
-        after,
-        last_seen: None,
-        meta,
-        fetched,
-        footer,
-        footer_span,
-    })
+    Ok(opened(meta, stream, chosen.into(), None))
 }
 
 /// Rows (global indexes) that may hold ids in `range` above `after`, from row-group statistics
