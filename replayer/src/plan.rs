@@ -428,7 +428,10 @@ mod tests {
         assert!(default.check("orders-replay:0", &sources).is_ok());
         for refused in ["orders:0", "streamtier:chain:{x}", "__lock:app"] {
             let err = default.check(refused, &sources).expect_err(refused);
-            assert!(matches!(&err, Error::Unacceptable { field, .. } if field == "target"), "{err}");
+            assert!(
+                matches!(&err, Error::Unacceptable { field, .. } if field == "target"),
+                "{err}"
+            );
         }
         let listed = TargetRules {
             allowed: vec!["orders:*".into()],

@@ -187,15 +187,26 @@ fn taskset(args: &[&str]) {
     );
 }
 
-fn must(run: crate::util::Run) -> crate::util::Run {
+/// Runs streamtier with `args` (which must succeed) and records the round beside its raw
+/// `limit` (seconds, Redis CPU seconds), with Redis' and streamtier's CPU.
+fn phase(d: &Deployment, rounds: &mut (Rounds, Vec<f64>), limit: (f64, f64), args: &[&str]) {
+    let cpu = d.cpu_seconds();
+    let run = streamtier_run(args, &[]);
     assert_eq!(
         run.code,
         Some(0),
-        "streamtier failed:\n{}\n{}",
+        "streamtier {args:?} failed:\n{}\n{}",
         run.stdout,
         run.stderr
     );
-    run
+    rounds.0.push(Pair {
+        limit_secs: limit.0,
+        limit_cpu: limit.1,
+        secs: run.secs,
+        cpu: d.cpu_seconds() - cpu,
+        rss: run.rss,
+    });
+    rounds.1.push(run.cpu);
 }
 
 fn measure(a: &Args, d: &Deployment, xadds: &mut Xadds, work: &Path) -> Measured {
@@ -228,16 +239,12 @@ fn measure(a: &Args, d: &Deployment, xadds: &mut Xadds, work: &Path) -> Measured
         let limit_secs = start.elapsed().as_secs_f64();
         let limit_cpu = d.cpu_seconds() - cpu;
         assert_eq!(read, n, "the raw reader saw every entry");
-        let cpu = d.cpu_seconds();
-        let run = must(streamtier_run(&["archive", "--once", "--config", cfg], &[]));
-        archive.0.push(Pair {
-            limit_secs,
-            limit_cpu,
-            secs: run.secs,
-            cpu: d.cpu_seconds() - cpu,
-            rss: run.rss,
-        });
-        archive.1.push(run.cpu);
+        phase(
+            d,
+            &mut archive,
+            (limit_secs, limit_cpu),
+            &["archive", "--once", "--config", cfg],
+        );
     }
 
     xadds.rename("rawxa");
@@ -252,21 +259,10 @@ fn measure(a: &Args, d: &Deployment, xadds: &mut Xadds, work: &Path) -> Measured
                 d.del(&format!("rawxa:{i}"));
             }
             let target = format!("{ids}{round}:{{partition}}");
-            let cpu = d.cpu_seconds();
-            let run = must(streamtier_run(
-                &[
-                    "replay", "--config", cfg, "--topic", "bench", "--ids", ids, "--target", &target,
-                ],
-                &[],
-            ));
-            rounds.0.push(Pair {
-                limit_secs,
-                limit_cpu,
-                secs: run.secs,
-                cpu: d.cpu_seconds() - cpu,
-                rss: run.rss,
-            });
-            rounds.1.push(run.cpu);
+            let args = [
+                "replay", "--config", cfg, "--topic", "bench", "--ids", ids, "--target", &target,
+            ];
+            phase(d, &mut rounds, (limit_secs, limit_cpu), &args);
             for i in 0..p {
                 d.del(&format!("{ids}{round}:{i}"));
             }
