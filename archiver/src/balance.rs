@@ -94,10 +94,18 @@ impl Balance {
         }
     }
 
-    /// Waits until the share may have grown, `timeout` passes or `shutdown`.
+    /// Waits until there is room for one more lease (at once if there is), the share may
+    /// have grown, `timeout` passes or `shutdown`.
     pub async fn wait_for_room(&self, timeout: Duration, shutdown: &CancellationToken) {
+        // Listening before looking: a growth between the two is not missed.
+        let grown = self.grown.notified();
+        tokio::pin!(grown);
+        grown.as_mut().enable();
+        if self.may_take() {
+            return;
+        }
         tokio::select! {
-            () = self.grown.notified() => {}
+            () = grown => {}
             () = tokio::time::sleep(timeout) => {}
             () = shutdown.cancelled() => {}
         }
@@ -150,5 +158,28 @@ mod tests {
         assert!(!b.may_take());
         b.dropped();
         assert!(b.may_take());
+    }
+
+    #[tokio::test]
+    async fn a_growth_while_a_task_looks_is_not_missed() {
+        let b = Arc::new(Balance::default());
+        // No partitions known yet: no room, so the task waits...
+        let waiter = {
+            let b = b.clone();
+            tokio::spawn(async move {
+                b.wait_for_room(Duration::from_secs(60), &CancellationToken::new())
+                    .await;
+            })
+        };
+        tokio::task::yield_now().await;
+        // ...until the partitions are counted.
+        b.set_partitions(3);
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("woken by the growth")
+            .expect("task");
+        // With room already, it returns at once.
+        b.wait_for_room(Duration::from_secs(60), &CancellationToken::new())
+            .await;
     }
 }

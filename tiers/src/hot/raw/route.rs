@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::resp::{Cursor, Failure, Item, Request};
 use super::{failure, RawPool};
 use crate::hot::keys::slot;
-use crate::{Error, Result};
+use crate::Result;
 
 /// Hash slots of a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -306,11 +306,12 @@ impl Router {
                 Err(f) => last = Some(f),
             }
         }
-        let why = last.map_or_else(|| "no seed nodes".to_string(), |f| format!("{f:?}"));
-        Err(Error::Protocol {
-            key: key.to_string(),
-            reason: format!("{op}: could not read the cluster's slot map from any node: {why}"),
-        })
+        // No node answered: the last failure says why (a broken connection is `Error::Redis`).
+        Err(failure(
+            op,
+            key,
+            last.unwrap_or_else(|| Failure::Protocol("no cluster seed nodes to ask for the slot map".into())),
+        ))
     }
 }
 
