@@ -5,7 +5,8 @@
 //! - [`settings`]: `[archive]` and `[[topics]]`, checked into [`settings::ArchiveConfig`] and
 //!   [`settings::Topic`].
 //! - [`partition`]: configured topics expanded to stream keys, or discovered by `SCAN`.
-//! - [`chain`]: where a partition's archive ends, read from the store.
+//! - [`chain`]: where a partition's archive ends, read from the store; `commit`: how an object
+//!   joins it (create-if-absent, placement check, adoption).
 //! - [`offsets`]: exact gap accounting from `XINFO STREAM`.
 //! - [`rotation`]: when an object closes (hour over, full, retention, `flush_after`, `--flush`).
 //! - [`compact`]: merging the small objects of closed spans (`streamtier compact`).
@@ -55,7 +56,7 @@
 //!    the trim script records the committed watermark in Redis atomically with trimming, every
 //!    read returns it atomically with the entries, and a reader behind it resyncs from the store
 //!    before writing; after a write, the object must directly follow the chain end it was built
-//!    on, or the writer removes it. Tests: `archive_faults::two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole`,
+//!    on, or the writer removes it (`commit.rs`). Tests: `archive_faults::two_archivers_on_the_same_partitions_leave_no_duplicate_and_no_hole`,
 //!    `archive_daemon::two_daemons_share_partitions_through_leases_and_hand_over_on_sigterm`,
 //!    `store_conformance::concurrent_put_if_absent_creates_once`.
 //! 4. **Gaps are recorded, never skipped.** Entries that vanished before they were archived are
@@ -89,6 +90,7 @@
 pub mod balance;
 pub mod chain;
 pub mod clock;
+mod commit;
 pub mod compact;
 pub mod error;
 pub mod footer;

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use streamtier_schemas::{layout, EncodeOptions, EntryBatch, ObjectMeta, StreamId};
 use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo};
-use streamtier_tiers::store::{PutOutcome, Store};
+use streamtier_tiers::store::Store;
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info, warn};
+use tracing::error;
 
 use crate::chain::{self, Chain};
 use crate::clock::Clock;
@@ -96,7 +96,7 @@ pub struct PartitionWorker {
     /// The stream's last generated id and since when (clock ms) this worker has seen it.
     newest: Option<(StreamId, u64)>,
     /// Entries read ahead of the object being built; lives within one pass.
-    carry: Option<Pending>,
+    pub(crate) carry: Option<Pending>,
     /// Whether objects were stored since the last trim, and when that trim ran.
     pub(crate) untrimmed: bool,
     pub(crate) trimmed_at: Option<Instant>,
@@ -106,7 +106,7 @@ pub struct PartitionWorker {
     pub(crate) last_info: Option<StreamInfo>,
 }
 
-enum Built {
+pub(crate) enum Built {
     /// An object was stored or adopted; the chain moved.
     Stored,
     /// Nothing is due (or nothing is there).
@@ -457,64 +457,8 @@ impl PartitionWorker {
             last_offset,
         };
         let spool = builder.finish(meta.clone()).await?;
-        let size = spool.len();
-        let outcome = self
-            .ctx
-            .store
-            .put_spooled_if_absent(&key, spool, &meta.to_s3_metadata())
+        self.store_object(chain, key, spool, meta, reason, estimate, stats)
             .await
-            .map_err(self.tier())?;
-        let mut chain = chain;
-        match outcome {
-            PutOutcome::Created => {
-                if !self.verify_placement(&chain, &key, &meta).await? {
-                    self.chain = None;
-                    return Ok(Built::Resync);
-                }
-                info!(stream = %self.p.stream, object_key = %key, first_id = %first, last_id = %last,
-                    num_entries = count, num_bytes = size, reason = reason.as_str(), "archived object");
-                let m = &self.ctx.metrics;
-                Metrics::add(&m.archived_entries, count);
-                Metrics::add(&m.archived_bytes, size);
-                Metrics::add(&m.archived_objects, 1);
-                stats.entries += count;
-                stats.objects += 1;
-                stats.bytes += size;
-                chain.advance(key.clone(), &meta, estimate);
-            }
-            PutOutcome::AlreadyExists => {
-                // Another archiver (or our own earlier attempt) stored this object: adopt it.
-                let theirs = chain::object_meta(&self.ctx.store, &self.p, &key).await?;
-                info!(stream = %self.p.stream, object_key = %key, last_id = %theirs.last_id, "adopted existing object");
-                Metrics::add(&self.ctx.metrics.adopted_objects, 1);
-                stats.adopted += 1;
-                chain.advance(key.clone(), &theirs, None);
-                // What was read ahead may overlap what they archived: read again after it.
-                self.carry = None;
-            }
-        }
-        self.chain = Some(chain);
-        self.untrimmed = true;
-        Ok(Built::Stored)
-    }
-
-    /// After creating `key`, checks that it directly follows the chain end we built on and that
-    /// nothing after it overlaps; a process that was paused past others' progress removes its
-    /// own misplaced object instead of leaving a duplicate.
-    async fn verify_placement(&self, chain: &Chain, key: &str, meta: &ObjectMeta) -> Result<bool> {
-        let next = chain::objects_after(&self.ctx.store, &self.p, chain.last_key.as_deref(), 2).await?;
-        let follows = next.first().map(String::as_str) == Some(key);
-        let overlapped = next
-            .get(1)
-            .and_then(|k| layout::parse_object_key(k))
-            .is_some_and(|k| k.first_id <= meta.last_id);
-        if follows && !overlapped {
-            return Ok(true);
-        }
-        warn!(stream = %self.p.stream, object_key = %key, "chain moved while this object was built; removing it");
-        self.ctx.store.delete(key).await.map_err(self.tier())?;
-        Metrics::add(&self.ctx.metrics.removed_objects, 1);
-        Ok(false)
     }
 
     async fn stale(&mut self, fence: StreamId) -> Result<Built> {
