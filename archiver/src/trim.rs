@@ -9,12 +9,12 @@ use streamtier_tiers::store::PutOutcome;
 use tracing::{error, warn};
 
 use crate::metrics::Metrics;
+use crate::worker::PartitionWorker;
+use crate::Result;
 
 /// How long an idle partition waits before trying again a trim that removed nothing (consumer
 /// groups held it back, or nothing was due).
 const IDLE_RETRIM: std::time::Duration = std::time::Duration::from_secs(10);
-use crate::worker::PartitionWorker;
-use crate::Result;
 
 impl PartitionWorker {
     /// Writes a gap record (create-if-absent); answers whether this call created it.

@@ -25,6 +25,15 @@ pub struct Args {
     pub archivers: usize,
 }
 
+/// A count of 1 or more, or a panic naming the flag.
+fn at_least_one(value: &str, flag: &str) -> usize {
+    value
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| panic!("{flag} (1 or more), not `{value}`"))
+}
+
 /// Parses the command line; panics with a clear message on a bad flag.
 pub fn args() -> Args {
     let mut a = Args {
@@ -55,13 +64,7 @@ pub fn args() -> Args {
             "--skip-s3" => a.skip_s3 = true,
             "--cluster" => a.cluster = true,
             "--pin" => a.pin = true,
-            "--archivers" => {
-                a.archivers = value()
-                    .parse()
-                    .ok()
-                    .filter(|k| *k > 0)
-                    .expect("--archivers K (1 or more)")
-            }
+            "--archivers" => a.archivers = at_least_one(&value(), "--archivers K"),
             "--shape" => a.shape = Shape::parse(&value()),
             "--sim-hours" => a.sim_hours = value().parse().expect("--sim-hours H"),
             "--sim-hour-ms" => a.sim_hour_ms = value().parse().expect("--sim-hour-ms MS"),
@@ -72,13 +75,7 @@ pub fn args() -> Args {
                     "--object-span 1h|1d"
                 );
             }
-            "--rounds" => {
-                a.rounds = value()
-                    .parse()
-                    .ok()
-                    .filter(|r| *r > 0)
-                    .expect("--rounds R (1 or more)")
-            }
+            "--rounds" => a.rounds = at_least_one(&value(), "--rounds R"),
             other => panic!("unknown argument `{other}`"),
         }
     }

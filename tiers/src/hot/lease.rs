@@ -75,7 +75,7 @@ impl Lease {
             .script(
                 "lease",
                 &LEASE_ACQUIRE,
-                &self.key,
+                &[&self.key],
                 &[self.owner.as_bytes(), ttl.as_bytes()],
             )
             .await?;
@@ -99,7 +99,7 @@ impl Lease {
     /// Gives the lease up if this owner holds it.
     ///
     /// # Errors
-    /// [`Error::Redis`] when Redis fails.
+    /// [`crate::Error::Redis`] when Redis fails.
     pub async fn release(&self, hot: &Hot) -> Result<()> {
         if let Ok(mut renewed) = self.renewed.lock() {
             *renewed = None;
@@ -107,7 +107,7 @@ impl Lease {
         hot.script(
             "release lease",
             &LEASE_RELEASE,
-            &self.key,
+            &[&self.key],
             &[self.owner.as_bytes()],
         )
         .await?;
@@ -129,7 +129,7 @@ pub async fn heartbeat(hot: &Hot, owner: &str, ttl: Duration) -> Result<usize> {
         .script(
             "members",
             &MEMBERS,
-            MEMBERS_KEY,
+            &[MEMBERS_KEY],
             &[owner.as_bytes(), ttl.as_bytes()],
         )
         .await?

@@ -30,7 +30,7 @@ pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisSettings {
-    /// `redis://[user:password@]host:port[/db]` (or `rediss://` for TLS).
+    /// `redis://[user:password@]host:port[/db]` (TLS, `rediss://`, is not supported).
     #[serde(default = "default_url")]
     pub url: String,
     /// Talk to a Redis Cluster (`url` and `nodes` are seed nodes). Unset: ask the server
@@ -111,8 +111,8 @@ impl RedisSettings {
 }
 
 /// Connects to Redis (a single server or a cluster): direct connections for the data path
-/// (reads, trims, replay writes), and the generic client's reconnecting connection for the
-/// rest (discovery, leases, consumer groups).
+/// (reads, trims, replay writes) and the scripts (leases, heartbeats), and the generic client's
+/// reconnecting connection for the rest (discovery, the chain hint, consumer groups, job records).
 ///
 /// # Errors
 /// [`Error::InvalidSettings`] for a bad or TLS URL, [`Error::Redis`] when the first connection
@@ -318,14 +318,7 @@ impl Hot {
             req.hint.unwrap_or_default().as_bytes(),
         ];
         let reply = self
-            .raw
-            .run("trim", req.stream, |pool, asking| {
-                let (chain, args) = (&chain, &args);
-                async move {
-                    let keys = [req.stream.as_bytes(), chain.as_bytes()];
-                    pool.script(asking, &raw::TRIM, &keys, args).await
-                }
-            })
+            .script("trim", &raw::TRIM, &[req.stream, &chain], &args)
             .await?;
         parse_trim(req.stream, reply)
     }
@@ -361,17 +354,20 @@ impl Hot {
             .collect())
     }
 
-    /// Runs one of the scripts in `lua/` on the node holding `key` (its only key).
+    /// Runs one of the scripts in `lua/` with `keys` (all in one slot) on the node holding them.
     pub(crate) async fn script(
         &self,
         op: &'static str,
         lua: &raw::Lua,
-        key: &str,
+        keys: &[&str],
         args: &[&[u8]],
     ) -> Result<raw::Item> {
+        let route = keys.first().copied().unwrap_or_default();
+        let keys: Vec<&[u8]> = keys.iter().map(|k| k.as_bytes()).collect();
         self.raw
-            .run(op, key, |pool, asking| async move {
-                pool.script(asking, lua, &[key.as_bytes()], args).await
+            .run(op, route, |pool, asking| {
+                let keys = &keys;
+                async move { pool.script(asking, lua, keys, args).await }
             })
             .await
     }

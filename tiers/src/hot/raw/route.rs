@@ -154,7 +154,9 @@ impl Router {
                     let mut map = write(map);
                     let seed = &self.seeds[0];
                     let node = map.node(seed, &host, port);
-                    map.owner[slot] = node;
+                    if let Some(owner) = map.owner.get_mut(slot) {
+                        *owner = node;
+                    }
                     // One moved slot usually means a resharding: read the whole map again.
                     map.stale = true;
                 }
