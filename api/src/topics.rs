@@ -7,8 +7,8 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
-use streamtier_replayer::archive::{object_meta, ObjectRef};
-use streamtier_schemas::{layout, GapRecord, StreamId};
+use streamtier_schemas::StreamId;
+use streamtier_tiers::archive::PartitionArchive;
 use streamtier_tiers::store::Store;
 
 use crate::state::{AppState, ArchiveSummary};
@@ -138,36 +138,22 @@ async fn summarize(
     partition: u32,
     mut s: ArchiveSummary,
 ) -> Result<ArchiveSummary, ApiError> {
-    let prefix = layout::partition_prefix(topic, partition);
-    // Gap records (`_gaps/`) sort before objects (`dt=`): after an object key, only newer
-    // objects follow.
-    let mut cursor = s.last_key.clone();
-    loop {
-        let page = store.list(&prefix, cursor.as_deref(), Some(1000)).await?;
-        let full = page.len() == 1000;
-        for info in page {
-            cursor = Some(info.key.clone());
-            let Some(object) = ObjectRef::listed(info.key.clone(), info.size) else {
-                continue;
-            };
-            let meta = object_meta(store, &object).await.map_err(|e| {
-                ApiError::status(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("object `{}`: {e}", info.key),
-                )
-            })?;
+    let archive = PartitionArchive::new(store.clone(), topic, partition);
+    // After an object key, only newer objects follow.
+    let mut pages = archive.pages(s.last_key.clone());
+    while let Some(page) = pages.next_page().await? {
+        for object in page {
+            let meta = archive.meta(&object).await?;
             s.objects += 1;
             s.entries += meta.entry_count;
-            s.bytes += info.size;
+            s.bytes += object.size;
             s.first_id.get_or_insert(meta.first_id);
             s.last_id = Some(meta.last_id);
             s.last_offset = meta.last_offset;
-            s.last_key = Some(info.key);
-        }
-        if !full {
-            return Ok(s);
+            s.last_key = Some(object.key);
         }
     }
+    Ok(s)
 }
 
 /// `GET /v1/topics/{topic}`
@@ -250,24 +236,16 @@ pub async fn get(
 }
 
 async fn read_gaps(store: &Store, topic: &str, partition: u32) -> Result<Vec<GapView>, ApiError> {
-    let keys = store
-        .list(&layout::gaps_prefix(topic, partition), None, Some(MAX_GAPS))
+    let records = PartitionArchive::new(store.clone(), topic, partition)
+        .gaps(MAX_GAPS)
         .await?;
-    let mut gaps = Vec::with_capacity(keys.len());
-    for info in keys {
-        let body = store.get(&info.key).await?;
-        let record = GapRecord::from_json(&body).map_err(|e| {
-            ApiError::status(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("gap record `{}`: {e}", info.key),
-            )
-        })?;
-        gaps.push(GapView {
+    Ok(records
+        .into_iter()
+        .map(|record| GapView {
             after_id: record.after_id.to_string(),
             before_id: record.before_id.map(|id| id.to_string()),
             count: record.count,
             reason: record.reason,
-        });
-    }
-    Ok(gaps)
+        })
+        .collect())
 }

@@ -1,18 +1,12 @@
 //! The archive chain of one partition: where it ends, read back from the store (the source of
 //! truth), with the Redis hint only as a listing shortcut.
 
-use bytes::Bytes;
 use streamtier_schemas::{layout, ObjectMeta, StreamId};
 use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
 
 use crate::partition::Partition;
 use crate::{Error, Result};
-
-/// Bytes read from the end of an object to find its footer in one request, usually.
-const FOOTER_GUESS: u64 = 64 * 1024;
-/// Listing page size.
-const PAGE: usize = 1000;
 
 /// Where a partition's archive ends.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,43 +47,27 @@ impl Chain {
     }
 }
 
-fn tier(p: &Partition) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
-    move |source| Error::Tier {
-        partition: p.label(),
-        source,
+/// A tier error of the partition; an unreadable object is [`Error::Format`].
+pub(crate) fn tier(p: &Partition) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
+    move |source| match source {
+        streamtier_tiers::Error::Object { key, source } => Error::Format {
+            partition: p.label(),
+            key,
+            source,
+        },
+        source => Error::Tier {
+            partition: p.label(),
+            source,
+        },
     }
 }
 
-/// Reads an object's footer metadata: S3 user metadata when present, else the Parquet footer.
+/// Reads an object's metadata: S3 user metadata when present, else the Parquet footer.
 ///
 /// # Errors
 /// [`Error::Tier`] when the store fails, [`Error::Format`] when the footer is unreadable.
 pub async fn object_meta(store: &Store, p: &Partition, key: &str) -> Result<ObjectMeta> {
-    let head = store.head(key).await.map_err(tier(p))?;
-    let pairs: Vec<(&str, &str)> = head
-        .metadata
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect();
-    if let Ok(meta) = ObjectMeta::from_s3_metadata(pairs) {
-        return Ok(meta);
-    }
-    let format = |source| Error::Format {
-        partition: p.label(),
-        key: key.to_string(),
-        source,
-    };
-    let tail = store
-        .get_suffix(key, FOOTER_GUESS.min(head.size))
-        .await
-        .map_err(tier(p))?;
-    let needed = crate::footer::footer_len(&tail).map_err(format)?;
-    let footer: Bytes = if needed as usize <= tail.len() {
-        tail
-    } else {
-        store.get_suffix(key, needed).await.map_err(tier(p))?
-    };
-    crate::footer::read_meta(&footer).map_err(format)
+    p.archive(store).meta_of_key(key).await.map_err(tier(p))
 }
 
 /// Finds the end of the chain from the store, starting the listing at the Redis hint when it
@@ -98,14 +76,18 @@ pub async fn object_meta(store: &Store, p: &Partition, key: &str) -> Result<Obje
 /// # Errors
 /// [`Error::Tier`] when Redis or the store fails, [`Error::Format`] on an unreadable footer.
 pub async fn resync(hot: &Hot, store: &Store, p: &Partition) -> Result<Chain> {
-    let prefix = layout::partition_prefix(&p.topic, p.partition);
+    let archive = p.archive(store);
     let hint = hot
         .chain_hint(&p.stream)
         .await
         .map_err(tier(p))?
-        .filter(|h| h.starts_with(&prefix) && layout::parse_object_key(h).is_some());
+        .filter(|h| h.starts_with(archive.prefix()) && layout::parse_object_key(h).is_some());
     let mut last = match &hint {
-        Some(h) => last_object_after(store, p, &prefix, Some(h)).await?,
+        Some(h) => archive
+            .last_object(Some(h))
+            .await
+            .map_err(tier(p))?
+            .map(|o| o.key),
         None => None,
     };
     if last.is_none() {
@@ -117,7 +99,7 @@ pub async fn resync(hot: &Hot, store: &Store, p: &Partition) -> Result<Chain> {
         }
     }
     if last.is_none() {
-        last = last_object_after(store, p, &prefix, None).await?;
+        last = archive.last_object(None).await.map_err(tier(p))?.map(|o| o.key);
     }
     match last {
         None => Ok(Chain::empty()),
@@ -137,61 +119,5 @@ pub async fn resync(hot: &Hot, store: &Store, p: &Partition) -> Result<Chain> {
                 estimate: None,
             })
         }
-    }
-}
-
-async fn last_object_after(
-    store: &Store,
-    p: &Partition,
-    prefix: &str,
-    start: Option<&String>,
-) -> Result<Option<String>> {
-    let mut start = start.cloned();
-    let mut last = None;
-    loop {
-        let page = store
-            .list(prefix, start.as_deref(), Some(PAGE))
-            .await
-            .map_err(tier(p))?;
-        for o in &page {
-            if layout::parse_object_key(&o.key).is_some() {
-                last = Some(o.key.clone());
-            }
-        }
-        if page.len() < PAGE {
-            return Ok(last);
-        }
-        start = page.last().map(|o| o.key.clone());
-    }
-}
-
-/// The object keys that directly follow `after` (or the first ones), at most `n`.
-///
-/// # Errors
-/// [`Error::Tier`] when the store fails.
-pub async fn objects_after(
-    store: &Store,
-    p: &Partition,
-    after: Option<&str>,
-    n: usize,
-) -> Result<Vec<String>> {
-    let prefix = layout::partition_prefix(&p.topic, p.partition);
-    let mut start = after.map(str::to_string);
-    let mut out = Vec::new();
-    loop {
-        let page = store
-            .list(&prefix, start.as_deref(), Some(PAGE))
-            .await
-            .map_err(tier(p))?;
-        out.extend(
-            page.iter()
-                .filter(|o| layout::parse_object_key(&o.key).is_some())
-                .map(|o| o.key.clone()),
-        );
-        if out.len() >= n || page.len() < PAGE {
-            out.truncate(n);
-            return Ok(out);
-        }
-        start = page.last().map(|o| o.key.clone());
     }
 }

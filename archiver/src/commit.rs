@@ -3,7 +3,7 @@
 //! created object must directly follow the chain end it was built on, or its writer removes it;
 //! an object that already exists (another archiver, or an earlier attempt) is adopted.
 
-use streamtier_schemas::{layout, ObjectMeta, StreamId};
+use streamtier_schemas::{ObjectMeta, StreamId};
 use streamtier_tiers::store::{PutOutcome, SpoolFile};
 use tracing::{info, warn};
 
@@ -72,12 +72,12 @@ impl PartitionWorker {
     /// nothing after it overlaps; a process that was paused past others' progress removes its
     /// own misplaced object instead of leaving a duplicate.
     async fn verify_placement(&self, chain: &Chain, key: &str, meta: &ObjectMeta) -> Result<bool> {
-        let next = chain::objects_after(&self.ctx.store, &self.p, chain.last_key.as_deref(), 2).await?;
-        let follows = next.first().map(String::as_str) == Some(key);
-        let overlapped = next
-            .get(1)
-            .and_then(|k| layout::parse_object_key(k))
-            .is_some_and(|k| k.first_id <= meta.last_id);
+        let next = (self.p.archive(&self.ctx.store))
+            .objects_after(chain.last_key.as_deref(), 2)
+            .await
+            .map_err(chain::tier(&self.p))?;
+        let follows = next.first().map(|o| o.key.as_str()) == Some(key);
+        let overlapped = next.get(1).is_some_and(|o| o.first_id <= meta.last_id);
         if follows && !overlapped {
             return Ok(true);
         }

@@ -25,11 +25,12 @@ use streamtier_schemas::parquet::typed_columns_of;
 use streamtier_schemas::{
     decode_object, layout, EncodeOptions, Entry, EntryBatch, ObjectKey, ObjectMeta, TypedColumn,
 };
+use streamtier_tiers::archive::ObjectRef;
 use streamtier_tiers::store::PutOutcome;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::chain;
+use crate::chain::{self, tier};
 use crate::object::ObjectBuilder;
 use crate::partition::Partition;
 use crate::worker::Context;
@@ -38,7 +39,6 @@ use crate::{Error, Result};
 /// Objects stored larger than this are never merged: they are not small, and merging reads
 /// each input whole.
 pub const MAX_MERGE_INPUT: u64 = 8 << 20;
-const LIST_PAGE: usize = 1000;
 
 /// What to compact.
 #[derive(Clone, Debug, Default)]
@@ -69,13 +69,6 @@ pub struct CompactStats {
     pub bytes_after: u64,
 }
 
-/// One listed object.
-struct Listed {
-    key: String,
-    size: u64,
-    parsed: ObjectKey,
-}
-
 /// Compacts one partition's closed spans, oldest first; stops between spans when `shutdown`
 /// is cancelled.
 ///
@@ -89,48 +82,34 @@ pub async fn compact_partition(
     opts: &CompactOptions,
     shutdown: &CancellationToken,
 ) -> Result<CompactStats> {
-    let prefix = layout::partition_prefix(&p.topic, p.partition);
     let mut stats = CompactStats::default();
-    let mut span: Vec<Listed> = Vec::new();
-    let mut start_after: Option<String> = None;
+    let mut span: Vec<ObjectRef> = Vec::new();
+    let mut pages = p.archive(&ctx.store).pages(None);
     let bucket = |k: &ObjectKey| (k.span, k.span.of(k.first_id));
-    loop {
-        let page = ctx
-            .store
-            .list(&prefix, start_after.as_deref(), Some(LIST_PAGE))
-            .await
-            .map_err(tier(p))?;
-        let exhausted = page.len() < LIST_PAGE;
-        start_after = page.last().map(|o| o.key.clone()).or(start_after);
-        for info in page {
-            let Some(parsed) = layout::parse_object_key(&info.key) else {
-                continue;
-            };
-            if span.first().is_some_and(|s| bucket(&s.parsed) != bucket(&parsed)) {
+    while let Some(page) = pages.next_page().await.map_err(tier(p))? {
+        for object in page {
+            if span
+                .first()
+                .is_some_and(|s| bucket(&s.parsed) != bucket(&object.parsed))
+            {
                 // A later object exists: the chain has left this span.
                 if shutdown.is_cancelled() {
                     return Ok(stats);
                 }
                 compact_span(ctx, p, opts, std::mem::take(&mut span), &mut stats).await?;
             }
-            span.push(Listed {
-                key: info.key,
-                size: info.size,
-                parsed,
-            });
-        }
-        if exhausted {
-            // The last span holds the chain end: archivers may still add to it.
-            return Ok(stats);
+            span.push(object);
         }
     }
+    // The last span holds the chain end: archivers may still add to it.
+    Ok(stats)
 }
 
 async fn compact_span(
     ctx: &Context,
     p: &Partition,
     opts: &CompactOptions,
-    objects: Vec<Listed>,
+    objects: Vec<ObjectRef>,
     stats: &mut CompactStats,
 ) -> Result<()> {
     let first = &objects[0].parsed;
@@ -290,7 +269,7 @@ impl<'a> Group<'a> {
 
     async fn add(
         &mut self,
-        o: &Listed,
+        o: &ObjectRef,
         meta: ObjectMeta,
         columns: Vec<TypedColumn>,
         payload: u64,
@@ -384,13 +363,6 @@ impl<'a> Group<'a> {
         }
         info!(partition = %self.p.label(), object_key = %key, objects = members.len(), num_entries = entries, "merged objects");
         Ok(())
-    }
-}
-
-fn tier(p: &Partition) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
-    move |source| Error::Tier {
-        partition: p.label(),
-        source,
     }
 }
 

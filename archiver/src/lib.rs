@@ -93,7 +93,6 @@ pub mod clock;
 mod commit;
 pub mod compact;
 pub mod error;
-pub mod footer;
 pub mod metrics;
 pub mod object;
 pub mod offsets;

@@ -70,6 +70,88 @@ pub fn continuity(prev_offset: Option<u64>, first_offset: Option<u64>) -> Contin
     }
 }
 
+/// Where the offsets stand while an object is built: the last id taken, its exact offset, or,
+/// while an `XDEL` after it hides that, the last exact id with its offset plus what was taken
+/// since (an estimate that lets the next exact offset count the deleted entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tally {
+    /// The last id taken.
+    pub last: StreamId,
+    /// Its entries-added offset, when exact.
+    pub last_offset: Option<u64>,
+    /// The estimate kept while `last_offset` is unknown.
+    pub estimate: Option<(StreamId, u64)>,
+}
+
+/// What a batch read atomically with `XINFO STREAM` says about continuity.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchCheck {
+    /// How the batch follows what was taken.
+    pub continuity: Continuity,
+    /// The last id known exactly before a gap.
+    pub gap_after: StreamId,
+    /// The id a gap ends before: the batch's first (or, with only the tail count, its last).
+    pub gap_before: StreamId,
+    offset: Option<u64>,
+    tail_offset: Option<u64>,
+}
+
+impl Tally {
+    /// Checks a batch of `len` entries from `first` to `batch_last`; `reached_tail` when it runs
+    /// to the stream's newest entry.
+    pub fn check(
+        &self,
+        info: &StreamInfo,
+        first: StreamId,
+        batch_last: StreamId,
+        len: usize,
+        reached_tail: bool,
+    ) -> BatchCheck {
+        let offset = first_offset(info, first, len, reached_tail, self.last, self.last_offset);
+        // Compare with the exact offset, or with the estimate kept since an XDEL hid it.
+        let (gap_after, prev) = match (self.last_offset, self.estimate) {
+            (Some(o), _) => (self.last, Some(o)),
+            (None, Some((anchor, n))) => (anchor, Some(n)),
+            (None, None) => (self.last, None),
+        };
+        // At the tail, the newest entry's offset is `entries-added` (unless it was deleted):
+        // that bounds what vanished in the whole batch even when XDEL hides where.
+        let tail_offset = (reached_tail && info.last_entry_id == Some(info.last_generated_id))
+            .then_some(info.entries_added);
+        let continuity = match (offset, tail_offset, prev) {
+            (None, Some(t), Some(p)) => match t.checked_sub(p + len as u64) {
+                Some(0) => Continuity::Contiguous,
+                Some(missing) => Continuity::Gap {
+                    count: missing,
+                    last_offset: t - len as u64,
+                },
+                None => Continuity::Inconsistent,
+            },
+            _ => continuity(prev, offset),
+        };
+        BatchCheck {
+            continuity,
+            gap_after,
+            gap_before: if offset.is_some() { first } else { batch_last },
+            offset,
+            tail_offset,
+        }
+    }
+
+    /// Takes the first `take` entries of a checked batch (`whole` when that is all of it),
+    /// the last of them being `last`.
+    pub fn advance(&mut self, check: &BatchCheck, take: u64, whole: bool, last: StreamId) {
+        (self.last_offset, self.estimate) = match (check.offset, self.last_offset, self.estimate) {
+            (Some(o), _, _) => (Some(o + take - 1), None),
+            (None, _, _) if whole && check.tail_offset.is_some() => (check.tail_offset, None),
+            (None, Some(p), _) => (None, Some((self.last, p + take))),
+            (None, None, Some((anchor, n))) => (None, Some((anchor, n + take))),
+            (None, None, None) => (None, None),
+        };
+        self.last = last;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,5 +227,44 @@ mod tests {
         let i = info(3, 3, 1, 3, 0);
         let first = first_offset(&i, id(1), 3, true, StreamId::MIN, Some(500));
         assert_eq!(continuity(Some(500), first), Continuity::Inconsistent);
+    }
+
+    #[test]
+    fn an_xdel_keeps_an_estimate_until_the_tail_makes_it_exact() {
+        // 1..=20 added, 12 deleted, archive up to 10 (offset 10).
+        let i = info(19, 20, 1, 20, 12);
+        let mut tally = Tally {
+            last: id(10),
+            last_offset: Some(10),
+            estimate: None,
+        };
+        // 11, 13, 14 (not the tail): the XDEL after 10 hides their offsets.
+        let check = tally.check(&i, id(11), id(14), 3, false);
+        assert_eq!(check.continuity, Continuity::Unknown);
+        tally.advance(&check, 3, true, id(14));
+        assert_eq!((tally.last_offset, tally.estimate), (None, Some((id(10), 13))));
+        // 15..=20 runs to the tail, after the XDEL: 15 is offset 15, so one of the 4 entries
+        // after 10 vanished (the estimate said 13), and the offsets are exact again.
+        let check = tally.check(&i, id(15), id(20), 6, true);
+        assert_eq!(
+            (check.continuity, check.gap_after, check.gap_before),
+            (
+                Continuity::Gap {
+                    count: 1,
+                    last_offset: 14
+                },
+                id(10),
+                id(15)
+            )
+        );
+        tally.advance(&check, 6, true, id(20));
+        assert_eq!(
+            tally,
+            Tally {
+                last: id(20),
+                last_offset: Some(20),
+                estimate: None
+            }
+        );
     }
 }

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use streamtier_schemas::{layout, ObjectSpan, TypedColumn};
 
+use streamtier_tiers::archive::PartitionArchive;
+use streamtier_tiers::store::Store;
+
 use crate::settings::{Retention, Topic};
 
 /// One partition stream and the rules that apply to it.
@@ -25,6 +28,11 @@ pub struct Partition {
 }
 
 impl Partition {
+    /// The partition's archive in `store`.
+    pub fn archive(&self, store: &Store) -> PartitionArchive {
+        PartitionArchive::new(store.clone(), &self.topic, self.partition)
+    }
+
     /// `topic/partition`, for logs and summaries.
     pub fn label(&self) -> String {
         format!("{}/{}", self.topic, self.partition)

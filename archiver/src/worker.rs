@@ -1,9 +1,10 @@
 //! The per-partition pipeline: read -> encode -> upload (create-if-absent) -> verify -> trim.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamtier_schemas::{layout, EncodeOptions, EntryBatch, ObjectMeta, StreamId};
+use streamtier_schemas::{layout, EncodeOptions, EntryBatch, ObjectMeta, ObjectSpan, StreamId};
 use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo};
 use streamtier_tiers::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -13,10 +14,10 @@ use crate::chain::{self, Chain};
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 use crate::object::ObjectBuilder;
-use crate::offsets::{continuity, first_offset, Continuity};
+use crate::offsets::{Continuity, Tally};
 use crate::partition::Partition;
 use crate::pending::{fit, Pending};
-use crate::rotation::{self, close_reason, Facts};
+use crate::rotation::{self, close_reason, Close, Facts};
 use crate::settings::ArchiveConfig;
 use crate::{Error, Result};
 
@@ -116,6 +117,19 @@ pub(crate) enum Built {
     Resync,
 }
 
+/// The start of an object that is due.
+struct Opened {
+    /// The chain end it follows.
+    chain: Chain,
+    /// The entries read so far, from the object's first.
+    pending: Pending,
+    /// The stream as it was when they were read.
+    info: StreamInfo,
+    first: StreamId,
+    span: ObjectSpan,
+    reason: Close,
+}
+
 impl PartitionWorker {
     /// A worker for `p`.
     pub fn new(ctx: Context, p: Partition) -> Self {
@@ -140,10 +154,7 @@ impl PartitionWorker {
     }
 
     pub(crate) fn tier(&self) -> impl Fn(streamtier_tiers::Error) -> Error + '_ {
-        move |source| Error::Tier {
-            partition: self.p.label(),
-            source,
-        }
+        crate::chain::tier(&self.p)
     }
 
     /// Runs one pass; between objects it renews `lease` (once a third of its time has passed)
@@ -268,19 +279,19 @@ impl PartitionWorker {
         self.read(chain.last_id, end, want).await.map(Pending::new)
     }
 
-    /// Reads, encodes and stores the next object of the chain.
-    async fn build_object(
+    /// Reads up to the first entry of the next object and decides whether it is due: `Break`
+    /// with what to report when it is not (or the chain moved), else what it starts with.
+    async fn open(
         &mut self,
         mode: Mode,
         end: &mut Option<StreamId>,
         started: &mut bool,
-        stats: &mut PassStats,
-    ) -> Result<Built> {
+    ) -> Result<ControlFlow<Built, Opened>> {
         let chain = self.chain.clone().unwrap_or_else(Chain::empty);
-        let mut pending = self.start(mode, &chain, *end).await?;
+        let pending = self.start(mode, &chain, *end).await?;
         self.last_info.clone_from(&pending.batch.info);
         let Some(info) = pending.batch.info.clone() else {
-            return Ok(Built::Idle);
+            return Ok(ControlFlow::Break(Built::Idle));
         };
         if !*started {
             *started = true;
@@ -291,7 +302,7 @@ impl PartitionWorker {
         }
         if let Some(fence) = pending.batch.fence {
             if fence > chain.last_id {
-                return self.stale(fence).await;
+                return self.stale(fence).await.map(ControlFlow::Break);
             }
         }
         if info.last_generated_id < chain.last_id {
@@ -299,7 +310,7 @@ impl PartitionWorker {
         }
         self.note_lag(&info, &chain);
         let Some(first) = pending.first_id() else {
-            return Ok(Built::Idle);
+            return Ok(ControlFlow::Break(Built::Idle));
         };
         let now_ms = self.ctx.clock.now_ms();
         let quiet_ms = match mode {
@@ -326,11 +337,39 @@ impl PartitionWorker {
             avg_entry_bytes: self.avg_entry_bytes,
             quiet_ms,
         };
-        let Some(reason) = close_reason(&self.ctx.config, &self.p.retention, mode == Mode::Flush, &facts)
-        else {
-            return Ok(Built::Idle);
+        let flush = mode == Mode::Flush;
+        let Some(reason) = close_reason(&self.ctx.config, &self.p.retention, flush, &facts) else {
+            return Ok(ControlFlow::Break(Built::Idle));
         };
+        Ok(ControlFlow::Continue(Opened {
+            chain,
+            pending,
+            info,
+            first,
+            span,
+            reason,
+        }))
+    }
 
+    /// Reads, encodes and stores the next object of the chain.
+    async fn build_object(
+        &mut self,
+        mode: Mode,
+        end: &mut Option<StreamId>,
+        started: &mut bool,
+        stats: &mut PassStats,
+    ) -> Result<Built> {
+        let Opened {
+            chain,
+            mut pending,
+            info,
+            first,
+            span,
+            reason,
+        } = match self.open(mode, end, started).await? {
+            ControlFlow::Continue(opened) => opened,
+            ControlFlow::Break(built) => return Ok(built),
+        };
         let key = layout::span_object_key(&self.p.topic, self.p.partition, span, first);
         let options = EncodeOptions {
             zstd_level: self.ctx.config.zstd_level,
@@ -346,9 +385,11 @@ impl PartitionWorker {
             self.ctx.config.max_object_bytes,
         );
         let (mut count, mut bytes) = (0u64, 0u64);
-        let mut last = chain.last_id;
-        let mut last_offset = chain.last_offset;
-        let mut estimate = chain.estimate;
+        let mut tally = Tally {
+            last: chain.last_id,
+            last_offset: chain.last_offset,
+            estimate: chain.estimate,
+        };
         loop {
             let info = pending.batch.info.clone().unwrap_or_else(|| info.clone());
             let Some(x1) = pending.first_id() else {
@@ -356,40 +397,13 @@ impl PartitionWorker {
             };
             let len = pending.len();
             let reached_tail = pending.batch.entries.last_id() == info.last_entry_id;
-            let offset = first_offset(&info, x1, len, reached_tail, last, last_offset);
-            // Compare with the exact offset, or with the estimate kept since an XDEL hid it.
-            let (gap_after, prev) = match (last_offset, estimate) {
-                (Some(o), _) => (last, Some(o)),
-                (None, Some((anchor, n))) => (anchor, Some(n)),
-                (None, None) => (last, None),
-            };
-            // At the tail, the newest entry's offset is `entries-added` (unless it was deleted):
-            // that bounds what vanished in the whole batch even when XDEL hides where.
-            let tail_offset = (reached_tail && info.last_entry_id == Some(info.last_generated_id))
-                .then_some(info.entries_added);
             let batch_last = pending.batch.entries.last_id().unwrap_or(x1);
-            let check = match (offset, tail_offset, prev) {
-                (None, Some(t), Some(p)) => match t.checked_sub(p + len as u64) {
-                    Some(0) => Continuity::Contiguous,
-                    Some(missing) => Continuity::Gap {
-                        count: missing,
-                        last_offset: t - len as u64,
-                    },
-                    None => Continuity::Inconsistent,
-                },
-                _ => continuity(prev, offset),
-            };
-            match check {
+            let check = tally.check(&info, x1, batch_last, len, reached_tail);
+            match check.continuity {
                 Continuity::Contiguous | Continuity::Unknown => {}
-                Continuity::Gap {
-                    count: missing,
-                    last_offset: gap_end,
-                } => {
-                    let before = if offset.is_some() { x1 } else { batch_last };
-                    if self
-                        .record_gap(gap_after, before, &info, missing, gap_end)
-                        .await?
-                    {
+                Continuity::Gap { count, last_offset } => {
+                    let (after, before) = (check.gap_after, check.gap_before);
+                    if self.record_gap(after, before, &info, count, last_offset).await? {
                         stats.gaps += 1;
                     }
                 }
@@ -408,21 +422,12 @@ impl PartitionWorker {
             if take == 0 {
                 break;
             }
-            let complete = take < len;
-            let whole_batch = take == len;
-            let take_n = take as u64;
-            (last_offset, estimate) = match (offset, last_offset, estimate) {
-                (Some(o), _, _) => (Some(o + take_n - 1), None),
-                (None, _, _) if whole_batch && tail_offset.is_some() => (tail_offset, None),
-                (None, Some(p), _) => (None, Some((last, p + take_n))),
-                (None, None, Some((anchor, n))) => (None, Some((anchor, n + take_n))),
-                (None, None, None) => (None, None),
-            };
             let piece = pending.take(take);
-            last = piece.last_id().unwrap_or(last);
-            count += take_n;
+            let last = piece.last_id().unwrap_or(tally.last);
+            tally.advance(&check, take as u64, take == len, last);
+            count += take as u64;
             bytes += take_bytes;
-            if complete || reached_tail || Some(last) == *end {
+            if take < len || reached_tail || Some(last) == *end {
                 builder.write(piece).await?;
                 break;
             }
@@ -452,12 +457,12 @@ impl PartitionWorker {
             partition: self.p.partition,
             stream: self.p.stream.clone(),
             first_id: first,
-            last_id: last,
+            last_id: tally.last,
             entry_count: count,
-            last_offset,
+            last_offset: tally.last_offset,
         };
         let spool = builder.finish(meta.clone()).await?;
-        self.store_object(chain, key, spool, meta, reason, estimate, stats)
+        self.store_object(chain, key, spool, meta, reason, tally.estimate, stats)
             .await
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions, RowSelection, RowSelector};
-use parquet::arrow::async_reader::{AsyncFileReader, ParquetRecordBatchStream};
+use parquet::arrow::async_reader::ParquetRecordBatchStream;
 use parquet::arrow::{ParquetRecordBatchStreamBuilder, ProjectionMask};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
@@ -18,160 +18,19 @@ use streamtier_schemas::parquet::{
     check_chunk_ranges, guarded, key_value, meta_of, parse_blocks, reader_schema, verify_block, Block,
     BLOCKS_KEY, COL_TS,
 };
-use streamtier_schemas::{decode_object, entries_from_batch, layout, Entry, ObjectMeta, StreamId};
+use streamtier_schemas::{decode_object, entries_from_batch, Entry, ObjectMeta, StreamId};
 use streamtier_tiers::store::Store;
 
-use crate::footer::{load_footer, StoreFile, FOOTER_PREFETCH, MAX_FOOTER_PREFETCH};
 use crate::range::IdRange;
-
-/// Listing page size.
-const LIST_PAGE: usize = 1000;
-
-/// One archived object of a partition.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ObjectRef {
-    /// Key in the store.
-    pub key: String,
-    /// Size in bytes.
-    pub size: u64,
-    /// Its first entry id (from the key).
-    pub first_id: StreamId,
-    /// An upper bound of its ids, from the key: the last id of a merged object, else the end
-    /// of its span (hour or day), which no object crosses.
-    pub below: StreamId,
-}
-
-impl ObjectRef {
-    /// The object of a listing entry, or `None` for a key that is not an object's.
-    pub fn listed(key: String, size: u64) -> Option<ObjectRef> {
-        let parsed = layout::parse_object_key(&key)?;
-        let below = match parsed.merged_last {
-            Some(last) => last,
-            None => StreamId::new(parsed.span.end_ms(parsed.first_id), 0)
-                .predecessor()
-                .unwrap_or(StreamId::MIN),
-        };
-        Some(ObjectRef {
-            key,
-            size,
-            first_id: parsed.first_id,
-            below,
-        })
-    }
-}
-
-/// Walks a partition's objects in id order, skipping those that end at or before a cursor and
-/// stopping at the first that starts at or after the range end.
-pub struct ObjectLister {
-    store: Store,
-    prefix: String,
-    start_after: Option<String>,
-    buffered: VecDeque<ObjectRef>,
-    exhausted: bool,
-    to: Option<StreamId>,
-}
-
-impl ObjectLister {
-    /// Lists objects that may hold ids after `after` (all when `None`) and below `to`.
-    pub fn new(
-        store: Store,
-        topic: &str,
-        partition: u32,
-        after: Option<StreamId>,
-        to: Option<StreamId>,
-    ) -> Self {
-        // Objects never span two days (hourly or daily), so the one holding the first id after
-        // `after` starts on the day of `after`'s successor or later: list from that day's prefix
-        // (gap records sort earlier). Objects of earlier days hold only ids up to `after`.
-        let start_after = after
-            .and_then(StreamId::successor)
-            .map(|id| layout::day_seek(topic, partition, id));
-        ObjectLister {
-            store,
-            prefix: layout::partition_prefix(topic, partition),
-            start_after,
-            buffered: VecDeque::new(),
-            exhausted: false,
-            to,
-        }
-    }
-
-    async fn fill(&mut self) -> streamtier_tiers::Result<()> {
-        while self.buffered.len() < 2 && !self.exhausted {
-            let page = self
-                .store
-                .list(&self.prefix, self.start_after.as_deref(), Some(LIST_PAGE))
-                .await?;
-            self.exhausted = page.len() < LIST_PAGE;
-            if let Some(last) = page.last() {
-                self.start_after = Some(last.key.clone());
-            }
-            for info in page {
-                let Some(object) = ObjectRef::listed(info.key, info.size) else {
-                    continue;
-                };
-                if self.to.is_some_and(|to| object.first_id >= to) {
-                    self.exhausted = true;
-                    break;
-                }
-                self.buffered.push_back(object);
-            }
-        }
-        Ok(())
-    }
-
-    /// The next object that may hold ids after `after`.
-    ///
-    /// # Errors
-    /// The store's errors.
-    pub async fn next_after(
-        &mut self,
-        after: Option<StreamId>,
-    ) -> streamtier_tiers::Result<Option<ObjectRef>> {
-        loop {
-            self.fill().await?;
-            let Some(object) = self.buffered.pop_front() else {
-                return Ok(None);
-            };
-            // An object's ids lie below the next object's first id, and at or below the bound
-            // its key gives (listings start at the day of the cursor, so the objects of its
-            // earlier hours are skipped here without being opened).
-            let ends_before = after.is_some_and(|after| {
-                object.below <= after
-                    || self
-                        .buffered
-                        .front()
-                        .is_some_and(|next| after.successor().is_none_or(|s| next.first_id <= s))
-            });
-            if !ends_before {
-                return Ok(Some(object));
-            }
-        }
-    }
-}
+use streamtier_tiers::archive::footer::load_footer;
+use streamtier_tiers::archive::{ObjectFile, ObjectRef, FOOTER_PREFETCH, MAX_FOOTER_PREFETCH};
 
 /// What went wrong reading an object.
 pub type ObjectError = Box<dyn std::error::Error + Send + Sync>;
 
-/// Reads an object's footer metadata (one ranged read, usually).
-///
-/// # Errors
-/// The store's errors or a description of the damage.
-pub async fn object_meta(store: &Store, object: &ObjectRef) -> Result<ObjectMeta, ObjectError> {
-    let mut file = StoreFile {
-        store: store.clone(),
-        key: object.key.clone(),
-        size: object.size,
-        fetched: Arc::new(AtomicU64::new(0)),
-        body: None,
-    };
-    let metadata = file.get_metadata(None).await?;
-    Ok(meta_of(&metadata)?)
-}
-
 /// The verified blocks of one object that overlap a range, decoded one at a time.
 pub struct ObjectBlocks {
-    stream: Option<ParquetRecordBatchStream<StoreFile>>,
+    stream: Option<ParquetRecordBatchStream<ObjectFile>>,
     /// Blocks still to come, in order.
     blocks: VecDeque<Block>,
     pending: Vec<Entry>,
@@ -209,14 +68,8 @@ pub async fn open_object(
         .into());
     }
     let whole = body.is_some();
-    let fetched = Arc::new(AtomicU64::new(body.as_ref().map_or(0, |b| b.len() as u64)));
-    let mut file = StoreFile {
-        store: store.clone(),
-        key: object.key.clone(),
-        size: object.size,
-        fetched: fetched.clone(),
-        body: body.clone(),
-    };
+    let mut file = ObjectFile::new(store.clone(), object.key.clone(), object.size, body.clone());
+    let fetched = file.fetched();
     let (metadata, footer_span) =
         load_footer(&mut file, prefetch.clamp(FOOTER_PREFETCH, MAX_FOOTER_PREFETCH)).await?;
     let metadata = Arc::new(metadata);

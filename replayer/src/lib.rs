@@ -58,7 +58,6 @@
 pub mod archive;
 pub mod engine;
 mod error;
-mod footer;
 pub mod job;
 pub mod plan;
 pub mod range;

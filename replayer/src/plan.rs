@@ -9,12 +9,12 @@ use streamtier_schemas::StreamId;
 use streamtier_tiers::hot::{is_internal_key, Hot};
 use streamtier_tiers::store::Store;
 
-use crate::archive::ObjectLister;
 use crate::engine::ReplayLimits;
 use crate::job::{expand_target, Ids, ReplayRequest, DEFAULT_TARGET};
 use crate::range::IdRange;
 use crate::settings::glob_match;
 use crate::{Error, Result};
+use streamtier_tiers::archive::{ObjectRef, PartitionArchive};
 
 /// One partition of a topic as the caller's configuration names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -182,13 +182,8 @@ pub async fn check_original_targets(hot: &Hot, store: &Store, plan: &JobPlan) ->
             continue;
         };
         let mut first = plan.range.from;
-        let mut lister = ObjectLister::new(
-            store.clone(),
-            &plan.request.topic,
-            *partition,
-            plan.range.from.predecessor(),
-            plan.range.to,
-        );
+        let mut lister = PartitionArchive::new(store.clone(), &plan.request.topic, *partition)
+            .lister(plan.range.from.predecessor(), plan.range.to);
         let next = lister
             .next_after(plan.range.from.predecessor())
             .await
@@ -231,20 +226,20 @@ async fn count_objects(
     store: &Store,
     topic: &str,
     partition: u32,
-    objects: &mut Vec<crate::archive::ObjectRef>,
+    objects: &mut Vec<ObjectRef>,
     item: &mut PartitionPlan,
     last_archived: &mut Option<StreamId>,
 ) -> Result<()> {
     use futures::{StreamExt, TryStreamExt};
     let metas: Vec<_> = futures::stream::iter(objects.drain(..))
         .map(|object| async move {
-            let meta = crate::archive::object_meta(store, &object)
+            let meta = streamtier_tiers::archive::footer::read_meta(store, &object.key, object.size)
                 .await
                 .map_err(|source| Error::BadObject {
                     partition: format!("{topic}/{partition}"),
                     key: object.key.clone(),
                     last_written: None,
-                    source,
+                    source: source.into(),
                 })?;
             Ok::<_, Error>((object.size, meta))
         })
@@ -270,13 +265,8 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
             ..PartitionPlan::default()
         };
         let after = plan.range.from.predecessor();
-        let mut lister = ObjectLister::new(
-            store.clone(),
-            &plan.request.topic,
-            *partition,
-            after,
-            plan.range.to,
-        );
+        let mut lister = PartitionArchive::new(store.clone(), &plan.request.topic, *partition)
+            .lister(after, plan.range.to);
         // Footers are read FOOTER_READS at a time: on S3 a sparse archive has tens of thousands
         // of objects, one round trip each.
         let mut objects = Vec::new();

@@ -11,7 +11,8 @@ use streamtier_schemas::StreamId;
 use streamtier_tiers::store::Store;
 use tokio_util::task::AbortOnDropHandle;
 
-use crate::archive::{ObjectError, ObjectLister, ObjectRef};
+use crate::archive::ObjectError;
+use streamtier_tiers::archive::{ObjectLister, ObjectRef};
 
 /// Objects at most this large are fetched whole, ahead of need: one request instead of a
 /// footer read and page reads, and a narrow range wastes at most this much.

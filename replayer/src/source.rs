@@ -9,11 +9,11 @@
 //! back to it, else those entries were never archived (a recorded gap) and Redis goes on.
 
 use streamtier_schemas::{layout, Entry, StreamId};
+use streamtier_tiers::archive::{ObjectRef, PartitionArchive, FOOTER_PREFETCH};
 use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
 
-use crate::archive::{open_object, ObjectBlocks, ObjectLister, ObjectRef};
-use crate::footer::FOOTER_PREFETCH;
+use crate::archive::{open_object, ObjectBlocks};
 use crate::range::IdRange;
 use crate::readahead::Readahead;
 use crate::{Error, Result};
@@ -49,6 +49,7 @@ pub struct SourceStats {
 pub struct PartitionSource {
     hot: Hot,
     store: Store,
+    archive: PartitionArchive,
     topic: String,
     partition: u32,
     stream: String,
@@ -83,6 +84,7 @@ impl PartitionSource {
     ) -> Self {
         PartitionSource {
             hot,
+            archive: PartitionArchive::new(store.clone(), topic, partition),
             store,
             topic: topic.to_string(),
             partition,
@@ -150,13 +152,7 @@ impl PartitionSource {
         if self.current.is_none() {
             let after = self.after();
             let ahead = self.ahead.get_or_insert_with(|| {
-                let lister = ObjectLister::new(
-                    self.store.clone(),
-                    &self.topic,
-                    self.partition,
-                    after,
-                    self.range.to,
-                );
+                let lister = self.archive.lister(after, self.range.to);
                 Readahead::new(self.store.clone(), lister)
             });
             let next = ahead
@@ -210,14 +206,11 @@ impl PartitionSource {
                 // Entries that vanished before they were archived are recorded as gaps after the
                 // last id known exactly, which may lie before this object or inside it.
                 if first_offset != prev_offset + 1
-                    && !Self::gap_recorded(
-                        self.store.clone(),
-                        self.topic.clone(),
-                        self.partition,
-                        prev_last,
-                        last_id,
-                    )
-                    .await?
+                    && !self
+                        .archive
+                        .gap_between(prev_last, last_id)
+                        .await
+                        .map_err(Error::tier(format!("{}: list gaps", self.label())))?
                 {
                     let reason = format!(
                         "the archive has a hole before this object: entries-added offsets jump from \
@@ -289,57 +282,12 @@ impl PartitionSource {
         Ok(None)
     }
 
-    /// Answers whether a gap record explains missing entries after `after` and before `before`.
-    /// (Inputs by value, like [`Self::archive_grew`].)
-    async fn gap_recorded(
-        store: Store,
-        topic: String,
-        partition: u32,
-        after: StreamId,
-        before: StreamId,
-    ) -> Result<bool> {
-        let prefix = layout::gaps_prefix(&topic, partition);
-        let start = after.predecessor().map(|p| layout::gap_key(&topic, partition, p));
-        let page = store
-            .list(&prefix, start.as_deref(), Some(1))
-            .await
-            .map_err(Error::tier(format!("{topic}/{partition}: list gaps")))?;
-        Ok(page
-            .first()
-            .and_then(|o| layout::parse_gap_key(&o.key))
-            .is_some_and(|g| g.after >= after && g.after < before))
-    }
-
-    /// Answers whether objects were added after the last one read.
-    ///
-    /// Takes its inputs by value: the future must not borrow the whole source (its Parquet
-    /// stream is `Send` but not `Sync`).
-    async fn archive_grew(
-        store: Store,
-        prefix: String,
-        start: Option<String>,
-        to: Option<StreamId>,
-    ) -> Result<bool> {
-        let page = store
-            .list(&prefix, start.as_deref(), Some(100))
-            .await
-            .map_err(Error::tier(format!("list `{prefix}`")))?;
-        Ok(page.iter().any(|o| {
-            streamtier_schemas::layout::parse_object_key(&o.key)
-                .is_some_and(|k| to.is_none_or(|to| k.first_id < to))
-        }))
-    }
-
-    fn grew_args(&self) -> (Store, String, Option<String>, Option<StreamId>) {
-        let layout_start = self
-            .after()
-            .map(|a| layout::day_seek(&self.topic, self.partition, a));
-        (
-            self.store.clone(),
-            layout::partition_prefix(&self.topic, self.partition),
-            self.last_object.clone().or(layout_start),
-            self.range.to,
-        )
+    /// Where to look for objects added after the last one read.
+    fn grew_after(&self) -> Option<String> {
+        self.last_object.clone().or_else(|| {
+            self.after()
+                .map(|a| layout::day_seek(&self.topic, self.partition, a))
+        })
     }
 
     /// One step in Redis; `None` means "look again".
@@ -362,8 +310,17 @@ impl PartitionSource {
         let grew = if complete {
             false
         } else {
-            let (store, prefix, start, to) = self.grew_args();
-            Self::archive_grew(store, prefix, start, to).await?
+            // Borrows the archive only: the source's Parquet stream is `Send` but not `Sync`.
+            let page = self
+                .archive
+                .pages(self.grew_after())
+                .next_page()
+                .await
+                .map_err(Error::tier(format!("{}: list archive", self.label())))?;
+            let to = self.range.to;
+            page.unwrap_or_default()
+                .iter()
+                .any(|o| to.is_none_or(|to| o.first_id < to))
         };
         if grew {
             // The archiver moved on and trimmed while we read: the entries between the cursor and

@@ -193,5 +193,5 @@ pub use crate::layout::{
 };
 pub use crate::meta::{ObjectMeta, FORMAT_VERSION};
 pub use crate::parquet::{
-    arrow_schema, decode_object, encode_object, entries_from_batch, read_meta, EncodeOptions, ObjectWriter,
+    arrow_schema, decode_object, encode_object, entries_from_batch, EncodeOptions, ObjectWriter,
 };

@@ -262,11 +262,20 @@ async fn replays_from_s3_through_503s_and_timeouts_exactly_once() {
     let mut produced = produce(&mut con, "orders:0", 0, 300);
     f.archive(0, "orders:0", 20).await;
     produced.extend(produce(&mut con, "orders:0", 300, 30));
-    // More 503s on object reads than the S3 client retries by itself, then a slow answer: the
-    // engine retries with backoff and resumes from its cursor.
-    s3.faults().inject("GET", ".parquet", Fault::Status(503), 40);
+    // More 503s on one object's reads than the S3 client retries by itself (8 attempts), then
+    // a slow answer: the engine retries with backoff and resumes from its cursor. One object,
+    // because reads of several run at once and would share the faults out below the client's
+    // own retries.
+    let listed = f.store.list("", None, None).await.expect("list");
+    let object = listed
+        .iter()
+        .filter_map(|o| o.key.rsplit('/').next())
+        .find(|name| name.ends_with(".parquet"))
+        .expect("an object")
+        .to_owned();
+    s3.faults().inject("GET", &object, Fault::Status(503), 40);
     s3.faults()
-        .inject("GET", ".parquet", Fault::Delay(Duration::from_secs(3)), 1);
+        .inject("GET", &object, Fault::Delay(Duration::from_secs(3)), 1);
     let replayer = f.replayer(1_000_000);
     let record = f
         .job(&replayer, request("s3r:{partition}", Ids::Original), 1)

@@ -83,6 +83,16 @@ pub enum Error {
         source: redis::RedisError,
     },
 
+    /// An object or record in the store is unreadable or not in streamtier's format.
+    #[error("object `{key}` is unreadable")]
+    Object {
+        /// The object key, relative to the store.
+        key: String,
+        /// What is wrong with it.
+        #[source]
+        source: streamtier_schemas::Error,
+    },
+
     /// Redis answered something the protocol does not allow here.
     #[error("unexpected redis reply for `{key}`: {reason}")]
     Protocol {
@@ -123,6 +133,7 @@ impl Error {
             Error::NotFound { .. } => ErrorKind::NotFound,
             Error::Io { .. } | Error::S3 { .. } | Error::Redis { .. } => ErrorKind::Unavailable,
             Error::Protocol { .. } => ErrorKind::Internal,
+            Error::Object { .. } => ErrorKind::Corrupt,
         }
     }
 }

@@ -5,17 +5,19 @@
 //!   rules in one step, partition leases and key discovery.
 //! - [`store`]: the object store, the cold tier. A local directory or S3, both with an atomic
 //!   create-if-absent write, which is what keeps the archive chain free of duplicates.
+//! - [`archive`]: a partition's archive as every crate reads it: its objects in id order, the
+//!   one footer reader, its gap records.
 //! - [`retry`]: the one backoff and cancellable pause every crate retries with.
 //!
-//! Against a single server, the two hot paths (the archive read transaction and the replay
-//! write transaction) run on streamtier's own RESP connections: requests are encoded straight
-//! into one buffer and replies are parsed in place, names and values staying slices of the
-//! reply buffer. Everything else, and everything on a cluster, goes through the `redis` crate.
-//! Both give the same atomicity; the replay write's argument is in the replayer's crate docs.
+//! The data path (the archive read transaction, the trim, the replay write transaction, leases)
+//! runs on streamtier's own RESP connections, routed by hash slot on a cluster: requests are
+//! encoded straight into one buffer and replies are parsed in place, names and values staying
+//! slices of the reply buffer. Key discovery and the API's reads go through the `redis` crate.
 //!
 //! Clients are built at the edge ([`hot::connect`], [`store::connect`]) and passed in; nothing
 //! here reads the environment.
 
+pub mod archive;
 pub mod error;
 pub mod hot;
 pub mod retry;

@@ -17,8 +17,7 @@ use crate::columns::{ColumnType, TypedColumn};
 
 pub use checksum::{parse_blocks, verify_block, Block, BLOCKS_KEY, BLOCK_BYTES, BLOCK_ENTRIES, CHECKSUM_KEY};
 pub use read::{
-    check_chunk_ranges, decode_object, guarded, key_value, meta_of, read_meta, reader_schema,
-    typed_columns_of,
+    check_chunk_ranges, decode_object, guarded, key_value, meta_of, reader_schema, typed_columns_of,
 };
 pub use rows::entries_from_batch;
 pub use write::{encode_object, ObjectWriter};

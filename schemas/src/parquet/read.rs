@@ -85,16 +85,6 @@ pub fn key_value(metadata: &ParquetMetaData, key: &str) -> Option<String> {
         .and_then(|kv| kv.value.clone())
 }
 
-/// Reads only the footer metadata of an object.
-///
-/// # Errors
-///
-/// [`Error::UnreadableParquet`] when the footer cannot be parsed, and the errors of
-/// [`ObjectMeta::from_pairs`] when the streamtier keys are missing or bad.
-pub fn read_meta(data: Bytes) -> Result<ObjectMeta> {
-    guarded(move || meta_of(&parse_footer(&data)?))
-}
-
 /// Runs a decoding step, turning a panic inside parquet-rs into [`Error::Corrupt`].
 ///
 /// parquet-rs still panics on some damaged inputs (found by the byte-flip proptest below, e.g.
@@ -270,6 +260,11 @@ fn widen(data_type: &DataType) -> DataType {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads only the footer metadata of a whole object.
+    fn read_meta(data: Bytes) -> Result<ObjectMeta> {
+        guarded(move || meta_of(&parse_footer(&data)?))
+    }
     use crate::columns::{ColumnType, TypedColumn};
     use crate::error::ErrorKind;
     use crate::id::StreamId;

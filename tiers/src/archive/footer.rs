@@ -1,5 +1,5 @@
-//! Reading an object's footer and page index in as few ranged reads as it takes, and the
-//! object as Parquet's async reader sees it.
+//! The one footer reader: an object's footer and page index in as few ranged reads as it
+//! takes, and the object as Parquet's async reader sees it.
 
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,7 +12,11 @@ use parquet::arrow::arrow_reader::ArrowReaderOptions;
 use parquet::arrow::async_reader::AsyncFileReader;
 use parquet::errors::ParquetError;
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, ParquetMetaDataReader};
-use streamtier_tiers::store::Store;
+use streamtier_schemas::parquet::meta_of;
+use streamtier_schemas::ObjectMeta;
+
+use crate::store::Store;
+use crate::Error;
 
 /// Bytes fetched from an object's end in the first request, to find its footer and page index,
 /// when nothing better is known (a source uses the span of the previous object's footer).
@@ -21,21 +25,41 @@ pub const FOOTER_PREFETCH: usize = 64 * 1024;
 pub const MAX_FOOTER_PREFETCH: usize = 8 << 20;
 
 /// An object in the store as Parquet's async reader sees it.
-pub(crate) struct StoreFile {
-    pub(crate) store: Store,
-    pub(crate) key: String,
-    pub(crate) size: u64,
+pub struct ObjectFile {
+    store: Store,
+    key: String,
+    size: u64,
     /// Bytes fetched so far.
-    pub(crate) fetched: Arc<AtomicU64>,
+    fetched: Arc<AtomicU64>,
     /// The whole object when it was fetched ahead in one request: reads are served from it.
-    pub(crate) body: Option<Bytes>,
+    body: Option<Bytes>,
 }
 
-fn external(e: streamtier_tiers::Error) -> ParquetError {
+impl ObjectFile {
+    /// The object `key` of `size` bytes; reads are served from `body` when it is the whole
+    /// object fetched ahead (and counted as fetched).
+    pub fn new(store: Store, key: String, size: u64, body: Option<Bytes>) -> Self {
+        let fetched = Arc::new(AtomicU64::new(body.as_ref().map_or(0, |b| b.len() as u64)));
+        ObjectFile {
+            store,
+            key,
+            size,
+            fetched,
+            body,
+        }
+    }
+
+    /// The count of bytes fetched from the store so far (shared with the readers made from it).
+    pub fn fetched(&self) -> Arc<AtomicU64> {
+        self.fetched.clone()
+    }
+}
+
+fn external(e: Error) -> ParquetError {
     ParquetError::External(Box::new(e))
 }
 
-impl AsyncFileReader for StoreFile {
+impl AsyncFileReader for ObjectFile {
     fn get_bytes(&mut self, range: Range<u64>) -> BoxFuture<'_, parquet::errors::Result<Bytes>> {
         async move {
             if let Some(body) = &self.body {
@@ -68,8 +92,8 @@ impl AsyncFileReader for StoreFile {
 /// footer needs more, only the bytes before those (parquet's own loader fetches the whole
 /// footer again, and the page index a third time). Answers the metadata and how many bytes
 /// from the end it spans, page index included: a good first request for the next object.
-pub(crate) async fn load_footer(
-    file: &mut StoreFile,
+pub async fn load_footer(
+    file: &mut ObjectFile,
     prefetch: usize,
 ) -> parquet::errors::Result<(ParquetMetaData, usize)> {
     let size = file.size;
@@ -104,6 +128,31 @@ pub(crate) async fn load_footer(
     )))
 }
 
+/// What the footer of the object `key` of `size` bytes says (one ranged read, usually).
+///
+/// # Errors
+/// The store's errors; [`Error::Object`] when the footer is unreadable or not streamtier's.
+pub async fn read_meta(store: &Store, key: &str, size: u64) -> Result<ObjectMeta, Error> {
+    let mut file = ObjectFile::new(store.clone(), key.to_owned(), size, None);
+    let object = |source| Error::Object {
+        key: key.to_owned(),
+        source,
+    };
+    let metadata = match load_footer(&mut file, FOOTER_PREFETCH).await {
+        Ok((metadata, _)) => metadata,
+        Err(ParquetError::External(e)) => match e.downcast::<Error>() {
+            Ok(e) => return Err(*e),
+            Err(e) => {
+                return Err(object(streamtier_schemas::Error::Corrupt {
+                    reason: e.to_string(),
+                }))
+            }
+        },
+        Err(source) => return Err(object(streamtier_schemas::Error::UnreadableParquet { source })),
+    };
+    meta_of(&metadata).map_err(object)
+}
+
 /// Bytes from the start of the page index (or of the metadata) to the end of the object.
 fn footer_span(metadata: &ParquetMetaData, size: u64) -> Option<usize> {
     let columns = metadata.row_groups().iter().flat_map(|g| g.columns());
@@ -118,8 +167,8 @@ fn footer_span(metadata: &ParquetMetaData, size: u64) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LocalStore;
     use streamtier_schemas::{encode_object, EncodeOptions, Entry, ObjectMeta, StreamId};
-    use streamtier_tiers::store::LocalStore;
 
     /// An object with many small row groups, so that its footer and page index span more
     /// than the first request.
@@ -155,13 +204,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::Local(LocalStore::new(dir.path()).unwrap());
         store.put_if_absent("o.parquet", data.clone(), &[]).await.unwrap();
-        let mut file = StoreFile {
-            store,
-            key: "o.parquet".into(),
-            size: data.len() as u64,
-            fetched: Arc::new(AtomicU64::new(0)),
-            body: None,
-        };
+        let mut file = ObjectFile::new(store, "o.parquet".into(), data.len() as u64, None);
         let whole = ParquetMetaDataReader::new()
             .with_page_index_policy(PageIndexPolicy::Required)
             .parse_and_finish(&data)
