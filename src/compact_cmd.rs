@@ -8,7 +8,8 @@ use clap::Args;
 use streamtier_archiver::compact::{compact_all, CompactOptions};
 use streamtier_archiver::partition::Owners;
 
-use crate::{archiver_start, render, EXIT_CONFIG};
+use crate::{archiver_start, EXIT_CONFIG};
+use streamtier_schemas::Report;
 
 /// Arguments of `streamtier compact`.
 #[derive(Args, Debug)]
@@ -50,7 +51,7 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
     {
         Ok((partitions, _skipped)) => partitions,
         Err(e) => {
-            eprintln!("error: {}", render(&e));
+            eprintln!("error: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -91,7 +92,7 @@ pub async fn compact(args: CompactArgs) -> ExitCode {
             }
             Err(e) => {
                 failed = true;
-                println!("{label:<40} failed: {}", render(e));
+                println!("{label:<40} failed: {}", Report(e));
             }
         }
     }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use streamtier_archiver::{Context, Metrics, Mode, SystemClock};
+use streamtier_schemas::Report;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -122,7 +123,7 @@ async fn start(
         ExitCode::from(EXIT_CONFIG)
     })?;
     let failed = |e: streamtier_tiers::Error| {
-        eprintln!("error: {}", render(&e));
+        eprintln!("error: {}", Report(&e));
         ExitCode::FAILURE
     };
     let hot = streamtier_tiers::hot::connect(&checked.settings.redis)
@@ -194,7 +195,7 @@ async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
         let reports = match streamtier_archiver::run_once(ctx, &source, mode, shutdown).await {
             Ok(r) => r,
             Err(e) => {
-                eprintln!("error: {}", render(&e));
+                eprintln!("error: {}", Report(&e));
                 return ExitCode::FAILURE;
             }
         };
@@ -235,23 +236,11 @@ async fn archive(config: Option<PathBuf>, once: Option<Mode>) -> ExitCode {
                 ExitCode::SUCCESS
             }
             Err(e) => {
-                error!("{}", render(&e));
+                error!("{}", Report(&e));
                 ExitCode::FAILURE
             }
         }
     }
-}
-
-/// An error with its whole source chain, on one line.
-fn render(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 async fn watch_signals(shutdown: CancellationToken) {

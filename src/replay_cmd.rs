@@ -12,7 +12,8 @@ use streamtier_replayer::plan::{check_original_targets, dry_run, plan_request};
 use streamtier_replayer::{Ids, JobState, ReplayRequest};
 use tokio_util::sync::CancellationToken;
 
-use crate::{render, start, watch_signals, EXIT_CONFIG};
+use crate::{start, watch_signals, EXIT_CONFIG};
+use streamtier_schemas::Report;
 
 /// `streamtier replay` arguments.
 #[derive(Args, Debug)]
@@ -114,7 +115,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
     let topics = match checked.catalog().topics(&hot).await {
         Ok(topics) => topics,
         Err(e) => {
-            eprintln!("error: {}", render(&e));
+            eprintln!("error: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -123,18 +124,18 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         Ok(p) => p,
         // A request the configuration cannot honour is a usage error; Redis failing is not.
         Err(e) if !matches!(e, streamtier_replayer::Error::Tier { .. }) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", Report(&e));
             return ExitCode::from(EXIT_CONFIG);
         }
         Err(e) => {
-            eprintln!("error: {}", render(&e));
+            eprintln!("error: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
     let planned = match dry_run(&hot, &store, &plan).await {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {}", render(&e));
+            eprintln!("error: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -153,13 +154,13 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     if let Err(e) = check_original_targets(&hot, &store, &plan).await {
-        eprintln!("error: {}", render(&e));
+        eprintln!("error: {}", Report(&e));
         return ExitCode::FAILURE;
     }
     let record = match replayer.create(&plan).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {}", render(&e));
+            eprintln!("error: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
@@ -187,7 +188,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
     let done = match replayer.run(record, progress).await {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("\nerror: {}", render(&e));
+            eprintln!("\nerror: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };

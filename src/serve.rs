@@ -9,7 +9,8 @@ use streamtier_archiver::{Context, Metrics, SystemClock};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::{api_state, owner_id, render, start, watch_signals};
+use crate::{api_state, owner_id, start, watch_signals};
+use streamtier_schemas::Report;
 
 /// Runs the API (and with `with_archiver`, the archiver daemon) until SIGINT/SIGTERM.
 pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
@@ -39,7 +40,7 @@ pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
     match replayer.resume_unfinished().await {
         Ok(0) => {}
         Ok(n) => info!(jobs = n, "resumed unfinished replay jobs"),
-        Err(e) => warn!(error = %render(&e), "could not list unfinished replay jobs"),
+        Err(e) => warn!(error = %Report(&e), "could not list unfinished replay jobs"),
     }
     let archiver = with_archiver.then(|| {
         let ctx = Context {
@@ -55,7 +56,7 @@ pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
             info!("archiver running");
             let result = streamtier_archiver::run(ctx, source, shutdown.clone()).await;
             if let Err(e) = &result {
-                error!("archiver stopped: {}", render(e));
+                error!("archiver stopped: {}", Report(e));
                 shutdown.cancel();
             }
             result.is_ok()
@@ -75,7 +76,7 @@ pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
         }
         Ok(()) => ExitCode::FAILURE,
         Err(e) => {
-            error!("API server failed: {e}");
+            error!("API server failed: {}", Report(&e));
             ExitCode::FAILURE
         }
     }

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use streamtier_replayer::JobState;
+use streamtier_schemas::Report;
 
 use crate::state::AppState;
 use crate::ApiError;
@@ -39,13 +40,13 @@ pub async fn readyz(State(state): State<Arc<AppState>>) -> Result<Json<Health>, 
         .hot()
         .ping()
         .await
-        .map_err(|e| ApiError::status(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {e}")))?;
+        .map_err(|e| ApiError::status(StatusCode::SERVICE_UNAVAILABLE, format!("redis: {}", Report(&e))))?;
     state
         .replayer
         .store()
         .check()
         .await
-        .map_err(|e| ApiError::status(StatusCode::SERVICE_UNAVAILABLE, format!("store: {e}")))?;
+        .map_err(|e| ApiError::status(StatusCode::SERVICE_UNAVAILABLE, format!("store: {}", Report(&e))))?;
     Ok(Json(Health { status: "ok" }))
 }
 

@@ -5,6 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use streamtier_replayer::Error as ReplayError;
+use streamtier_schemas::Report;
 use streamtier_tiers::ErrorKind;
 
 /// What the API answers when something is wrong.
@@ -90,25 +91,22 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
 
 impl From<ReplayError> for ApiError {
     fn from(e: ReplayError) -> Self {
+        let detail = Report(&e).to_string();
         match &e {
-            ReplayError::Invalid { field, .. } => {
-                ApiError::field(StatusCode::BAD_REQUEST, field, e.to_string())
-            }
+            ReplayError::Invalid { field, .. } => ApiError::field(StatusCode::BAD_REQUEST, field, detail),
             ReplayError::Unacceptable { field, .. } => {
-                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, e.to_string())
+                ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, detail)
             }
-            ReplayError::Missing { field, .. } => {
-                ApiError::field(StatusCode::NOT_FOUND, field, e.to_string())
-            }
-            ReplayError::Conflict { .. } => ApiError::field(StatusCode::CONFLICT, "target", e.to_string()),
-            _ => ApiError::status(status_of(e.kind()), e.to_string()),
+            ReplayError::Missing { field, .. } => ApiError::field(StatusCode::NOT_FOUND, field, detail),
+            ReplayError::Conflict { .. } => ApiError::field(StatusCode::CONFLICT, "target", detail),
+            _ => ApiError::status(status_of(e.kind()), detail),
         }
     }
 }
 
 impl From<streamtier_tiers::Error> for ApiError {
     fn from(e: streamtier_tiers::Error) -> Self {
-        ApiError::status(status_of(e.kind()), e.to_string())
+        ApiError::status(status_of(e.kind()), Report(&e).to_string())
     }
 }
 

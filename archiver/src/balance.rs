@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use streamtier_schemas::Report;
 use streamtier_tiers::hot::{heartbeat, Hot};
 use streamtier_tiers::retry;
 use tokio::sync::Notify;
@@ -125,14 +126,14 @@ impl Balance {
         loop {
             match heartbeat(&hot, &owner, ttl / 2).await {
                 Ok(n) => self.set_members(n),
-                Err(e) => warn!(error = %e, "archiver heartbeat failed; will retry"),
+                Err(e) => warn!(error = %Report(&e), "archiver heartbeat failed; will retry"),
             }
             if !retry::pause(ttl / 6, &shutdown).await {
                 break;
             }
         }
         if let Err(e) = heartbeat(&hot, &owner, Duration::ZERO).await {
-            warn!(error = %e, "could not leave the set of live archivers");
+            warn!(error = %Report(&e), "could not leave the set of live archivers");
         }
     }
 }

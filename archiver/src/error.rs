@@ -16,7 +16,7 @@ pub enum Error {
         reason: String,
     },
     /// Redis or the store failed.
-    #[error("{partition}: {source}")]
+    #[error("{partition}")]
     Tier {
         /// `topic/partition`.
         partition: String,
@@ -25,7 +25,7 @@ pub enum Error {
         source: streamtier_tiers::Error,
     },
     /// Encoding or decoding an object failed.
-    #[error("{partition}: object `{key}`: {source}")]
+    #[error("{partition}: object `{key}`")]
     Format {
         /// `topic/partition`.
         partition: String,
@@ -112,3 +112,31 @@ impl Error {
 
 /// Result with the archiver's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use streamtier_schemas::Report;
+
+    #[test]
+    fn a_report_names_each_cause_once() {
+        let e = Error::Tier {
+            partition: "orders/3".into(),
+            source: streamtier_tiers::Error::NotFound {
+                key: "topic=orders/x.parquet".into(),
+            },
+        };
+        assert_eq!(
+            Report(&e).to_string(),
+            "orders/3: object `topic=orders/x.parquet` not found"
+        );
+        let e = Error::Format {
+            partition: "orders/3".into(),
+            key: "k".into(),
+            source: streamtier_schemas::Error::InvalidId { input: "x".into() },
+        };
+        let shown = Report(&e).to_string();
+        assert_eq!(shown.matches("invalid stream id").count(), 1, "{shown}");
+        assert!(shown.starts_with("orders/3: object `k`: invalid stream id `x`"), "{shown}");
+    }
+}

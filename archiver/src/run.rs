@@ -16,6 +16,7 @@ use crate::settings::{Retention, Topic};
 use crate::watch::Watch;
 use crate::worker::{Context, Mode, PartitionWorker, PassStats};
 use crate::{Error, Result};
+use streamtier_schemas::Report;
 use streamtier_tiers::hot::Lease;
 use streamtier_tiers::retry;
 
@@ -121,7 +122,7 @@ async fn once_partition(
                 break;
             }
             Err(e) => {
-                error = Some(e.to_string());
+                error = Some(Report(&e).to_string());
                 break;
             }
         }
@@ -136,8 +137,8 @@ async fn once_partition(
                 }
                 Err(e) => {
                     ctx.metrics.count_error(&e);
-                    warn!(stream = %p.stream, error = %e, attempt, "archiving failed");
-                    error = Some(e.to_string());
+                    warn!(stream = %p.stream, error = %Report(&e), attempt, "archiving failed");
+                    error = Some(Report(&e).to_string());
                     if matches!(
                         e,
                         Error::StreamRegressed { .. } | Error::ArchiveBehindFence { .. }
@@ -153,7 +154,7 @@ async fn once_partition(
         }
     }
     if let Err(e) = lease.release(&ctx.hot).await {
-        warn!(stream = %p.stream, error = %e, "could not release lease");
+        warn!(stream = %p.stream, error = %Report(&e), "could not release lease");
     }
     PartitionReport {
         partition: p,
@@ -222,7 +223,7 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
                 balance.set_partitions(running.lock().map_or(0, |r| r.len()));
             }
             Err(e) if first => return Err(e),
-            Err(e) => warn!(error = %e, "discovery failed; will retry"),
+            Err(e) => warn!(error = %Report(&e), "discovery failed; will retry"),
         }
         if first {
             if let Some(every) = ctx.config.compact_interval {
@@ -259,7 +260,7 @@ async fn compact_every(ctx: Context, source: Source, every: Duration, shutdown: 
         let parts = match partitions(&ctx, &source, &Owners::new()).await {
             Ok((parts, _)) => parts,
             Err(e) => {
-                warn!(error = %e, "compaction: cannot list partitions; will retry");
+                warn!(error = %Report(&e), "compaction: cannot list partitions; will retry");
                 continue;
             }
         };
@@ -272,7 +273,9 @@ async fn compact_every(ctx: Context, source: Source, every: Duration, shutdown: 
                         "compacted");
                 }
                 Ok(_) => {}
-                Err(e) => warn!(stream = %r.partition.stream, error = %e, "compaction failed; will retry"),
+                Err(e) => {
+                    warn!(stream = %r.partition.stream, error = %Report(&e), "compaction failed; will retry")
+                }
             }
         }
     }
@@ -359,7 +362,7 @@ async fn daemon_partition(
                         // over, after a pass, and leave it alone for a while.
                         held = false;
                         if let Err(e) = lease.release(&ctx.hot).await {
-                            warn!(stream = %p.stream, error = %e, "could not release lease");
+                            warn!(stream = %p.stream, error = %Report(&e), "could not release lease");
                         }
                         Next::Pause(ctx.config.lease_ttl / 2)
                     }
@@ -381,7 +384,7 @@ async fn daemon_partition(
                     }
                     Err(e) => {
                         ctx.metrics.count_error(&e);
-                        warn!(stream = %p.stream, error = %e, "archiving failed; backing off");
+                        warn!(stream = %p.stream, error = %Report(&e), "archiving failed; backing off");
                         failures += 1;
                         Next::Pause(retry::backoff(
                             failures,
@@ -399,7 +402,7 @@ async fn daemon_partition(
                 ),
                 Err(e) => {
                     failures += 1;
-                    warn!(stream = %p.stream, error = %e, "lease failed; backing off");
+                    warn!(stream = %p.stream, error = %Report(&e), "lease failed; backing off");
                     Next::Pause(retry::backoff(
                         failures,
                         ctx.config.poll_interval,
@@ -424,7 +427,7 @@ async fn daemon_partition(
         balance.dropped();
     }
     if let Err(e) = lease.release(&ctx.hot).await {
-        warn!(stream = %p.stream, error = %e, "could not release lease");
+        warn!(stream = %p.stream, error = %Report(&e), "could not release lease");
     }
     if let Ok(mut running) = shared.running.lock() {
         running.remove(&p.stream);

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streamtier_schemas::StreamId;
+use streamtier_schemas::{Report, StreamId};
 use streamtier_tiers::hot::Hot;
 use streamtier_tiers::retry;
 use tokio::sync::Notify;
@@ -51,7 +51,7 @@ impl Watch {
             let newer = match hot.newer_than(&streams).await {
                 Ok(newer) => newer,
                 Err(e) => {
-                    warn!(error = %e, "watching quiet partitions failed; waking them all");
+                    warn!(error = %Report(&e), "watching quiet partitions failed; waking them all");
                     vec![true; waiting.len()]
                 }
             };

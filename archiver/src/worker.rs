@@ -4,7 +4,7 @@ use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use streamtier_schemas::{layout, EncodeOptions, EntryBatch, ObjectMeta, ObjectSpan, StreamId};
+use streamtier_schemas::{layout, EncodeOptions, EntryBatch, ObjectMeta, ObjectSpan, Report, StreamId};
 use streamtier_tiers::hot::{Hot, Lease, ReadBatch, StreamInfo};
 use streamtier_tiers::store::Store;
 use tokio_util::sync::CancellationToken;
@@ -181,7 +181,7 @@ impl PartitionWorker {
         m.update(&self.p.topic, self.p.partition, |s| {
             s.stream = self.p.stream.clone();
             s.archived_id = self.chain.as_ref().map(|c| c.last_id);
-            s.last_error = result.as_ref().err().map(|e| e.to_string());
+            s.last_error = result.as_ref().err().map(|e| Report(e).to_string());
         });
         result
     }

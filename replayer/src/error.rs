@@ -48,7 +48,7 @@ pub enum Error {
         first: StreamId,
     },
     /// An archived object is missing or damaged; the job stops there.
-    #[error("object `{key}` of `{partition}` is unreadable ({source}); last entry written: {}", last_written.map_or_else(|| "none".to_string(), |id| id.to_string()))]
+    #[error("object `{key}` of `{partition}` cannot be replayed (last entry written: {})", last_written.map_or_else(|| "none".to_string(), |id| id.to_string()))]
     BadObject {
         /// `topic/partition`.
         partition: String,
@@ -61,7 +61,7 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// Redis or the store failed (after the clients' retries).
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Tier {
         /// What was being done.
         context: String,

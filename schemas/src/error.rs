@@ -2,6 +2,32 @@
 
 use crate::id::StreamId;
 
+/// An error with its whole cause chain on one line (`outer: cause: root cause`), the way every
+/// log line, job record and HTTP problem shows an error.
+///
+/// Error messages never repeat their cause (it is their `source()`), so printing an error
+/// alone leaves the cause out and this is what people see.
+#[derive(Clone, Copy)]
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = self.0.source();
+        while let Some(c) = cause {
+            write!(f, ": {c}")?;
+            cause = c.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
 /// Everything that can fail in this crate.
 ///
 /// Variants carry the input that was rejected (an ID, a topic, a metadata key) and keep

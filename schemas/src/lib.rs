@@ -183,7 +183,7 @@ pub use crate::civil::parse_rfc3339_ms;
 pub use crate::columns::{validate_columns, ColumnType, TypedColumn};
 pub use crate::entries::{BuilderMark, EntryBatch, EntryBatchBuilder, EntryRef, SpanError};
 pub use crate::entry::Entry;
-pub use crate::error::{Error, ErrorKind, Result};
+pub use crate::error::{Error, ErrorKind, Report, Result};
 pub use crate::gap::GapRecord;
 pub use crate::id::StreamId;
 pub use crate::layout::{

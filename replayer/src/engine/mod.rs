@@ -9,6 +9,7 @@ use std::time::Duration;
 mod partition;
 
 use futures::StreamExt;
+use streamtier_schemas::Report;
 use streamtier_tiers::hot::{Hot, Lease};
 use streamtier_tiers::store::Store;
 use tokio::sync::Semaphore;
@@ -204,7 +205,7 @@ impl Replayer {
         self.inner.tasks.spawn(async move {
             let id = record.id.clone();
             if let Err(e) = this.run(record, |_| {}).await {
-                tracing::error!(job = %id, error = %e, "replay job could not be recorded");
+                tracing::error!(job = %id, error = %Report(&e), "replay job could not be recorded");
             }
         });
     }
@@ -224,7 +225,7 @@ impl Replayer {
                     resumed += 1;
                 }
                 Ok(_) => {}
-                Err(e) => tracing::warn!(job = %id, error = %e, "skipping unreadable job record"),
+                Err(e) => tracing::warn!(job = %id, error = %Report(&e), "skipping unreadable job record"),
             }
         }
         Ok(resumed)
@@ -286,7 +287,7 @@ impl Replayer {
                 let result = self.run_leased(record, &lease, &token, progress).await;
                 drop(permit);
                 if let Err(e) = lease.release(&inner.hot).await {
-                    tracing::warn!(error = %e, "could not release a job lease");
+                    tracing::warn!(error = %Report(&e), "could not release a job lease");
                 }
                 return result;
             }
@@ -332,7 +333,7 @@ impl Replayer {
             self.finish(current, Stop::Cancelled, token).await
         };
         if let Err(e) = lease.release(&inner.hot).await {
-            tracing::warn!(error = %e, "could not release a job lease");
+            tracing::warn!(error = %Report(&e), "could not release a job lease");
         }
         result
     }
@@ -383,7 +384,7 @@ impl Replayer {
                     let snapshot = shared.lock().map(|r| r.clone()).ok();
                     if let Some(snapshot) = snapshot {
                         if let Err(e) = jobs.save(&snapshot).await {
-                            tracing::warn!(job = %snapshot.id, error = %e, "could not save progress");
+                            tracing::warn!(job = %snapshot.id, error = %Report(&e), "could not save progress");
                         }
                     }
                 }
@@ -460,9 +461,9 @@ impl Replayer {
                 record.state = JobState::Cancelled;
             }
             Stop::Failed(e) => {
-                tracing::error!(job = %record.id, error = %e, "replay job failed");
+                tracing::error!(job = %record.id, error = %Report(&e), "replay job failed");
                 record.state = JobState::Failed;
-                record.error = Some(e.to_string());
+                record.error = Some(Report(&e).to_string());
             }
         }
         record.finished_at = Some(now_rfc3339());

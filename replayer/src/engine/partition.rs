@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use streamtier_schemas::{Entry, StreamId};
+use streamtier_schemas::{Entry, Report, StreamId};
 use streamtier_tiers::hot::{IdMode, ReplayBatch, ReplayWrite};
 use streamtier_tiers::retry;
 use streamtier_tiers::ErrorKind;
@@ -165,7 +165,7 @@ impl Replayer {
                             inner.metrics.count_error(&e);
                             attempt += 1;
                             inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(job = %id, attempt, error = %e, "retrying replay read");
+                            tracing::warn!(job = %id, attempt, error = %Report(&e), "retrying replay read");
                             // A cancel or shutdown during the wait is seen at the loop's top.
                             retry::pause(backoff(attempt), token).await;
                             continue 'resume;
@@ -284,7 +284,7 @@ impl Replayer {
                     self.inner.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
                     *attempt += 1;
                     self.inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(job, target, attempt = *attempt, error = %e, "retrying replay write");
+                    tracing::warn!(job, target, attempt = *attempt, error = %Report(&e), "retrying replay write");
                     if !retry::pause(backoff(*attempt), token).await {
                         // Whether the last attempt landed or not, the target's cursor says so.
                         return Err(if self.inner.shutdown.is_cancelled() {
