@@ -137,6 +137,9 @@ mod tests {
         };
         let shown = Report(&e).to_string();
         assert_eq!(shown.matches("invalid stream id").count(), 1, "{shown}");
-        assert!(shown.starts_with("orders/3: object `k`: invalid stream id `x`"), "{shown}");
+        assert!(
+            shown.starts_with("orders/3: object `k`: invalid stream id `x`"),
+            "{shown}"
+        );
     }
 }
