@@ -1,13 +1,15 @@
-//! The HTTP API over real TCP against `streamtier serve` and a real Redis: refused requests as
-//! `application/problem+json` naming the field, bearer-token auth, the refusal of an open listen
-//! address without a token, and the OpenAPI document.
+//! The HTTP API against a real Redis: refused requests as `application/problem+json` naming the
+//! field and the OpenAPI document (through the router in this process), bearer-token auth and
+//! the refusal of an open listen address without a token (against `streamtier serve` over TCP).
 
 use std::collections::BTreeSet;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use streamtier_replayer::ReplayLimits;
 
+use crate::harness::api::{ApiSetup, InProcessApi};
 use crate::harness::archiver::{binary, write_config};
 use crate::harness::http::{api_config, free_port, Response, Server};
 use crate::harness::redis::RedisServer;
@@ -54,13 +56,16 @@ async fn bad_requests_are_problems_naming_the_field() {
     // orders:0 starts in 2025; `ahead:0` already holds an id from now.
     xadd(&mut con, "orders:0", "1761955200000-0", &[(b"k", b"v")]);
     xadd(&mut con, "ahead:0", "*", &[(b"k", b"v")]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("archive");
-    let extra = format!("max_body_bytes = 1024\n[replay]\nmax_rate = 1000\ndefault_rate = 500\n{ORDERS}");
-    let server = Server::start("serve", dir.path(), |port| {
-        api_config(&redis, &store, port, &extra)
-    })
-    .await;
+    let setup = ApiSetup {
+        max_body_bytes: 1024,
+        limits: ReplayLimits {
+            max_rate: 1000,
+            default_rate: 500,
+            ..ReplayLimits::default()
+        },
+        ..ApiSetup::default()
+    };
+    let server = InProcessApi::start(&redis, setup).await;
 
     let too_large = json!({"topic": "orders", "target": "x".repeat(4096)}).to_string();
     let original_ahead =
@@ -94,7 +99,7 @@ async fn bad_requests_are_problems_naming_the_field() {
     ];
     let mut failures = Vec::new();
     for (what, body, status, field) in &cases {
-        let r = server.request("POST", "/v1/replays", &[], body.as_bytes()).await;
+        let r = server.request("POST", "/v1/replays", body.as_bytes()).await;
         if let Err(e) = check_problem(&r, *status, *field) {
             failures.push(format!("{what}: {e}"));
         }
@@ -115,7 +120,7 @@ async fn bad_requests_are_problems_naming_the_field() {
         assert_problem(what, &r, 404, None);
     }
     let r = server
-        .request("POST", "/v1/replays/0123456789abcdef0123/cancel", &[], b"")
+        .request("POST", "/v1/replays/0123456789abcdef0123/cancel", b"")
         .await;
     assert_problem("cancel of an unknown job", &r, 404, None);
     let r = server.get("/v1/replays?limit=501").await;
@@ -274,12 +279,7 @@ fn refs<'a>(value: &'a Value, out: &mut Vec<&'a str>) {
 #[tokio::test]
 async fn the_openapi_document_lists_every_route_and_resolves() {
     let redis = RedisServer::start();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let store = dir.path().join("archive");
-    let server = Server::start("serve", dir.path(), |port| {
-        api_config(&redis, &store, port, ORDERS)
-    })
-    .await;
+    let server = InProcessApi::start(&redis, ApiSetup::default()).await;
     let r = server.get("/openapi.json").await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(

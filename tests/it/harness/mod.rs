@@ -1,5 +1,6 @@
 //! The integration-test harness: real Redis servers, a real S3-protocol server, the binary.
 
+pub mod api;
 pub mod archiver;
 pub mod daemon;
 pub mod http;
