@@ -188,26 +188,35 @@ mod tests {
         assert!(b.may_take());
     }
 
+    /// A task waiting for room in `b` (started before this returns).
+    async fn waiting(b: &Arc<Balance>) -> tokio::task::JoinHandle<()> {
+        let b = b.clone();
+        let task = tokio::spawn(async move {
+            b.wait_for_room(Duration::from_secs(60), &CancellationToken::new())
+                .await;
+        });
+        tokio::task::yield_now().await;
+        task
+    }
+
+    /// Waits for `task` to end, `what` saying what should have ended it.
+    async fn ended(task: tokio::task::JoinHandle<()>, what: &str) {
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap_or_else(|_| panic!("{what}"))
+            .expect("task");
+    }
+
     #[tokio::test]
     async fn a_starting_daemon_takes_nothing_until_it_settles() {
         let b = Arc::new(Balance::starting());
         b.set_partitions(10);
         assert!(!b.may_take());
-        let waiter = {
-            let b = b.clone();
-            tokio::spawn(async move {
-                b.wait_for_room(Duration::from_secs(60), &CancellationToken::new())
-                    .await;
-            })
-        };
-        tokio::task::yield_now().await;
+        let waiter = waiting(&b).await;
         // Three daemons heard from by the second heartbeat: a share of 4.
         b.set_members(3);
         b.settle();
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("settling wakes the waiting task")
-            .expect("task");
+        ended(waiter, "settling wakes the waiting task").await;
         assert_eq!((b.may_take(), b.share()), (true, 4));
     }
 
@@ -215,20 +224,10 @@ mod tests {
     async fn a_growth_while_a_task_looks_is_not_missed() {
         let b = Arc::new(Balance::default());
         // No partitions known yet: no room, so the task waits...
-        let waiter = {
-            let b = b.clone();
-            tokio::spawn(async move {
-                b.wait_for_room(Duration::from_secs(60), &CancellationToken::new())
-                    .await;
-            })
-        };
-        tokio::task::yield_now().await;
+        let waiter = waiting(&b).await;
         // ...until the partitions are counted.
         b.set_partitions(3);
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .expect("woken by the growth")
-            .expect("task");
+        ended(waiter, "woken by the growth").await;
         // With room already, it returns at once.
         b.wait_for_room(Duration::from_secs(60), &CancellationToken::new())
             .await;
