@@ -111,6 +111,12 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         );
         counter(
             &mut out,
+            "streamtier_group_snapshots_total",
+            "Consumer-group snapshots written.",
+            load(&m.group_snapshots),
+        );
+        counter(
+            &mut out,
             "streamtier_gap_entries_total",
             "Entries lost before they were archived.",
             load(&m.gap_entries),

@@ -101,6 +101,7 @@ mod pending;
 pub mod rotation;
 pub mod run;
 pub mod settings;
+pub mod snapshot;
 mod trim;
 pub mod watch;
 pub mod worker;

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub trimmed_entries: AtomicU64,
     /// Gap records written.
     pub gaps: AtomicU64,
+    /// Consumer-group snapshots written.
+    pub group_snapshots: AtomicU64,
     /// Entries counted in gap records.
     pub gap_entries: AtomicU64,
     /// Failed partition passes (each is retried with backoff).

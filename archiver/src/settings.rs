@@ -34,6 +34,12 @@ pub const DEFAULT_DISCOVER_INTERVAL: &str = "30s";
 pub const DEFAULT_READ_BATCH_BYTES: &str = "1MiB";
 /// Default `archive.row_group_bytes`: encoded size of one Parquet row group.
 pub const DEFAULT_ROW_GROUP_BYTES: &str = "1MiB";
+/// Default `archive.group_snapshot_interval`: consumer-group moves a restore may miss at most.
+pub const DEFAULT_GROUP_SNAPSHOT_INTERVAL: &str = "1m";
+/// Default `archive.group_snapshot_max_pending`: pending entries recorded per group.
+pub const DEFAULT_GROUP_SNAPSHOT_MAX_PENDING: usize = 10_000;
+/// The most `archive.group_snapshot_max_pending` allows: a snapshot stays a few MiB per group.
+pub const MAX_GROUP_SNAPSHOT_PENDING: usize = 100_000;
 /// Default `topics.retain_entries`.
 pub const DEFAULT_RETAIN_ENTRIES: u64 = 100_000;
 /// Default `topics.retain_for`.
@@ -83,6 +89,14 @@ pub struct ArchiveSettings {
     /// How often the daemon compacts the closed spans of its partitions (as `streamtier
     /// compact` does). Unset by default: compaction then runs only when asked.
     pub compact_interval: Option<String>,
+    /// At most how often each partition's consumer groups are recorded (one small JSON object
+    /// under `_groups/`, only when the stream has groups and something changed since the last
+    /// one): the group moves a restore may miss. `"0s"` records none. Each recording is one
+    /// store write: a partition whose groups always move costs 3,600 / interval writes an hour.
+    pub group_snapshot_interval: String,
+    /// Most pending entries recorded per group (the oldest); a snapshot of a longer pending
+    /// list says it was cut.
+    pub group_snapshot_max_pending: usize,
 }
 
 impl Default for ArchiveSettings {
@@ -102,6 +116,8 @@ impl Default for ArchiveSettings {
             row_group_bytes: DEFAULT_ROW_GROUP_BYTES.into(),
             respect_consumer_groups: true,
             compact_interval: None,
+            group_snapshot_interval: DEFAULT_GROUP_SNAPSHOT_INTERVAL.into(),
+            group_snapshot_max_pending: DEFAULT_GROUP_SNAPSHOT_MAX_PENDING,
         }
     }
 }
@@ -179,6 +195,10 @@ pub struct ArchiveConfig {
     pub respect_consumer_groups: bool,
     /// See [`ArchiveSettings::compact_interval`].
     pub compact_interval: Option<Duration>,
+    /// See [`ArchiveSettings::group_snapshot_interval`] (zero: none).
+    pub group_snapshot_interval: Duration,
+    /// See [`ArchiveSettings::group_snapshot_max_pending`].
+    pub group_snapshot_max_pending: usize,
 }
 
 /// Retention rules of one topic.
@@ -295,9 +315,20 @@ impl ArchiveSettings {
                 .as_deref()
                 .map(|v| parse_duration("archive.compact_interval", v))
                 .transpose()?,
+            group_snapshot_interval: parse_duration(
+                "archive.group_snapshot_interval",
+                &self.group_snapshot_interval,
+            )?,
+            group_snapshot_max_pending: self.group_snapshot_max_pending,
         };
         if cfg.compact_interval.is_some_and(|d| d < Duration::from_secs(1)) {
             return Err(invalid("archive.compact_interval", "must be at least 1s"));
+        }
+        if cfg.group_snapshot_max_pending > MAX_GROUP_SNAPSHOT_PENDING {
+            return Err(invalid(
+                "archive.group_snapshot_max_pending",
+                format!("must be at most {MAX_GROUP_SNAPSHOT_PENDING}"),
+            ));
         }
         if cfg.max_object_entries == 0 {
             return Err(invalid("archive.max_object_entries", "must be at least 1"));

@@ -60,6 +60,8 @@ pub struct PassStats {
     pub trimmed: u64,
     /// Gap records written.
     pub gaps: u64,
+    /// Consumer-group snapshots written.
+    pub group_snapshots: u64,
 }
 
 impl PassStats {
@@ -70,6 +72,7 @@ impl PassStats {
         self.adopted += o.adopted;
         self.trimmed += o.trimmed;
         self.gaps += o.gaps;
+        self.group_snapshots += o.group_snapshots;
     }
 }
 
@@ -105,6 +108,8 @@ pub struct PartitionWorker {
     /// pass trims only when that could remove something: see `trim::trim_may_remove`).
     pub(crate) last_trimmed: u64,
     pub(crate) last_info: Option<StreamInfo>,
+    /// When the groups were last looked at for a snapshot, and what the last one recorded.
+    pub(crate) snapshots: crate::snapshot::Snapshots,
 }
 
 pub(crate) enum Built {
@@ -145,6 +150,7 @@ impl PartitionWorker {
             trimmed_at: None,
             last_trimmed: 0,
             last_info: None,
+            snapshots: Default::default(),
         }
     }
 
@@ -234,6 +240,7 @@ impl PartitionWorker {
         {
             stats.trimmed += self.trim().await?;
         }
+        stats.group_snapshots += self.snapshot_groups().await?;
         Ok(stats)
     }
 

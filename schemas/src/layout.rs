@@ -29,6 +29,7 @@ pub const MAX_TOPIC_LEN: usize = 200;
 const OBJECT_SUFFIX: &str = ".parquet";
 const GAP_SUFFIX: &str = ".json";
 const GAPS_DIR: &str = "_gaps";
+const GROUPS_DIR: &str = "_groups";
 
 /// How much time one object may cover: its first ID's hour or UTC day (`object_span`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -160,6 +161,33 @@ pub fn gap_key(topic: &str, partition: u32, after: StreamId) -> String {
         gaps_prefix(topic, partition),
         after.object_name()
     )
+}
+
+/// Returns the prefix of all group snapshots of one partition:
+/// `topic=<t>/partition=<p>/_groups/`.
+pub fn groups_prefix(topic: &str, partition: u32) -> String {
+    format!("{}{GROUPS_DIR}/", partition_prefix(topic, partition))
+}
+
+/// Returns the key of the group snapshot taken at `taken_ms` (epoch milliseconds):
+/// `topic=<t>/partition=<p>/_groups/<taken_ms:020>.json`, so that snapshots sort by time.
+pub fn group_snapshot_key(topic: &str, partition: u32, taken_ms: u64) -> String {
+    format!("{}{taken_ms:020}{GAP_SUFFIX}", groups_prefix(topic, partition))
+}
+
+/// The time of a group snapshot key made by [`group_snapshot_key`], with or without a leading
+/// store prefix.
+pub fn parse_group_snapshot_key(key: &str) -> Option<u64> {
+    let (_, seg) = tail_segments(key, 4)?;
+    topic_partition(seg[0], seg[1])?;
+    if seg[2] != GROUPS_DIR {
+        return None;
+    }
+    let digits = seg[3].strip_suffix(GAP_SUFFIX)?;
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
 }
 
 /// The parts of an object key.

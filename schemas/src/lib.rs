@@ -4,8 +4,8 @@
 //! object store (S3 or a directory) and replays them. Everything that must agree between
 //! the archiver, the replayer and outside query engines lives here: [`StreamId`], [`Entry`]
 //! (and [`EntryBatch`], entries sharing one buffer), the object key [`layout`], the Parquet
-//! encoding ([`ObjectWriter`], [`decode_object`]), object metadata ([`ObjectMeta`]) and gap
-//! records ([`GapRecord`]).
+//! encoding ([`ObjectWriter`], [`decode_object`]), object metadata ([`ObjectMeta`]), gap
+//! records ([`GapRecord`]) and consumer-group snapshots ([`groups::GroupSnapshot`]).
 //!
 //! The crate is pure: no async runtime and no I/O besides in-memory buffers and any
 //! `std::io::Write` sink the caller hands to [`ObjectWriter`].
@@ -19,6 +19,7 @@
 //! topic=<topic>/partition=<p>/dt=YYYY-MM-DD/<ms:020>-<seq:020>.parquet           one object (span 1d)
 //! topic=<topic>/partition=<p>/dt=.../<first>-<last>.parquet                      a merged object
 //! topic=<topic>/partition=<p>/_gaps/<ms:020>-<seq:020>.json                      one gap record
+//! topic=<topic>/partition=<p>/_groups/<ms:020>.json                               one group snapshot
 //! ```
 //!
 //! An object is named after its first entry ID, zero padded so that byte order equals ID
@@ -174,6 +175,7 @@ pub mod entries;
 pub mod entry;
 pub mod error;
 pub mod gap;
+pub mod groups;
 pub mod id;
 pub mod layout;
 pub mod meta;

@@ -15,6 +15,7 @@ mod archive_shapes;
 mod archive_spans;
 mod cluster_routing;
 mod compaction;
+mod group_snapshots;
 mod replay_engine;
 mod replay_kill;
 mod replay_writes;

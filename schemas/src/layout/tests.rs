@@ -211,3 +211,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn group_snapshot_keys_sort_by_time_and_parse_back() {
+    let a = group_snapshot_key("orders", 3, 1_764_547_200_000);
+    assert_eq!(a, "topic=orders/partition=3/_groups/00000001764547200000.json");
+    assert!(a < group_snapshot_key("orders", 3, 1_764_547_200_001));
+    assert!(a.starts_with(&groups_prefix("orders", 3)));
+    assert_eq!(
+        parse_group_snapshot_key(&format!("prefix/{a}")),
+        Some(1_764_547_200_000)
+    );
+    assert_eq!(
+        parse_group_snapshot_key("topic=orders/partition=3/_groups/12.json"),
+        None
+    );
+    assert_eq!(
+        parse_group_snapshot_key("topic=orders/partition=3/_gaps/00000001764547200000.json"),
+        None
+    );
+    // Snapshots sort before the partition's objects and are never taken for one.
+    assert!(a < span_object_key("orders", 3, ObjectSpan::Day, StreamId::new(0, 0)));
+    assert!(parse_object_key(&a).is_none());
+}

@@ -2,6 +2,7 @@
 //! by replays, over the same direct connections on a single server and on a Redis Cluster.
 
 mod conn;
+mod groups;
 mod keys;
 mod lease;
 mod raw;
@@ -17,6 +18,7 @@ use streamtier_schemas::{EntryBatch, StreamId};
 use crate::{Error, Result};
 
 pub use conn::RedisConn;
+pub use groups::GroupsNow;
 pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
 pub use lease::{heartbeat, Lease, MEMBERS_KEY};
 use raw::{RawPool, Router};

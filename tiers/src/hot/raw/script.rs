@@ -44,6 +44,9 @@ pub(crate) static LEASE_RELEASE: LazyLock<Lua> =
 /// The live archiver daemons.
 pub(crate) static MEMBERS: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("../lua/members.lua")));
 
+/// A stream's consumer groups and counters, for a snapshot.
+pub(crate) static GROUPS: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("../lua/groups.lua")));
+
 /// How a script is named in a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum By {

@@ -1,0 +1,202 @@
+//! Reading a stream's consumer groups for a snapshot: one script, so that the groups, their
+//! pending entries and the stream's counters are from one instant.
+
+use streamtier_schemas::groups::{ConsumerState, GroupState, Name, PendingEntry, StreamCounters};
+use streamtier_schemas::StreamId;
+
+use super::raw::{self, Item};
+use super::Hot;
+use crate::{Error, Result};
+
+/// A stream's groups and counters at one instant, on Redis' clock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GroupsNow {
+    /// When they were read (Redis `TIME`, epoch milliseconds).
+    pub time_ms: u64,
+    /// The stream's counters.
+    pub stream: StreamCounters,
+    /// Its groups.
+    pub groups: Vec<GroupState>,
+}
+
+impl Hot {
+    /// Reads every consumer group of `stream` with its consumers and at most `max_pending` of
+    /// its oldest pending entries, and the stream's counters, atomically. `None` when the
+    /// stream does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails (or the key is not a stream), [`Error::Protocol`] for
+    /// a reply of the wrong shape.
+    pub async fn groups_now(&self, stream: &str, max_pending: usize) -> Result<Option<GroupsNow>> {
+        let limit = max_pending.to_string();
+        let reply = self
+            .script("groups", &raw::GROUPS, &[stream], &[limit.as_bytes()])
+            .await?;
+        parse_groups(stream, reply)
+    }
+}
+
+fn protocol(stream: &str, reason: impl Into<String>) -> Error {
+    Error::Protocol {
+        key: stream.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+struct Fields<'a> {
+    stream: &'a str,
+    items: std::vec::IntoIter<Item>,
+    what: &'static str,
+}
+
+impl<'a> Fields<'a> {
+    fn next(&mut self) -> Result<Item> {
+        let (stream, what) = (self.stream, self.what);
+        self.items
+            .next()
+            .ok_or_else(|| protocol(stream, format!("{what} reply is too short")))
+    }
+
+    fn int(&mut self) -> Result<u64> {
+        match self.next()? {
+            Item::Int(n) if n >= 0 => Ok(n as u64),
+            other => Err(protocol(
+                self.stream,
+                format!("{} reply: expected a count, got {other:?}", self.what),
+            )),
+        }
+    }
+
+    fn opt_int(&mut self) -> Result<Option<u64>> {
+        match self.next()? {
+            Item::Nil => Ok(None),
+            Item::Int(n) if n >= 0 => Ok(Some(n as u64)),
+            other => Err(protocol(
+                self.stream,
+                format!("{} reply: expected a count, got {other:?}", self.what),
+            )),
+        }
+    }
+
+    fn bytes(&mut self) -> Result<Vec<u8>> {
+        match self.next()? {
+            Item::Bulk(b) => Ok(b.to_vec()),
+            other => Err(protocol(
+                self.stream,
+                format!("{} reply: expected a name, got {other:?}", self.what),
+            )),
+        }
+    }
+
+    fn opt_id(&mut self) -> Result<Option<StreamId>> {
+        match self.next()? {
+            Item::Nil => Ok(None),
+            Item::Bulk(b) => std::str::from_utf8(&b)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .map(Some)
+                .ok_or_else(|| protocol(self.stream, format!("{} reply: bad id", self.what))),
+            other => Err(protocol(
+                self.stream,
+                format!("{} reply: expected an id, got {other:?}", self.what),
+            )),
+        }
+    }
+
+    fn id(&mut self) -> Result<StreamId> {
+        let what = self.what;
+        self.opt_id()?
+            .ok_or_else(|| protocol(self.stream, format!("{what} reply: missing id")))
+    }
+
+    fn array(&mut self, what: &'static str) -> Result<Fields<'a>> {
+        match self.next()? {
+            Item::Array(items) => Ok(Fields {
+                stream: self.stream,
+                items: items.into_iter(),
+                what,
+            }),
+            // An empty Lua table becomes an empty array or, from `{}`, nil.
+            Item::Nil => Ok(Fields {
+                stream: self.stream,
+                items: Vec::new().into_iter(),
+                what,
+            }),
+            other => Err(protocol(
+                self.stream,
+                format!("{what} reply: expected an array, got {other:?}"),
+            )),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.items.len() == 0
+    }
+}
+
+fn parse_groups(stream: &str, reply: Item) -> Result<Option<GroupsNow>> {
+    let Item::Array(items) = reply else {
+        return Err(protocol(stream, "groups reply is not an array"));
+    };
+    let mut f = Fields {
+        stream,
+        items: items.into_iter(),
+        what: "groups",
+    };
+    if f.int()? == 0 {
+        return Ok(None);
+    }
+    let time_ms = f.int()?;
+    let counters = StreamCounters {
+        length: f.int()?,
+        entries_added: f.int()?,
+        first_entry_id: f.opt_id()?,
+        last_generated_id: f.id()?,
+        max_deleted_entry_id: f.id()?,
+        recorded_first_entry_id: f.id()?,
+        last_entry_id: f.opt_id()?,
+    };
+    let mut list = f.array("groups")?;
+    let mut groups = Vec::new();
+    while !list.is_empty() {
+        let mut g = list.array("group")?;
+        let name = Name(g.bytes()?);
+        let last_delivered_id = g.id()?;
+        let entries_read = g.opt_int()?;
+        let pending_count = g.int()?;
+        let mut consumers = Vec::new();
+        let mut c = g.array("consumers")?;
+        while !c.is_empty() {
+            consumers.push(ConsumerState {
+                name: Name(c.bytes()?),
+                pending: c.int()?,
+                idle_ms: c.int()?,
+            });
+        }
+        let mut pending = Vec::new();
+        let mut p = g.array("pending")?;
+        while !p.is_empty() {
+            let mut e = p.array("pending entry")?;
+            pending.push(PendingEntry {
+                id: e.id()?,
+                consumer: Name(e.bytes()?),
+                idle_ms: e.int()?,
+                deliveries: e.int()?,
+            });
+        }
+        groups.push(GroupState {
+            name,
+            last_delivered_id,
+            entries_read,
+            consumers,
+            pending_truncated: pending_count > pending.len() as u64,
+            pending_count,
+            pending,
+        });
+    }
+    Ok(Some(GroupsNow {
+        time_ms,
+        stream: counters,
+        groups,
+    }))
+}
