@@ -59,6 +59,9 @@ enum Command {
     },
     /// Replay one range from the terminal, with progress and a summary.
     Replay(replay_cmd::ReplayArgs),
+    /// Restore a topic after Redis lost it: entries with their original ids, then consumer
+    /// groups, pending entries and stream counters from the archive's group snapshots.
+    Restore(replay_cmd::RestoreArgs),
     /// Merge the small objects of closed hours (or days) into as few objects as the size
     /// limits allow; safe while archivers and replays run.
     Compact(compact_cmd::CompactArgs),
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         Command::Serve { config } => runtime.block_on(serve::serve(config, false)),
         Command::Run { config } => runtime.block_on(serve::serve(config, true)),
         Command::Replay(args) => runtime.block_on(replay_cmd::replay(args)),
+        Command::Restore(args) => runtime.block_on(replay_cmd::restore(args)),
         Command::Compact(args) => runtime.block_on(compact_cmd::compact(args)),
     };
     if std::env::var_os("STREAMTIER_REPORT_PEAK_RSS").is_some() {

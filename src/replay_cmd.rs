@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Args;
-use streamtier_replayer::plan::{check_original_targets, dry_run, plan_request};
+use streamtier_replayer::plan::{dry_run, plan_request, prepare};
 use streamtier_replayer::{Ids, JobState, ReplayRequest};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +50,58 @@ pub struct ReplayArgs {
     dry_run: bool,
 }
 
+/// `streamtier restore`: a topic's partitions back into their own stream keys, with their
+/// consumer groups and counters as the archive's group snapshots recorded them.
+#[derive(Args, Debug)]
+pub struct RestoreArgs {
+    /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Topic to restore.
+    #[arg(long)]
+    topic: String,
+    /// Partitions, e.g. `0,3` or `0-3`; all when absent.
+    #[arg(long)]
+    partitions: Option<String>,
+    /// Restore as of this RFC 3339 time or entry id (the latest group snapshot at or before
+    /// it); the latest when absent.
+    #[arg(long)]
+    at: Option<String>,
+    /// Target key template with {topic}, {partition}, {stream}; the topic's own stream keys
+    /// (`{stream}`) when absent, which `replay.allowed_targets` must then list.
+    #[arg(long)]
+    target: Option<String>,
+    /// Entries per second.
+    #[arg(long)]
+    rate_limit: Option<u64>,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// Runs one restore; the exit codes of [`replay`].
+pub async fn restore(args: RestoreArgs) -> ExitCode {
+    let partitions = match args.partitions.as_deref().map(parse_partitions).transpose() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: --partitions: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let request = ReplayRequest {
+        topic: args.topic,
+        partitions,
+        target: Some(args.target.unwrap_or_else(|| "{stream}".into())),
+        ids: Ids::Original,
+        rate_limit: args.rate_limit,
+        dry_run: args.dry_run,
+        restore_groups: true,
+        at: args.at,
+        ..ReplayRequest::default()
+    };
+    run_request(args.config.as_deref(), request).await
+}
+
 fn parse_partitions(text: &str) -> Result<Vec<u32>, String> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -86,7 +138,25 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let (checked, hot, store) = match start(args.config.as_deref()).await {
+    let request = ReplayRequest {
+        topic: args.topic,
+        partitions,
+        from: args.from,
+        to: args.to,
+        target: args.target,
+        ids,
+        origin_field: args.origin_field,
+        rate_limit: args.rate_limit,
+        dry_run: args.dry_run,
+        restore_groups: false,
+        at: None,
+    };
+    run_request(args.config.as_deref(), request).await
+}
+
+/// Plans, checks and runs `request` in this process; the exit codes of [`replay`].
+async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -> ExitCode {
+    let (checked, hot, store) = match start(config).await {
         Ok(started) => started,
         Err(code) => return code,
     };
@@ -101,17 +171,6 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
     let rules = streamtier_replayer::plan::TargetRules {
         allowed: checked.settings.replay.allowed_targets.clone(),
     };
-    let request = ReplayRequest {
-        topic: args.topic,
-        partitions,
-        from: args.from,
-        to: args.to,
-        target: args.target,
-        ids,
-        origin_field: args.origin_field,
-        rate_limit: args.rate_limit,
-        dry_run: args.dry_run,
-    };
     let topics = match checked.catalog().topics(&hot).await {
         Ok(topics) => topics,
         Err(e) => {
@@ -122,14 +181,17 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
     let planned = plan_request(&hot, replayer.limits(), &rules, &topics, &request).await;
     let plan = match planned {
         Ok(p) => p,
-        // A request the configuration cannot honour is a usage error; Redis failing is not.
-        Err(e) if !matches!(e, streamtier_replayer::Error::Tier { .. }) => {
-            eprintln!("error: {}", Report(&e));
-            return ExitCode::from(EXIT_CONFIG);
-        }
         Err(e) => {
             eprintln!("error: {}", Report(&e));
-            return ExitCode::FAILURE;
+            return exit_for(&e);
+        }
+    };
+    // Refusals (a target in use or ahead) are bad requests too; Redis failing is not.
+    let plan = match prepare(&hot, &store, plan).await {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {}", Report(&e));
+            return exit_for(&e);
         }
     };
     let planned = match dry_run(&hot, &store, &plan).await {
@@ -152,10 +214,6 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             );
         }
         return ExitCode::SUCCESS;
-    }
-    if let Err(e) = check_original_targets(&hot, &store, &plan).await {
-        eprintln!("error: {}", Report(&e));
-        return ExitCode::FAILURE;
     }
     let record = match replayer.create(&plan).await {
         Ok(r) => r,
@@ -207,6 +265,20 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             p.entries_replayed,
             p.last_source_id.as_deref().unwrap_or("-")
         );
+        if let Some(r) = &p.restore {
+            println!(
+                "{:<10} groups restored: {}, pending entries restored: {}, missing: {}, not recorded: {}",
+                "",
+                r.groups_restored
+                    .map_or_else(|| "-".to_string(), |n| n.to_string()),
+                r.pending_restored,
+                r.pending_missing,
+                r.pending_not_recorded
+            );
+            if let Some(note) = &r.note {
+                println!("{:<10} note: {note}", "");
+            }
+        }
     }
     println!(
         "{} entries in {secs:.2} s ({:.0} entries/s); {} objects, {} bytes read ({} of them footers)",
@@ -228,6 +300,16 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A request the configuration or the data cannot honour is a usage error (2); Redis or the
+/// store failing is a failure (1).
+fn exit_for(e: &streamtier_replayer::Error) -> ExitCode {
+    if matches!(e, streamtier_replayer::Error::Tier { .. }) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::from(EXIT_CONFIG)
     }
 }
 

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use serde::Serialize;
-use streamtier_replayer::plan::{self, check_original_targets, dry_run};
+use streamtier_replayer::plan::{self, dry_run};
 use streamtier_replayer::{IdRange, JobPlan, JobRecord, PartitionPlan, ReplayRequest};
 
 use crate::state::AppState;
@@ -105,7 +105,7 @@ pub async fn plan_request(state: &AppState, request: &ReplayRequest) -> Result<J
         (status = 400, description = "Malformed request", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown topic or partition", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Original ids would not ascend in the target", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Original ids would not ascend in the target, or a restore's target is not empty", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Range, template or rate cannot be honoured", body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]
@@ -119,7 +119,7 @@ pub async fn create(
     let (hot, store) = (state.replayer.hot(), state.replayer.store());
     let range = plan.range;
     // A dry run answers what the real request would: a conflict is a conflict.
-    check_original_targets(hot, store, &plan).await?;
+    let plan = plan::prepare(hot, store, plan).await?;
     if request.dry_run {
         let partitions = dry_run(hot, store, &plan).await?;
         let body = DryRun {

@@ -47,6 +47,16 @@ pub enum Error {
         /// The first id the replay would write.
         first: StreamId,
     },
+    /// A restore's target already holds entries or consumer groups (HTTP 409).
+    #[error("target `{target}` is not empty ({entries} entries, {groups} groups): a restore writes only into an empty stream")]
+    Occupied {
+        /// The target stream.
+        target: String,
+        /// Its entries.
+        entries: u64,
+        /// Its consumer groups.
+        groups: u64,
+    },
     /// An archived object is missing or damaged; the job stops there.
     #[error("object `{key}` of `{partition}` cannot be replayed (last entry written: {})", last_written.map_or_else(|| "none".to_string(), |id| id.to_string()))]
     BadObject {
@@ -93,7 +103,7 @@ impl Error {
         match self {
             Error::Invalid { .. } | Error::Unacceptable { .. } => ErrorKind::InvalidInput,
             Error::NotFound { .. } | Error::Missing { .. } => ErrorKind::NotFound,
-            Error::Conflict { .. } | Error::Preempted { .. } => ErrorKind::Conflict,
+            Error::Conflict { .. } | Error::Occupied { .. } | Error::Preempted { .. } => ErrorKind::Conflict,
             Error::BadObject { .. } | Error::BadRecord { .. } => ErrorKind::Corrupt,
             Error::Tier { source, .. } => source.kind(),
         }

@@ -54,6 +54,15 @@ pub struct ReplayRequest {
     /// Answer with the plan and write nothing.
     #[serde(default)]
     pub dry_run: bool,
+    /// With `ids: original`: a faithful restore, which also puts back each partition's
+    /// consumer groups and the stream's counters from the archive's group snapshots, and
+    /// writes the entries the source held then (see the `restore` module).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restore_groups: bool,
+    /// With `restore_groups`: restore as of this RFC 3339 time or entry id (the latest group
+    /// snapshot at or before it); the latest when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 /// Where a job is in its life.
@@ -94,6 +103,9 @@ pub struct PartitionJob {
     pub last_source_id: Option<String>,
     /// Whether this partition is complete.
     pub done: bool,
+    /// For a restore: what it writes and puts back, and what it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restore: Option<crate::restore::PartitionRestore>,
 }
 
 /// The durable record of a job.

@@ -63,6 +63,7 @@ pub mod plan;
 pub mod range;
 pub mod rate;
 pub mod readahead;
+pub mod restore;
 pub mod settings;
 pub mod source;
 

@@ -6,15 +6,16 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use streamtier_schemas::StreamId;
+use streamtier_tiers::archive::{ObjectRef, PartitionArchive};
 use streamtier_tiers::hot::{is_internal_key, Hot};
 use streamtier_tiers::store::Store;
 
 use crate::engine::ReplayLimits;
 use crate::job::{expand_target, Ids, ReplayRequest, DEFAULT_TARGET};
 use crate::range::IdRange;
+use crate::restore::PartitionRestore;
 use crate::settings::glob_match;
 use crate::{Error, Result};
-use streamtier_tiers::archive::{ObjectRef, PartitionArchive};
 
 /// One partition of a topic as the caller's configuration names it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,6 +37,24 @@ pub struct JobPlan {
     pub rate: u64,
     /// `(partition, source stream, target stream)`.
     pub partitions: Vec<(u32, String, String)>,
+    /// For a restore, each partition's (in the order of `partitions`); empty otherwise.
+    pub restores: Vec<PartitionRestore>,
+}
+
+/// Makes a plan ready to run against what Redis and the store hold now: a restore gets its
+/// partitions' snapshots and ranges (and refuses targets in use); a replay with original ids
+/// refuses targets that hold later ids. Nothing is written.
+///
+/// # Errors
+/// [`Error::Occupied`] or [`Error::Conflict`] naming the target, [`Error::Tier`] when Redis
+/// or the store fails.
+pub async fn prepare(hot: &Hot, store: &Store, mut plan: JobPlan) -> Result<JobPlan> {
+    if plan.request.restore_groups {
+        plan.restores = crate::restore::plan_restore(hot, store, &plan).await?;
+    } else {
+        check_original_targets(hot, store, &plan).await?;
+    }
+    Ok(plan)
 }
 
 /// What a replay would read, per partition.
@@ -155,11 +174,34 @@ pub fn build_plan(
             });
         }
     }
+    if request.restore_groups {
+        if request.ids != Ids::Original {
+            return Err(Error::Unacceptable {
+                field: "restore_groups".into(),
+                reason: "a restore writes the original ids: add `ids: original`".into(),
+            });
+        }
+        if let Some(field) = [("from", &request.from), ("to", &request.to)]
+            .into_iter()
+            .find_map(|(f, v)| v.is_some().then_some(f))
+        {
+            return Err(Error::Unacceptable {
+                field: field.into(),
+                reason: "a restore takes its range from the group snapshot: give `at` instead".into(),
+            });
+        }
+    } else if request.at.is_some() {
+        return Err(Error::Unacceptable {
+            field: "at".into(),
+            reason: "only with `restore_groups: true`".into(),
+        });
+    }
     Ok(JobPlan {
         request: request.clone(),
         range,
         rate,
         partitions,
+        restores: Vec::new(),
     })
 }
 
@@ -257,16 +299,18 @@ async fn count_objects(
 
 pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<PartitionPlan>> {
     let mut out = Vec::with_capacity(plan.partitions.len());
-    for (partition, stream, target) in &plan.partitions {
+    for (i, (partition, stream, target)) in plan.partitions.iter().enumerate() {
+        // A restore reads its own range (its entries filtered by the snapshot: an upper bound).
+        let range = plan.restores.get(i).map_or(plan.range, |r| r.range);
         let mut item = PartitionPlan {
             partition: *partition,
             stream: stream.clone(),
             target: target.clone(),
             ..PartitionPlan::default()
         };
-        let after = plan.range.from.predecessor();
-        let mut lister = PartitionArchive::new(store.clone(), &plan.request.topic, *partition)
-            .lister(after, plan.range.to);
+        let after = range.from.predecessor();
+        let mut lister =
+            PartitionArchive::new(store.clone(), &plan.request.topic, *partition).lister(after, range.to);
         // Footers are read FOOTER_READS at a time: on S3 a sparse archive has tens of thousands
         // of objects, one round trip each.
         let mut objects = Vec::new();
@@ -297,7 +341,7 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
         let mut cursor = last_archived.max(after).unwrap_or(StreamId::MIN);
         loop {
             let batch = hot
-                .read_after(stream, cursor, plan.range.last(), 10_000)
+                .read_after(stream, cursor, range.last(), 10_000)
                 .await
                 .map_err(Error::tier(format!("read `{stream}`")))?;
             let Some(last) = batch.entries.last_id() else {
@@ -308,7 +352,7 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                 .entries
                 .ids()
                 .iter()
-                .filter(|id| plan.range.contains(**id))
+                .filter(|id| range.contains(**id))
                 .count() as u64;
         }
         out.push(item);

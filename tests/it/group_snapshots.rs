@@ -14,6 +14,7 @@ use streamtier_tiers::store::{LocalStore, Store};
 use tokio_util::sync::CancellationToken;
 
 use crate::harness::archiver::{keep_nothing, partition, system_context, test_settings};
+use crate::harness::groups::{ack, create_group, deliver};
 use crate::harness::redis::RedisServer;
 use crate::harness::stream::xadd;
 
@@ -21,51 +22,6 @@ const T0: u64 = 1_700_000_000_000;
 
 fn id(i: u64) -> StreamId {
     StreamId::new(T0 + i, 0)
-}
-
-/// `XREADGROUP GROUP g consumer COUNT n STREAMS key >`, the ids delivered.
-fn deliver(con: &mut redis::Connection, key: &str, group: &[u8], consumer: &str, n: usize) -> Vec<String> {
-    let reply: redis::Value = redis::cmd("XREADGROUP")
-        .arg("GROUP")
-        .arg(group)
-        .arg(consumer)
-        .arg("COUNT")
-        .arg(n)
-        .arg("STREAMS")
-        .arg(key)
-        .arg(">")
-        .query(con)
-        .expect("XREADGROUP");
-    // [[key, [[id, [field, value, …]], …]]]
-    let redis::Value::Array(streams) = reply else {
-        return Vec::new();
-    };
-    let Some(redis::Value::Array(stream)) = streams.first() else {
-        return Vec::new();
-    };
-    let Some(redis::Value::Array(entries)) = stream.get(1) else {
-        return Vec::new();
-    };
-    entries
-        .iter()
-        .filter_map(|e| match e {
-            redis::Value::Array(parts) => match parts.first() {
-                Some(redis::Value::BulkString(id)) => Some(String::from_utf8_lossy(id).into_owned()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect()
-}
-
-fn ack(con: &mut redis::Connection, key: &str, group: &[u8], ids: &[String]) {
-    let n: u64 = redis::cmd("XACK")
-        .arg(key)
-        .arg(group)
-        .arg(ids)
-        .query(con)
-        .expect("XACK");
-    assert_eq!(n as usize, ids.len());
 }
 
 async fn snapshots(store: &Store, partition: u32) -> Vec<GroupSnapshot> {
@@ -108,28 +64,19 @@ async fn the_archiver_records_groups_pending_entries_and_counters() {
         );
         xadd(&mut con, "orders:1", &id(i).to_string(), &[(b"n", b"x")]);
     }
-    let create = |con: &mut redis::Connection, name: &[u8]| {
-        let _: () = redis::cmd("XGROUP")
-            .arg("CREATE")
-            .arg("orders:0")
-            .arg(name)
-            .arg("0")
-            .query(con)
-            .expect("XGROUP CREATE");
-    };
     // Caught up: everything delivered and acknowledged.
-    create(&mut con, b"caught");
+    create_group(&mut con, "orders:0", b"caught", "0");
     let all = deliver(&mut con, "orders:0", b"caught", "c", 100);
     ack(&mut con, "orders:0", b"caught", &all);
     // Behind, with entries pending on two consumers: c1 holds 21-30, c2 36-60.
-    create(&mut con, b"behind");
+    create_group(&mut con, "orders:0", b"behind", "0");
     let first = deliver(&mut con, "orders:0", b"behind", "c1", 30);
     let second = deliver(&mut con, "orders:0", b"behind", "c2", 30);
     ack(&mut con, "orders:0", b"behind", &first[..20]);
     ack(&mut con, "orders:0", b"behind", &second[..5]);
     // Stalled early, under a name that is not UTF-8, with a consumer that holds nothing.
     let stalled: &[u8] = b"\xffstalled";
-    create(&mut con, stalled);
+    create_group(&mut con, "orders:0", stalled, "0");
     deliver(&mut con, "orders:0", stalled, "s", 5);
     let _: i64 = redis::cmd("XGROUP")
         .arg("CREATECONSUMER")

@@ -19,5 +19,6 @@ mod group_snapshots;
 mod replay_engine;
 mod replay_kill;
 mod replay_writes;
+mod restore_groups;
 mod store_conformance;
 mod store_spool;

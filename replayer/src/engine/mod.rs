@@ -177,13 +177,15 @@ impl Replayer {
             partitions: plan
                 .partitions
                 .iter()
-                .map(|(partition, stream, target)| PartitionJob {
+                .enumerate()
+                .map(|(i, (partition, stream, target))| PartitionJob {
                     partition: *partition,
                     stream: stream.clone(),
                     target: target.clone(),
                     entries_replayed: 0,
                     last_source_id: None,
                     done: false,
+                    restore: plan.restores.get(i).cloned(),
                 })
                 .collect(),
             entries_replayed: 0,

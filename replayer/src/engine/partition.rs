@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use streamtier_schemas::{Entry, Report, StreamId};
-use streamtier_tiers::hot::{IdMode, ReplayBatch, ReplayWrite};
+use streamtier_tiers::hot::{IdMode, ReplayBatch, ReplayWrite, RestoredGroups};
 use streamtier_tiers::retry;
 use streamtier_tiers::ErrorKind;
 use tokio_util::sync::CancellationToken;
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use super::{poisoned, ReplayMetrics, Replayer, Stop};
 use crate::job::{Ids, JobRecord};
 use crate::rate::TokenBucket;
+use crate::restore::Restoring;
 use crate::source::PartitionSource;
 use crate::Error;
 
@@ -108,6 +109,12 @@ impl Replayer {
             Ids::New => IdMode::New,
             Ids::Original => IdMode::Original,
         };
+        // A restore reads its own range and writes only the entries its snapshot calls for.
+        let range = part.restore.as_ref().map_or(range, |r| r.range);
+        let restoring = match &part.restore {
+            Some(plan) => Some(Restoring::load(&inner.store, plan).await.map_err(Stop::Failed)?),
+            None => None,
+        };
         let origin_prefix = format!("{}/", part.stream);
         let origin = origin.as_deref().map(|f| (f, origin_prefix.as_str()));
         let mut attempt = 0u32;
@@ -157,6 +164,14 @@ impl Replayer {
                     );
                     seen = source.stats;
                     self.count_reads(shared, delta);
+                    let next = next.map(|batch| {
+                        batch.map(|mut entries| {
+                            if let Some(r) = &restoring {
+                                entries.retain(|e| r.keeps(e.id));
+                            }
+                            entries
+                        })
+                    });
                     match next {
                         Ok(Some(entries)) if pending.is_empty() => pending = entries,
                         Ok(Some(entries)) => pending.extend(entries),
@@ -218,6 +233,20 @@ impl Replayer {
             }
             if let Some(e) = failed {
                 return Err(Stop::Failed(e));
+            }
+            if let (Some(r), Some(plan)) = (&restoring, &part.restore) {
+                match r.finish(&inner.hot, &id, &part.target, plan).await {
+                    Ok(done) => self.restored(shared, index, done, r.groups()),
+                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
+                        inner.metrics.count_error(&e);
+                        attempt += 1;
+                        inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(job = %id, attempt, error = %Report(&e), "retrying a restore's groups");
+                        retry::pause(backoff(attempt), token).await;
+                        continue 'resume;
+                    }
+                    Err(e) => return Err(Stop::Failed(e)),
+                }
             }
             let total = shared
                 .lock()
@@ -301,6 +330,32 @@ impl Replayer {
                     }))
                 }
             }
+        }
+    }
+
+    /// Records what a restore's last step did.
+    fn restored(
+        &self,
+        shared: &Arc<Mutex<JobRecord>>,
+        index: usize,
+        done: Option<RestoredGroups>,
+        groups: u64,
+    ) {
+        let Ok(mut r) = shared.lock() else { return };
+        let Some(plan) = r.partitions[index].restore.as_mut() else {
+            return;
+        };
+        match done {
+            Some(d) if !d.already_done => {
+                plan.groups_restored = Some(d.groups);
+                plan.pending_restored = d.pending;
+                plan.pending_missing = d.missing;
+            }
+            // Done by an earlier run of the job (the step is all or nothing: every group).
+            Some(_) => {
+                plan.groups_restored.get_or_insert(groups);
+            }
+            None => {}
         }
     }
 

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod archiver;
 pub mod daemon;
+pub mod groups;
 pub mod http;
 pub mod redis;
 pub mod replay;

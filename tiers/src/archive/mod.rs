@@ -10,6 +10,7 @@ pub mod footer;
 
 use std::collections::VecDeque;
 
+use streamtier_schemas::groups::GroupSnapshot;
 use streamtier_schemas::layout::{self, ObjectKey};
 use streamtier_schemas::{GapRecord, ObjectMeta, StreamId};
 
@@ -184,6 +185,55 @@ impl PartitionArchive {
             .first()
             .and_then(|o| layout::parse_gap_key(&o.key))
             .is_some_and(|g| g.after >= after && g.after < before))
+    }
+
+    /// The latest group snapshot taken at or before `at_ms` (or the latest of all), with its
+    /// key. Snapshot keys sort by time: the listing starts a day before `at_ms` (or `now_ms`),
+    /// then 30 days before, then at the start.
+    ///
+    /// # Errors
+    /// The store's errors; [`Error::Object`] for a snapshot that cannot be read.
+    pub async fn group_snapshot(
+        &self,
+        at_ms: Option<u64>,
+        now_ms: u64,
+    ) -> Result<Option<(String, GroupSnapshot)>> {
+        const DAY_MS: u64 = 86_400_000;
+        let bound = at_ms.unwrap_or(u64::MAX);
+        let anchor = at_ms.unwrap_or(now_ms);
+        let prefix = layout::groups_prefix(&self.topic, self.partition);
+        for back in [Some(DAY_MS), Some(30 * DAY_MS), None] {
+            let mut start = back
+                .map(|b| layout::group_snapshot_key(&self.topic, self.partition, anchor.saturating_sub(b)));
+            let mut found = None;
+            'listing: loop {
+                let page = self
+                    .store
+                    .list(&prefix, start.as_deref(), Some(LIST_PAGE))
+                    .await?;
+                let full = page.len() == LIST_PAGE;
+                for info in page {
+                    match layout::parse_group_snapshot_key(&info.key) {
+                        Some(t) if t > bound => break 'listing,
+                        Some(_) => found = Some(info.key.clone()),
+                        None => {}
+                    }
+                    start = Some(info.key);
+                }
+                if !full {
+                    break;
+                }
+            }
+            if let Some(key) = found {
+                let body = self.store.get(&key).await?;
+                let snapshot = GroupSnapshot::from_json(&body).map_err(|source| Error::Object {
+                    key: key.clone(),
+                    source,
+                })?;
+                return Ok(Some((key, snapshot)));
+            }
+        }
+        Ok(None)
     }
 
     /// Walks the objects that may hold ids after `after` (all when `None`) and below `to`.

@@ -1,11 +1,12 @@
-//! Reading a stream's consumer groups for a snapshot: one script, so that the groups, their
-//! pending entries and the stream's counters are from one instant.
+//! A stream's consumer groups: read for a snapshot in one script, so that the groups, their
+//! pending entries and the stream's counters are from one instant; put back by a restore in one
+//! script, once per job.
 
 use streamtier_schemas::groups::{ConsumerState, GroupState, Name, PendingEntry, StreamCounters};
 use streamtier_schemas::StreamId;
 
 use super::raw::{self, Item};
-use super::Hot;
+use super::{replay_cursor_key, Hot};
 use crate::{Error, Result};
 
 /// A stream's groups and counters at one instant, on Redis' clock.
@@ -19,7 +20,97 @@ pub struct GroupsNow {
     pub groups: Vec<GroupState>,
 }
 
+/// The counters a restore gives the stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RestoreCounters {
+    /// Its last generated id.
+    pub last_generated_id: StreamId,
+    /// Entries ever added (raised to the stream's length if lower).
+    pub entries_added: u64,
+    /// The highest id removed by `XDEL`.
+    pub max_deleted_id: StreamId,
+}
+
+/// What [`Hot::restore_groups`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RestoredGroups {
+    /// Whether an earlier call of the same job had done it all.
+    pub already_done: bool,
+    /// Groups created.
+    pub groups: u64,
+    /// Pending entries put back.
+    pub pending: u64,
+    /// Pending entries whose entry is not in the stream (Redis leaves them out).
+    pub missing: u64,
+}
+
 impl Hot {
+    /// Creates `groups` in `target` with their consumers and pending entries, and sets its
+    /// counters, in one atomic script that runs once per `job` and target.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis refuses (e.g. a group that exists already),
+    /// [`Error::Protocol`] for a reply of the wrong shape.
+    pub async fn restore_groups(
+        &self,
+        target: &str,
+        job: &str,
+        groups: &[GroupState],
+        counters: RestoreCounters,
+    ) -> Result<RestoredGroups> {
+        let mut args: Vec<Vec<u8>> = vec![
+            job.as_bytes().to_vec(),
+            counters.last_generated_id.to_string().into_bytes(),
+            counters.entries_added.to_string().into_bytes(),
+            counters.max_deleted_id.to_string().into_bytes(),
+            groups.len().to_string().into_bytes(),
+        ];
+        for g in groups {
+            args.push(g.name.as_bytes().to_vec());
+            args.push(g.last_delivered_id.to_string().into_bytes());
+            args.push(
+                g.entries_read
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
+                    .into_bytes(),
+            );
+            args.push(g.consumers.len().to_string().into_bytes());
+            args.extend(g.consumers.iter().map(|c| c.name.as_bytes().to_vec()));
+            args.push(g.pending.len().to_string().into_bytes());
+            for p in &g.pending {
+                args.push(p.id.to_string().into_bytes());
+                args.push(p.consumer.as_bytes().to_vec());
+                args.push(p.idle_ms.to_string().into_bytes());
+                args.push(p.deliveries.to_string().into_bytes());
+            }
+        }
+        let args: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        let cursor = replay_cursor_key(target);
+        let reply = self
+            .script("restore groups", &raw::RESTORE_GROUPS, &[target, &cursor], &args)
+            .await?;
+        let Item::Array(items) = reply else {
+            return Err(protocol(target, "restore reply is not an array"));
+        };
+        let mut f = Fields {
+            stream: target,
+            items: items.into_iter(),
+            what: "restore",
+        };
+        if f.int()? == 0 {
+            return Ok(RestoredGroups {
+                already_done: true,
+                ..RestoredGroups::default()
+            });
+        }
+        Ok(RestoredGroups {
+            already_done: false,
+            groups: f.int()?,
+            pending: f.int()?,
+            missing: f.int()?,
+        })
+    }
+
     /// Reads every consumer group of `stream` with its consumers and at most `max_pending` of
     /// its oldest pending entries, and the stream's counters, atomically. `None` when the
     /// stream does not exist.

@@ -18,7 +18,7 @@ use streamtier_schemas::{EntryBatch, StreamId};
 use crate::{Error, Result};
 
 pub use conn::RedisConn;
-pub use groups::GroupsNow;
+pub use groups::{GroupsNow, RestoreCounters, RestoredGroups};
 pub use keys::{chain_key, is_internal_key, lease_key, KEY_PREFIX};
 pub use lease::{heartbeat, Lease, MEMBERS_KEY};
 use raw::{RawPool, Router};

@@ -47,6 +47,10 @@ pub(crate) static MEMBERS: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str
 /// A stream's consumer groups and counters, for a snapshot.
 pub(crate) static GROUPS: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("../lua/groups.lua")));
 
+/// A restore's consumer groups and counters.
+pub(crate) static RESTORE_GROUPS: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("../lua/restore_groups.lua")));
+
 /// How a script is named in a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum By {
