@@ -13,8 +13,9 @@ use streamtier_replayer::{IdRange, Ids, JobRecord, JobState, ReplayRequest};
 use streamtier_schemas::{Entry, StreamId};
 use tokio_util::sync::CancellationToken;
 
-use crate::harness::archiver::{partition, system_context, test_settings};
+use crate::harness::archiver::{binary, partition, system_context, test_settings, write_config};
 use crate::harness::groups::{ack, create_group, deliver, groups_view, GroupsView};
+use crate::harness::http::{api_config, Deadline, Server};
 use crate::harness::replay::Fixture;
 use crate::harness::stream::{xadd, xrange_all};
 
@@ -38,6 +39,11 @@ fn produce(con: &mut redis::Connection, from: u64, to: u64) {
 
 /// Archives `orders:0` once, keeping at most 50 entries in Redis even past the groups.
 async fn archive(f: &Fixture) {
+    archive_keeping(f, 50).await;
+}
+
+/// Archives `orders:0` once, keeping at most `max` entries in Redis even past the groups.
+async fn archive_keeping(f: &Fixture, max: u64) {
     let settings = ArchiveSettings {
         group_snapshot_interval: "1ms".into(),
         ..test_settings()
@@ -46,7 +52,7 @@ async fn archive(f: &Fixture) {
     let retention = Retention {
         retain_entries: 20,
         retain_for: Duration::ZERO,
-        retain_max_entries: Some(50),
+        retain_max_entries: Some(max),
     };
     let mut worker = PartitionWorker::new(ctx, partition("orders", 0, "orders:0", retention));
     let stats = worker
@@ -92,6 +98,22 @@ async fn restore(f: &Fixture, at: Option<String>) -> JobRecord {
     let done = replayer.run(record, |_| {}).await.expect("run");
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
     done
+}
+
+/// The ids pending in some group of `view` that are older than the source's first entry (the
+/// ones a restore brings back from the archive), in id order.
+fn trimmed_pending(view: &GroupsView, source_entries: &[Entry]) -> Vec<String> {
+    let first_kept = source_entries[0].id;
+    let mut ids: Vec<StreamId> = view
+        .pending
+        .values()
+        .flatten()
+        .map(|p| p.0.parse::<StreamId>().expect("id"))
+        .filter(|id| *id < first_kept)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter().map(|id| id.to_string()).collect()
 }
 
 fn wipe(con: &mut redis::Connection) {
@@ -150,16 +172,7 @@ async fn a_wiped_redis_gets_its_entries_groups_and_pending_entries_back() {
     assert_eq!(view.pending, source.pending, "XPENDING");
     // The pending entries the source had trimmed (the stalled group's, and the oldest of the
     // behind one's) are back, with their bodies; everything else is the source's window.
-    let first_kept = source_entries[0].id;
-    let mut trimmed_pending: Vec<String> = source
-        .pending
-        .values()
-        .flatten()
-        .map(|p| p.0.clone())
-        .filter(|i| i.parse::<StreamId>().expect("id") < first_kept)
-        .collect();
-    trimmed_pending.sort_by_key(|i| i.parse::<StreamId>().expect("id"));
-    trimmed_pending.dedup();
+    let trimmed_pending = trimmed_pending(&source, &source_entries);
     assert_eq!(
         trimmed_pending.len(),
         15,
@@ -333,4 +346,97 @@ async fn an_archive_without_snapshots_restores_its_entries_and_says_so() {
     let view = groups_view(&mut con, "orders:0");
     assert!(view.groups.is_empty());
     assert_eq!(view.counters["entries-added"], added);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_with_kill_9_resumes_exactly_once() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    three_groups(&mut con);
+    produce(&mut con, 201, 3000);
+    archive_keeping(&f, 2000).await;
+    let source = groups_view(&mut con, "orders:0");
+    let source_entries = xrange_all(&mut con, "orders:0");
+    wipe(&mut con);
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = "[replay]\nallowed_targets = [\"orders:*\"]\n\
+                 [[topics]]\nname = \"orders\"\nstreams = \"orders:{partition}\"\npartitions = 1\n";
+    let config = write_config(dir.path(), &api_config(&f.redis, &f.root, 1, extra));
+    let log = dir.path().join("restore.log");
+    let mut restore = std::process::Command::new(binary())
+        .args(["restore", "--topic", "orders", "--rate-limit", "500", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log"))
+        .spawn()
+        .expect("start restore");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: u64 = redis::cmd("XLEN").arg("orders:0").query(&mut con).expect("XLEN");
+        if n >= 300 {
+            break;
+        }
+        assert!(
+            restore.try_wait().expect("try_wait").is_none(),
+            "the restore ended early: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    restore.kill().expect("kill -9");
+    restore.wait().expect("reap");
+    let written: u64 = redis::cmd("XLEN").arg("orders:0").query(&mut con).expect("XLEN");
+    assert!(
+        written < source_entries.len() as u64,
+        "killed midway ({written} written)"
+    );
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let job = text
+        .split_whitespace()
+        .skip_while(|w| *w != "job")
+        .nth(1)
+        .expect("the job id in the log")
+        .to_owned();
+
+    // `serve` resumes the job where the cursor says.
+    let mut server = Server::start("serve", dir.path(), |port| {
+        api_config(&f.redis, &f.root, port, extra)
+    })
+    .await;
+    let deadline = Deadline::secs(120);
+    let record = loop {
+        let r = server.get_json(&format!("/v1/replays/{job}")).await;
+        if r["state"] == "succeeded" {
+            break r;
+        }
+        assert!(r["state"] == "running" || r["state"] == "queued", "{r}");
+        server.tick(&deadline, "the restore to finish").await;
+    };
+    assert_eq!(
+        record["partitions"][0]["restore"]["groups_restored"], 3,
+        "{record}"
+    );
+    let view = groups_view(&mut con, "orders:0");
+    assert_eq!(
+        view.groups, source.groups,
+        "groups created once, at their positions"
+    );
+    assert_eq!(view.pending, source.pending);
+    let entries = xrange_all(&mut con, "orders:0");
+    assert_eq!(
+        entries[entries.len() - source_entries.len()..],
+        source_entries[..],
+        "exactly once"
+    );
+    let back = trimmed_pending(&source, &source_entries);
+    assert_eq!(
+        back.len(),
+        40,
+        "1-5, 141-150 and 156-180 were pending and trimmed"
+    );
+    assert_eq!(entries.len(), source_entries.len() + back.len());
+    let ids: Vec<String> = entries[..back.len()].iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(ids, back);
 }
