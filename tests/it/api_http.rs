@@ -70,6 +70,8 @@ async fn bad_requests_are_problems_naming_the_field() {
     let too_large = json!({"topic": "orders", "target": "x".repeat(4096)}).to_string();
     let original_ahead =
         r#"{"topic":"orders","partitions":[0],"ids":"original","target":"ahead:{partition}"}"#;
+    let restore_ahead =
+        r#"{"topic":"orders","partitions":[0],"ids":"original","restore_groups":true,"target":"ahead:{partition}"}"#;
     let backwards = r#"{"topic":"orders","from":"2025-11-02T00:00:00Z","to":"2025-11-01T00:00:00Z"}"#;
     #[rustfmt::skip]
     let cases: Vec<(&str, &str, u16, Option<&str>)> = vec![
@@ -92,6 +94,11 @@ async fn bad_requests_are_problems_naming_the_field() {
         ("rate_limit above max_rate", r#"{"topic":"orders","rate_limit":1001}"#, 422, Some("rate_limit")),
         ("rate_limit 0", r#"{"topic":"orders","rate_limit":0}"#, 422, Some("rate_limit")),
         ("original ids into a target ahead", original_ahead, 409, Some("target")),
+        ("restore without original ids", r#"{"topic":"orders","restore_groups":true}"#, 422, Some("restore_groups")),
+        ("restore with a range", r#"{"topic":"orders","ids":"original","restore_groups":true,"from":"2025-01-01T00:00:00Z"}"#, 422, Some("from")),
+        ("at without restore", r#"{"topic":"orders","at":"2025-01-01T00:00:00Z"}"#, 422, Some("at")),
+        ("malformed at", r#"{"topic":"orders","ids":"original","restore_groups":true,"target":"r:{partition}","at":"soon"}"#, 400, Some("at")),
+        ("restore into a stream in use", restore_ahead, 409, Some("target")),
         ("body too large", &too_large, 413, None),
         ("body not JSON", "topic=orders", 400, None),
         ("empty body", "", 400, None),
