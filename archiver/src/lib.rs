@@ -11,7 +11,7 @@
 //! - [`rotation`]: when an object closes (hour over, full, retention, `flush_after`, `--flush`).
 //! - [`compact`]: merging the small objects of closed spans (`streamtier compact`).
 //! - [`worker`]: the per-partition pipeline (`pending`: entries read ahead and how many an
-//!   object takes); `trim`: trimming and gap records; [`run`]: `--once` and the daemon;
+//!   object takes); `trim`: trimming and gap records; [`run`](mod@run): `--once` and the daemon;
 //!   [`watch`]: the daemon's quiet partitions, looked at in one pipelined round trip per node;
 //!   [`balance`]: each daemon holds its share of the partition leases.
 //!
@@ -86,6 +86,11 @@
 //!    against cancellation, and dropping an unfinished object is safe because trimming only
 //!    follows a durable upload; a restart finds the chain end in the store and goes on. Test:
 //!    `archive_faults::kill_9_at_random_moments_loses_and_duplicates_nothing`.
+//! 9. **Group snapshots are from one instant** ([`snapshot`]). A stream's groups, their
+//!    consumers and pending entries and its counters are read by one script, so a snapshot never
+//!    mixes two moments; one is written at most once per `group_snapshot_interval`, only when
+//!    something changed. Test:
+//!    `group_snapshots::the_archiver_records_groups_pending_entries_and_counters`.
 
 pub mod balance;
 pub mod chain;

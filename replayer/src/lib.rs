@@ -54,6 +54,15 @@
 //! 7. **Paced.** Each batch takes tokens from its job's bucket and from the server-wide bucket
 //!    before it is written; at most `max_jobs` jobs run, the rest queue. Test:
 //!    `replay_engine::cancel_conflict_and_pacing`.
+//! 8. **Faithful restore.** A restore ([`restore`]) is a replay with original ids whose
+//!    partitions each read the range their group snapshot calls for; its groups, consumers,
+//!    pending entries and counters are set by one script after the entries, together with a
+//!    marker in the job's cursor hash, so they are set once however often the job resumes; a
+//!    target holding entries or groups is refused before anything is written. Tests:
+//!    `restore_groups::a_wiped_redis_gets_its_entries_groups_and_pending_entries_back`,
+//!    `restore_groups::a_restore_at_a_time_brings_back_the_state_of_then`,
+//!    `restore_groups::a_restore_killed_with_kill_9_resumes_exactly_once`,
+//!    `restore_groups::an_archive_without_snapshots_restores_its_entries_and_says_so`.
 
 pub mod archive;
 pub mod engine;

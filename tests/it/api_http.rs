@@ -70,8 +70,7 @@ async fn bad_requests_are_problems_naming_the_field() {
     let too_large = json!({"topic": "orders", "target": "x".repeat(4096)}).to_string();
     let original_ahead =
         r#"{"topic":"orders","partitions":[0],"ids":"original","target":"ahead:{partition}"}"#;
-    let restore_ahead =
-        r#"{"topic":"orders","partitions":[0],"ids":"original","restore_groups":true,"target":"ahead:{partition}"}"#;
+    let restore_ahead = r#"{"topic":"orders","partitions":[0],"ids":"original","restore_groups":true,"target":"ahead:{partition}"}"#;
     let backwards = r#"{"topic":"orders","from":"2025-11-02T00:00:00Z","to":"2025-11-01T00:00:00Z"}"#;
     #[rustfmt::skip]
     let cases: Vec<(&str, &str, u16, Option<&str>)> = vec![
