@@ -33,6 +33,9 @@
 //!   the time until a SIGKILLed archiver's partitions are held again (`idle.rs`).
 //! - `--shape simulate`: the lease protocol of 10 daemons over 10,000 partitions (`--archivers`,
 //!   `--partitions`) in simulated time, with a SIGKILL and a join (`simulate.rs`).
+//! - `--shape restore`: N entries (1M) in one stream with three consumer groups, archived,
+//!   flushed from Redis and restored: time, memory, and whether the groups came back equal
+//!   (`restore.rs`).
 //!
 //! CI: `--entries 50000 --json target/bench/ci.json` (about 10 s after the build). Also short:
 //! `--shape trickle --sim-hours 6 --sim-hour-ms 200` (5 s) and `--shape sparse --entries 20000`
@@ -52,6 +55,7 @@ mod data;
 mod idle;
 mod peer;
 mod resp;
+mod restore;
 mod rounds;
 mod s3run;
 mod shapes;
@@ -113,6 +117,10 @@ fn main() {
     }
     if a.shape == Shape::Trickle {
         trickle::run(&a, &url, &addr, work.path());
+        return;
+    }
+    if a.shape == Shape::Restore {
+        restore::run(&a, &url, &addr, work.path());
         return;
     }
 

@@ -35,6 +35,8 @@ pub enum Shape {
     Idle,
     /// The lease protocol of many daemons in simulated time, no servers (`simulate.rs`).
     Simulate,
+    /// A stream with three consumer groups archived, wiped and restored (`restore.rs`).
+    Restore,
 }
 
 impl Shape {
@@ -46,7 +48,8 @@ impl Shape {
             "trickle" => Shape::Trickle,
             "idle" => Shape::Idle,
             "simulate" => Shape::Simulate,
-            other => panic!("--shape dense|sparse|trickle|idle|simulate, not `{other}`"),
+            "restore" => Shape::Restore,
+            other => panic!("--shape dense|sparse|trickle|idle|simulate|restore, not `{other}`"),
         }
     }
 
@@ -58,6 +61,7 @@ impl Shape {
             Shape::Trickle => "trickle",
             Shape::Idle => "idle",
             Shape::Simulate => "simulate",
+            Shape::Restore => "restore",
         }
     }
 
@@ -65,6 +69,7 @@ impl Shape {
     pub fn default_entries(self) -> u64 {
         match self {
             Shape::Dense => 2_000_000,
+            Shape::Restore => 1_000_000,
             Shape::Sparse => 300_000,
             // The trickle producer decides.
             Shape::Trickle => 0,
@@ -80,6 +85,7 @@ impl Shape {
             Shape::Dense | Shape::Trickle => 8,
             Shape::Idle => 2_000,
             Shape::Simulate => 10_000,
+            Shape::Restore => 1,
         }
     }
 
@@ -92,7 +98,7 @@ impl Shape {
                 "2025-07-02T00:00:00Z",
                 "narrow replay (1 day)",
             ),
-            Shape::Dense | Shape::Trickle | Shape::Idle | Shape::Simulate => (
+            Shape::Dense | Shape::Trickle | Shape::Idle | Shape::Simulate | Shape::Restore => (
                 "2025-11-22T03:00:00Z",
                 "2025-11-22T03:01:00Z",
                 "narrow replay (1 min)",
