@@ -4,14 +4,10 @@
 //! their pass, one at a time, so that a stopped daemon's share moves within the lease time and
 //! a new daemon gets its share without anyone giving up more than needed.
 //!
-//! A daemon that starts takes no lease until its second heartbeat, one sixth of the lease time
-//! later: daemons started together have all said they are live by then, so each takes only its
-//! share at once instead of taking what it can and handing the extras over afterwards.
-//!
 //! Balance only spreads work: which process archives a partition never matters for
 //! correctness (see the crate's invariants: create-if-absent objects, the chain fence).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,42 +27,22 @@ pub struct Balance {
     partitions: AtomicUsize,
     /// Leases this daemon holds.
     held: AtomicUsize,
-    /// Told when the share may have grown (fewer daemons, more partitions, settled).
+    /// Told when the share may have grown (fewer daemons, more partitions).
     grown: Notify,
-    /// Whether the daemons that started together have had the time to say they are live.
-    settled: AtomicBool,
 }
 
 impl Default for Balance {
-    /// A balance that is settled: it knows the live daemons now.
     fn default() -> Self {
         Self {
             members: AtomicUsize::new(1),
             partitions: AtomicUsize::new(0),
             held: AtomicUsize::new(0),
             grown: Notify::new(),
-            settled: AtomicBool::new(true),
         }
     }
 }
 
 impl Balance {
-    /// The balance of a daemon that starts: no lease is taken until [`Self::heartbeat`] has
-    /// heard the others for one heartbeat period.
-    pub fn starting() -> Self {
-        Self {
-            settled: AtomicBool::new(false),
-            ..Self::default()
-        }
-    }
-
-    /// Counts the live daemons from now on.
-    pub fn settle(&self) {
-        if !self.settled.swap(true, Ordering::Relaxed) {
-            self.grown.notify_waiters();
-        }
-    }
-
     /// The most leases this daemon should hold.
     pub fn share(&self) -> usize {
         let members = self.members.load(Ordering::Relaxed).max(1);
@@ -80,7 +56,7 @@ impl Balance {
 
     /// Whether a lease not held yet may be taken.
     pub fn may_take(&self) -> bool {
-        self.settled.load(Ordering::Relaxed) && self.held() < self.share()
+        self.held() < self.share()
     }
 
     /// Counts a lease taken.
@@ -147,13 +123,10 @@ impl Balance {
     ) {
         // A daemon counts as gone half a lease time after its last heartbeat: the others' share
         // grows before its leases run out, and they take them as soon as they do.
-        for beat in 0u64.. {
+        loop {
             match heartbeat(&hot, &owner, ttl / 2).await {
                 Ok(n) => self.set_members(n),
                 Err(e) => warn!(error = %Report(&e), "archiver heartbeat failed; will retry"),
-            }
-            if beat == 1 {
-                self.settle();
             }
             if !retry::pause(ttl / 6, &shutdown).await {
                 break;
@@ -205,19 +178,6 @@ mod tests {
             .await
             .unwrap_or_else(|_| panic!("{what}"))
             .expect("task");
-    }
-
-    #[tokio::test]
-    async fn a_starting_daemon_takes_nothing_until_it_settles() {
-        let b = Arc::new(Balance::starting());
-        b.set_partitions(10);
-        assert!(!b.may_take());
-        let waiter = waiting(&b).await;
-        // Three daemons heard from by the second heartbeat: a share of 4.
-        b.set_members(3);
-        b.settle();
-        ended(waiter, "settling wakes the waiting task").await;
-        assert_eq!((b.may_take(), b.share()), (true, 4));
     }
 
     #[tokio::test]

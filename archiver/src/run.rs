@@ -181,7 +181,7 @@ pub async fn run(ctx: Context, source: Source, shutdown: CancellationToken) -> R
             .clone()
             .run(ctx.hot.clone(), ctx.config.poll_interval, shutdown.clone()),
     );
-    let balance = Arc::new(Balance::starting());
+    let balance: Arc<Balance> = Arc::default();
     tracker.spawn(balance.clone().heartbeat(
         ctx.hot.clone(),
         ctx.owner.clone(),
