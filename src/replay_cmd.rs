@@ -15,18 +15,52 @@ use tokio_util::sync::CancellationToken;
 use crate::{start, watch_signals, EXIT_CONFIG};
 use streamtier_schemas::Report;
 
-/// `streamtier replay` arguments.
+/// What `streamtier replay` and `streamtier restore` both take.
 #[derive(Args, Debug)]
-pub struct ReplayArgs {
+pub struct JobArgs {
     /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Topic to replay.
+    /// Topic to replay (or restore).
     #[arg(long)]
     topic: String,
     /// Partitions, e.g. `0,3` or `0-3`; all when absent.
     #[arg(long)]
     partitions: Option<String>,
+    /// Entries per second.
+    #[arg(long)]
+    rate_limit: Option<u64>,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+impl JobArgs {
+    /// The request these arguments start, or the exit code of a bad `--partitions`.
+    fn request(self) -> Result<(Option<PathBuf>, ReplayRequest), ExitCode> {
+        let partitions = match self.partitions.as_deref().map(parse_partitions).transpose() {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: --partitions: {e}");
+                return Err(ExitCode::from(EXIT_CONFIG));
+            }
+        };
+        let request = ReplayRequest {
+            topic: self.topic,
+            partitions,
+            rate_limit: self.rate_limit,
+            dry_run: self.dry_run,
+            ..ReplayRequest::default()
+        };
+        Ok((self.config, request))
+    }
+}
+
+/// `streamtier replay` arguments.
+#[derive(Args, Debug)]
+pub struct ReplayArgs {
+    #[command(flatten)]
+    job: JobArgs,
     /// Inclusive start: RFC 3339 time or entry id.
     #[arg(long)]
     from: Option<String>,
@@ -42,27 +76,14 @@ pub struct ReplayArgs {
     /// With `--ids new`: a field holding `<source stream>/<original id>`.
     #[arg(long)]
     origin_field: Option<String>,
-    /// Entries per second.
-    #[arg(long)]
-    rate_limit: Option<u64>,
-    /// Print the plan and write nothing.
-    #[arg(long)]
-    dry_run: bool,
 }
 
 /// `streamtier restore`: a topic's partitions back into their own stream keys, with their
 /// consumer groups and counters as the archive's group snapshots recorded them.
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
-    /// Configuration file (TOML); `STREAMTIER_SECTION__KEY` variables override it.
-    #[arg(long, short)]
-    config: Option<PathBuf>,
-    /// Topic to restore.
-    #[arg(long)]
-    topic: String,
-    /// Partitions, e.g. `0,3` or `0-3`; all when absent.
-    #[arg(long)]
-    partitions: Option<String>,
+    #[command(flatten)]
+    job: JobArgs,
     /// Restore as of this RFC 3339 time or entry id (the latest group snapshot at or before
     /// it); the latest when absent.
     #[arg(long)]
@@ -71,35 +92,22 @@ pub struct RestoreArgs {
     /// (`{stream}`) when absent, which `replay.allowed_targets` must then list.
     #[arg(long)]
     target: Option<String>,
-    /// Entries per second.
-    #[arg(long)]
-    rate_limit: Option<u64>,
-    /// Print the plan and write nothing.
-    #[arg(long)]
-    dry_run: bool,
 }
 
 /// Runs one restore; the exit codes of [`replay`].
 pub async fn restore(args: RestoreArgs) -> ExitCode {
-    let partitions = match args.partitions.as_deref().map(parse_partitions).transpose() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: --partitions: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
+    let (config, request) = match args.job.request() {
+        Ok(r) => r,
+        Err(code) => return code,
     };
     let request = ReplayRequest {
-        topic: args.topic,
-        partitions,
         target: Some(args.target.unwrap_or_else(|| "{stream}".into())),
         ids: Ids::Original,
-        rate_limit: args.rate_limit,
-        dry_run: args.dry_run,
         restore_groups: true,
         at: args.at,
-        ..ReplayRequest::default()
+        ..request
     };
-    run_request(args.config.as_deref(), request).await
+    run_request(config.as_deref(), request).await
 }
 
 fn parse_partitions(text: &str) -> Result<Vec<u32>, String> {
@@ -123,13 +131,6 @@ fn parse_partitions(text: &str) -> Result<Vec<u32>, String> {
 /// Runs one replay; exit 0 when it succeeded, 1 when it failed or was cancelled, 2 for a bad
 /// configuration or request.
 pub async fn replay(args: ReplayArgs) -> ExitCode {
-    let partitions = match args.partitions.as_deref().map(parse_partitions).transpose() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("error: --partitions: {e}");
-            return ExitCode::from(EXIT_CONFIG);
-        }
-    };
     let ids = match args.ids.as_str() {
         "new" => Ids::New,
         "original" => Ids::Original,
@@ -138,20 +139,19 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let (config, request) = match args.job.request() {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
     let request = ReplayRequest {
-        topic: args.topic,
-        partitions,
         from: args.from,
         to: args.to,
         target: args.target,
         ids,
         origin_field: args.origin_field,
-        rate_limit: args.rate_limit,
-        dry_run: args.dry_run,
-        restore_groups: false,
-        at: None,
+        ..request
     };
-    run_request(args.config.as_deref(), request).await
+    run_request(config.as_deref(), request).await
 }
 
 /// Plans, checks and runs `request` in this process; the exit codes of [`replay`].

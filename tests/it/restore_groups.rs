@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use streamtier_archiver::settings::{ArchiveSettings, Retention};
+use streamtier_archiver::worker::PassStats;
 use streamtier_archiver::{Mode, PartitionWorker};
-use streamtier_replayer::plan::{build_plan, prepare, SourcePartition};
+use streamtier_replayer::plan::{build_plan, prepare, JobPlan, SourcePartition};
 use streamtier_replayer::{IdRange, Ids, JobRecord, JobState, ReplayRequest};
 use streamtier_schemas::{Entry, StreamId};
 use tokio_util::sync::CancellationToken;
@@ -44,22 +45,27 @@ async fn archive(f: &Fixture) {
 
 /// Archives `orders:0` once, keeping at most `max` entries in Redis even past the groups.
 async fn archive_keeping(f: &Fixture, max: u64) {
-    let settings = ArchiveSettings {
-        group_snapshot_interval: "1ms".into(),
-        ..test_settings()
-    };
-    let ctx = system_context(f.hot.clone(), f.store.clone(), &settings, "t");
     let retention = Retention {
         retain_entries: 20,
         retain_for: Duration::ZERO,
         retain_max_entries: Some(max),
     };
-    let mut worker = PartitionWorker::new(ctx, partition("orders", 0, "orders:0", retention));
-    let stats = worker
+    let stats = archive_with(f, retention, "1ms").await;
+    assert_eq!(stats.group_snapshots, 1, "{stats:?}");
+}
+
+/// Archives `orders:0` once (flushing the open hour) with `retention`, recording groups at most
+/// every `snapshot_interval`.
+async fn archive_with(f: &Fixture, retention: Retention, snapshot_interval: &str) -> PassStats {
+    let settings = ArchiveSettings {
+        group_snapshot_interval: snapshot_interval.into(),
+        ..test_settings()
+    };
+    let ctx = system_context(f.hot.clone(), f.store.clone(), &settings, "t");
+    PartitionWorker::new(ctx, partition("orders", 0, "orders:0", retention))
         .pass(Mode::Flush, None, &CancellationToken::new())
         .await
-        .expect("archive");
-    assert_eq!(stats.group_snapshots, 1, "{stats:?}");
+        .expect("archive")
 }
 
 /// What a consumer of each group would get next: the entries after its last delivered id.
@@ -77,9 +83,8 @@ fn undelivered(con: &mut redis::Connection, view: &GroupsView) -> BTreeMap<Strin
         .collect()
 }
 
-/// Restores orders/0 into its own key, as of `at`.
-async fn restore(f: &Fixture, at: Option<String>) -> JobRecord {
-    let replayer = f.replayer(1_000_000);
+/// Plans the restore of orders/0 into its own key, as of `at`.
+async fn plan(f: &Fixture, at: Option<String>) -> streamtier_replayer::Result<JobPlan> {
     let request = ReplayRequest {
         topic: "orders".into(),
         target: Some("{stream}".into()),
@@ -92,8 +97,14 @@ async fn restore(f: &Fixture, at: Option<String>) -> JobRecord {
         partition: 0,
         stream: "orders:0".into(),
     }];
-    let plan = build_plan(&request, IdRange::ALL, 1_000_000, &sources, |_| Ok(())).expect("plan");
-    let plan = prepare(&f.hot, &f.store, plan).await.expect("prepare");
+    let plan = build_plan(&request, IdRange::ALL, 1_000_000, &sources, |_| Ok(()))?;
+    prepare(&f.hot, &f.store, plan).await
+}
+
+/// Restores orders/0 into its own key, as of `at`.
+async fn restore(f: &Fixture, at: Option<String>) -> JobRecord {
+    let replayer = f.replayer(1_000_000);
+    let plan = plan(f, at).await.expect("plan");
     let record = replayer.create(&plan).await.expect("job");
     let done = replayer.run(record, |_| {}).await.expect("run");
     assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
@@ -242,27 +253,11 @@ async fn a_wiped_redis_gets_its_entries_groups_and_pending_entries_back() {
         assert_eq!(got, want, "XREADGROUP > of `{group}`");
     }
     // A second restore into the same key is refused before it writes anything.
-    let replayer = f.replayer(1_000_000);
-    let request = ReplayRequest {
-        topic: "orders".into(),
-        target: Some("{stream}".into()),
-        ids: Ids::Original,
-        restore_groups: true,
-        ..ReplayRequest::default()
-    };
-    let sources = [SourcePartition {
-        partition: 0,
-        stream: "orders:0".into(),
-    }];
-    let plan = build_plan(&request, IdRange::ALL, 1_000_000, &sources, |_| Ok(())).expect("plan");
-    let err = prepare(&f.hot, &f.store, plan)
-        .await
-        .expect_err("an occupied target");
+    let err = plan(&f, None).await.expect_err("an occupied target");
     assert!(
         matches!(err, streamtier_replayer::Error::Occupied { .. }),
         "{err}"
     );
-    drop(replayer);
 }
 
 #[tokio::test]
@@ -317,21 +312,12 @@ async fn an_archive_without_snapshots_restores_its_entries_and_says_so() {
     produce(&mut con, 1, 120);
     let produced = xrange_all(&mut con, "orders:0");
     // An archive as the archiver wrote it before group snapshots existed.
-    let settings = ArchiveSettings {
-        group_snapshot_interval: "0s".into(),
-        ..test_settings()
-    };
-    let ctx = system_context(f.hot.clone(), f.store.clone(), &settings, "t");
-    let retention = Retention {
+    let keep_nothing = Retention {
         retain_entries: 0,
         retain_for: Duration::ZERO,
         retain_max_entries: None,
     };
-    let mut worker = PartitionWorker::new(ctx, partition("orders", 0, "orders:0", retention));
-    worker
-        .pass(Mode::Flush, None, &CancellationToken::new())
-        .await
-        .expect("archive");
+    archive_with(&f, keep_nothing, "0s").await;
     let added = groups_view(&mut con, "orders:0").counters["entries-added"].clone();
 
     wipe(&mut con);

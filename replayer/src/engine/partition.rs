@@ -176,13 +176,8 @@ impl Replayer {
                         Ok(Some(entries)) if pending.is_empty() => pending = entries,
                         Ok(Some(entries)) => pending.extend(entries),
                         Ok(None) => ended = true,
-                        Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
-                            inner.metrics.count_error(&e);
-                            attempt += 1;
-                            inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                            tracing::warn!(job = %id, attempt, error = %Report(&e), "retrying replay read");
-                            // A cancel or shutdown during the wait is seen at the loop's top.
-                            retry::pause(backoff(attempt), token).await;
+                        // A cancel or shutdown during the wait is seen at the loop's top.
+                        Err(e) if self.retry(&e, &mut attempt, &id, "a replay read", token).await => {
                             continue 'resume;
                         }
                         Err(e) => {
@@ -237,12 +232,11 @@ impl Replayer {
             if let (Some(r), Some(plan)) = (&restoring, &part.restore) {
                 match r.finish(&inner.hot, &id, &part.target, plan).await {
                     Ok(done) => self.restored(shared, index, done, r.groups()),
-                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => {
-                        inner.metrics.count_error(&e);
-                        attempt += 1;
-                        inner.metrics.retries.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(job = %id, attempt, error = %Report(&e), "retrying a restore's groups");
-                        retry::pause(backoff(attempt), token).await;
+                    Err(e)
+                        if self
+                            .retry(&e, &mut attempt, &id, "a restore's groups", token)
+                            .await =>
+                    {
                         continue 'resume;
                     }
                     Err(e) => return Err(Stop::Failed(e)),
@@ -331,6 +325,28 @@ impl Replayer {
                 }
             }
         }
+    }
+
+    /// When `e` may go away by itself and attempts are left: counts it, waits the backoff (cut
+    /// short by `token`) and answers true.
+    async fn retry(
+        &self,
+        e: &Error,
+        attempt: &mut u32,
+        job: &str,
+        what: &str,
+        token: &CancellationToken,
+    ) -> bool {
+        if !retryable(e) || *attempt >= MAX_ATTEMPTS {
+            return false;
+        }
+        let metrics = &self.inner.metrics;
+        metrics.count_error(e);
+        *attempt += 1;
+        metrics.retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(job, attempt = *attempt, error = %Report(e), "retrying {what}");
+        retry::pause(backoff(*attempt), token).await;
+        true
     }
 
     /// Records what a restore's last step did.

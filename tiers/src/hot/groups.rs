@@ -148,56 +148,46 @@ impl<'a> Fields<'a> {
             .ok_or_else(|| protocol(stream, format!("{what} reply is too short")))
     }
 
+    fn unexpected(&self, expected: &str, got: &Item) -> Error {
+        protocol(
+            self.stream,
+            format!("{} reply: expected {expected}, got {got:?}", self.what),
+        )
+    }
+
     fn int(&mut self) -> Result<u64> {
-        match self.next()? {
-            Item::Int(n) if n >= 0 => Ok(n as u64),
-            other => Err(protocol(
-                self.stream,
-                format!("{} reply: expected a count, got {other:?}", self.what),
-            )),
-        }
+        self.opt_int()?
+            .ok_or_else(|| self.unexpected("a count", &Item::Nil))
     }
 
     fn opt_int(&mut self) -> Result<Option<u64>> {
         match self.next()? {
             Item::Nil => Ok(None),
             Item::Int(n) if n >= 0 => Ok(Some(n as u64)),
-            other => Err(protocol(
-                self.stream,
-                format!("{} reply: expected a count, got {other:?}", self.what),
-            )),
+            other => Err(self.unexpected("a count", &other)),
         }
     }
 
     fn bytes(&mut self) -> Result<Vec<u8>> {
         match self.next()? {
             Item::Bulk(b) => Ok(b.to_vec()),
-            other => Err(protocol(
-                self.stream,
-                format!("{} reply: expected a name, got {other:?}", self.what),
-            )),
+            other => Err(self.unexpected("a name", &other)),
         }
     }
 
     fn opt_id(&mut self) -> Result<Option<StreamId>> {
         match self.next()? {
             Item::Nil => Ok(None),
-            Item::Bulk(b) => std::str::from_utf8(&b)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .map(Some)
-                .ok_or_else(|| protocol(self.stream, format!("{} reply: bad id", self.what))),
-            other => Err(protocol(
-                self.stream,
-                format!("{} reply: expected an id, got {other:?}", self.what),
-            )),
+            Item::Bulk(b) => match std::str::from_utf8(&b).ok().and_then(|s| s.parse().ok()) {
+                Some(id) => Ok(Some(id)),
+                None => Err(self.unexpected("an id", &Item::Bulk(b))),
+            },
+            other => Err(self.unexpected("an id", &other)),
         }
     }
 
     fn id(&mut self) -> Result<StreamId> {
-        let what = self.what;
-        self.opt_id()?
-            .ok_or_else(|| protocol(self.stream, format!("{what} reply: missing id")))
+        self.opt_id()?.ok_or_else(|| self.unexpected("an id", &Item::Nil))
     }
 
     fn array(&mut self, what: &'static str) -> Result<Fields<'a>> {
@@ -213,10 +203,7 @@ impl<'a> Fields<'a> {
                 items: Vec::new().into_iter(),
                 what,
             }),
-            other => Err(protocol(
-                self.stream,
-                format!("{what} reply: expected an array, got {other:?}"),
-            )),
+            other => Err(self.unexpected("an array", &other)),
         }
     }
 
