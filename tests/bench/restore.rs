@@ -190,7 +190,14 @@ pub fn run(a: &Args, url: &str, addr: &str, work: &Path) {
         .collect::<Vec<_>>()
         == source_pending;
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
-    println!("\nrestore: {n} entries, 3 consumer groups (15,100 entries pending), one partition");
+    let pending_total: usize = source_pending
+        .iter()
+        .map(|p| match p {
+            redis::Value::Array(lines) => lines.len(),
+            _ => 0,
+        })
+        .sum();
+    println!("\nrestore: {n} entries, 3 consumer groups ({pending_total} entries pending), one partition");
     println!("- archive --once --flush: {archive_secs:.1} s");
     println!(
         "- restore: {:.1} s ({:.0} entries/s), peak RSS {:.0} MiB, CPU {:.1} s",
