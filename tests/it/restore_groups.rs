@@ -423,6 +423,20 @@ async fn a_restore_killed_with_kill_9_resumes_exactly_once() {
         "1-5, 141-150 and 156-180 were pending and trimmed"
     );
     assert_eq!(entries.len(), source_entries.len() + back.len());
+    // The command refuses a second restore into the streams it filled: a bad request, exit 2.
+    let again = std::process::Command::new(binary())
+        .args(["restore", "--topic", "orders", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run restore");
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(again.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is not empty"), "{stderr}");
+    assert_eq!(
+        xrange_all(&mut con, "orders:0").len(),
+        entries.len(),
+        "nothing written"
+    );
     let ids: Vec<String> = entries[..back.len()].iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids, back);
 }
