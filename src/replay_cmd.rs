@@ -76,6 +76,10 @@ pub struct ReplayArgs {
     /// With `--ids new`: a field holding `<source stream>/<original id>`.
     #[arg(long)]
     origin_field: Option<String>,
+    /// Wait while the target holds more entries its consumer groups have not been delivered
+    /// (0: no bound); `replay.max_target_backlog` when absent.
+    #[arg(long)]
+    max_target_backlog: Option<u64>,
 }
 
 /// `streamtier restore`: a topic's partitions back into their own stream keys, with their
@@ -149,6 +153,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         target: args.target,
         ids,
         origin_field: args.origin_field,
+        max_target_backlog: args.max_target_backlog,
         ..request
     };
     run_request(config.as_deref(), request).await
@@ -290,7 +295,7 @@ async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -
     );
     match done.state {
         JobState::Succeeded => ExitCode::SUCCESS,
-        JobState::Running | JobState::Queued => {
+        JobState::Running | JobState::Queued | JobState::Paused => {
             println!("interrupted: run the same job again with `streamtier serve` to resume it");
             ExitCode::FAILURE
         }

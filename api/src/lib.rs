@@ -91,6 +91,8 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/replays", post(replays::create).get(replays::list))
         .route("/v1/replays/{id}", get(replays::get))
         .route("/v1/replays/{id}/cancel", post(replays::cancel))
+        .route("/v1/replays/{id}/pause", post(replays::pause))
+        .route("/v1/replays/{id}/resume", post(replays::resume))
         .route("/v1/topics", get(topics::list))
         .route("/v1/topics/{topic}", get(topics::get))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));

@@ -24,6 +24,8 @@ impl Modify for Bearer {
         crate::replays::list,
         crate::replays::get,
         crate::replays::cancel,
+        crate::replays::pause,
+        crate::replays::resume,
         crate::topics::list,
         crate::topics::get,
         crate::ops::healthz,

@@ -188,7 +188,16 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         "Bytes fetched from the store by replays.",
         r.bytes.load(Ordering::Relaxed),
     );
-    let mut counts = [0u64; 5];
+    let _ = writeln!(out, "# HELP streamtier_replay_paused_seconds_total Time replays waited before a batch, by reason.\n# TYPE streamtier_replay_paused_seconds_total counter");
+    for reason in streamtier_replayer::PauseReason::ALL {
+        let _ = writeln!(
+            out,
+            "streamtier_replay_paused_seconds_total{{reason=\"{}\"}} {:.3}",
+            reason.as_str(),
+            r.paused.get(reason) as f64 / 1000.0
+        );
+    }
+    let mut counts = [0u64; 6];
     let mut rates = String::new();
     let mut observed = String::new();
     let now_ms = std::time::SystemTime::now()
@@ -203,9 +212,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
                     JobState::Succeeded => 2,
                     JobState::Failed => 3,
                     JobState::Cancelled => 4,
+                    JobState::Paused => 5,
                 };
                 counts[i] += 1;
-                if job.state == JobState::Running {
+                if matches!(job.state, JobState::Running | JobState::Paused) {
                     let _ = writeln!(
                         rates,
                         "streamtier_replay_rate_limit{{job=\"{}\"}} {}",
@@ -229,7 +239,7 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         }
     }
     let _ = writeln!(out, "# HELP streamtier_replay_jobs Replay jobs by state (newest {JOBS_COUNTED}).\n# TYPE streamtier_replay_jobs gauge");
-    for (state_name, n) in ["queued", "running", "succeeded", "failed", "cancelled"]
+    for (state_name, n) in ["queued", "running", "succeeded", "failed", "cancelled", "paused"]
         .iter()
         .zip(counts)
     {

@@ -215,3 +215,26 @@ pub async fn cancel(
     let record = state.replayer.cancel(&id).await?;
     Ok((StatusCode::ACCEPTED, Json(record)).into_response())
 }
+
+/// `POST /v1/replays/{id}/pause`
+#[utoipa::path(tag = "replays", post, path = "/v1/replays/{id}/pause", params(("id" = String, Path, description = "Job id")),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 202, description = "Pause requested; the job waits before its next batch (state `paused`, reason `operator`) until resumed", body = JobRecord),
+              (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn pause(State(state): State<Arc<AppState>>, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let record = state.replayer.pause(&id, true).await?;
+    Ok((StatusCode::ACCEPTED, Json(record)).into_response())
+}
+
+/// `POST /v1/replays/{id}/resume`
+#[utoipa::path(tag = "replays", post, path = "/v1/replays/{id}/resume", params(("id" = String, Path, description = "Job id")),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 202, description = "The operator's hold is lifted; the job goes on unless Redis' pressure holds it", body = JobRecord),
+              (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn resume(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let record = state.replayer.pause(&id, false).await?;
+    Ok((StatusCode::ACCEPTED, Json(record)).into_response())
+}

@@ -263,27 +263,12 @@ pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
 /// # Errors
 /// [`Error::InvalidSettings`] naming `key`.
 pub fn parse_size(key: &str, value: &str) -> Result<u64> {
-    let v = value.trim();
-    let split = v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len());
-    let (num, unit) = v.split_at(split);
-    let bad = || {
+    streamtier_schemas::units::size_bytes(value).ok_or_else(|| {
         invalid(
             key,
             format!("`{value}` is not a size (e.g. `128MiB`, `8MB`, `4096`)"),
         )
-    };
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let mult: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KB" | "kB" => 1_000,
-        "KiB" => 1 << 10,
-        "MB" => 1_000_000,
-        "MiB" => 1 << 20,
-        "GB" => 1_000_000_000,
-        "GiB" => 1 << 30,
-        _ => return Err(bad()),
-    };
-    n.checked_mul(mult).ok_or_else(bad)
+    })
 }
 
 impl ArchiveSettings {

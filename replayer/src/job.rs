@@ -63,6 +63,11 @@ pub struct ReplayRequest {
     /// snapshot at or before it); the latest when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at: Option<String>,
+    /// Pause while the target holds more entries its consumer groups have not been delivered
+    /// (its length without groups); the server's `replay.max_target_backlog` when absent, 0 for
+    /// no bound.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_target_backlog: Option<u64>,
 }
 
 /// Where a job is in its life.
@@ -73,6 +78,8 @@ pub enum JobState {
     Queued,
     /// Replaying.
     Running,
+    /// Running, but waiting before its next batch (see each partition's `paused`).
+    Paused,
     /// Every partition is done.
     Succeeded,
     /// Stopped by an error (see `error`).
@@ -103,6 +110,9 @@ pub struct PartitionJob {
     pub last_source_id: Option<String>,
     /// Whether this partition is complete.
     pub done: bool,
+    /// Why this partition waits before its next batch, while it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<crate::engine::PauseReason>,
     /// For a restore: what it writes and puts back, and what it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restore: Option<crate::restore::PartitionRestore>,
@@ -165,6 +175,9 @@ pub fn valid_job_id(id: &str) -> bool {
 
 fn job_key(id: &str) -> String {
     format!("{KEY_PREFIX}replay:job:{id}")
+}
+fn pause_key(id: &str) -> String {
+    format!("{KEY_PREFIX}replay:pause:{id}")
 }
 fn cancel_key(id: &str) -> String {
     format!("{KEY_PREFIX}replay:cancel:{id}")
@@ -285,6 +298,41 @@ impl JobStore {
             .query_async::<()>(&mut con)
             .await
             .map_err(Self::redis_err("SET", key))
+    }
+
+    /// Holds a job before its next batches (`hold`) or lets it go on.
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when Redis fails.
+    pub async fn request_pause(&self, id: &str, hold: bool) -> Result<()> {
+        let mut con = self.hot.connection();
+        let key = pause_key(id);
+        let mut cmd = if hold {
+            redis::cmd("SET")
+        } else {
+            redis::cmd("DEL")
+        };
+        cmd.arg(&key);
+        if hold {
+            cmd.arg(1);
+        }
+        cmd.query_async::<()>(&mut con)
+            .await
+            .map_err(Self::redis_err(if hold { "SET" } else { "DEL" }, key))
+    }
+
+    /// Answers whether an operator holds a job.
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when Redis fails.
+    pub async fn pause_requested(&self, id: &str) -> Result<bool> {
+        let mut con = self.hot.connection();
+        let key = pause_key(id);
+        redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .map_err(Self::redis_err("EXISTS", key))
     }
 
     /// Answers whether a job was asked to stop.

@@ -76,7 +76,7 @@ pub mod restore;
 pub mod settings;
 pub mod source;
 
-pub use engine::{ReplayLimits, ReplayMetrics, Replayer};
+pub use engine::{MemoryBound, PauseReason, ReplayLimits, ReplayMetrics, Replayer};
 pub use error::{Error, Result};
 pub use job::{Ids, JobRecord, JobState, JobStore, ReplayRequest};
 pub use plan::{JobPlan, PartitionPlan, SourcePartition};

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::ReplayLimits;
+use crate::engine::{MemoryBound, ReplayLimits};
 use crate::{Error, Result};
 
 /// The `[replay]` section.
@@ -20,6 +20,13 @@ pub struct ReplaySettings {
     /// Glob patterns (`*`, `?`) of keys replays may write. Empty: any key except the source
     /// streams and streamtier's own keys; a source stream is writable only when listed here.
     pub allowed_targets: Vec<String>,
+    /// A replay waits while its target holds more entries than this that its consumer groups
+    /// have not been delivered (more entries in all, without groups); 0: no bound. A request
+    /// may set its own.
+    pub max_target_backlog: u64,
+    /// A replay waits while Redis' memory would pass this: a size (`"2GiB"`), a share of
+    /// `maxmemory` (`"80%"`; of the machine's memory when Redis has none) or `"off"`.
+    pub max_redis_memory: String,
 }
 
 impl Default for ReplaySettings {
@@ -31,6 +38,8 @@ impl Default for ReplaySettings {
             default_rate: limits.default_rate,
             max_rate: limits.max_rate,
             allowed_targets: Vec::new(),
+            max_target_backlog: crate::engine::DEFAULT_MAX_TARGET_BACKLOG,
+            max_redis_memory: format!("{}%", crate::engine::DEFAULT_MAX_REDIS_MEMORY_PERCENT),
         }
     }
 }
@@ -70,6 +79,8 @@ impl ReplaySettings {
             partition_concurrency: self.partition_concurrency,
             default_rate: self.default_rate,
             max_rate: self.max_rate,
+            max_target_backlog: (self.max_target_backlog > 0).then_some(self.max_target_backlog),
+            max_redis_memory: MemoryBound::parse("replay.max_redis_memory", &self.max_redis_memory)?,
             ..ReplayLimits::default()
         })
     }
@@ -121,5 +132,37 @@ mod tests {
         };
         assert!(s.check().unwrap_err().to_string().contains("replay.default_rate"));
         assert!(ReplaySettings::default().check().is_ok());
+        for bad in ["lots", "0%", "120%", "0", "-1GiB"] {
+            let s = ReplaySettings {
+                max_redis_memory: bad.into(),
+                ..ReplaySettings::default()
+            };
+            let err = s.check().unwrap_err().to_string();
+            assert!(
+                err.contains("replay.max_redis_memory") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_bounds_are_sizes_shares_or_off() {
+        let limits = ReplaySettings::default().check().unwrap();
+        assert_eq!(limits.max_redis_memory, MemoryBound::Percent(80));
+        assert_eq!(limits.max_target_backlog, Some(1_000_000));
+        assert_eq!(
+            MemoryBound::parse("f", "2GiB").unwrap(),
+            MemoryBound::Bytes(2 << 30)
+        );
+        assert_eq!(MemoryBound::parse("f", "off").unwrap(), MemoryBound::Off);
+        let p = streamtier_tiers::hot::Pressure {
+            maxmemory: 1000,
+            total_system_memory: 1_000_000,
+            ..Default::default()
+        };
+        assert_eq!(MemoryBound::Percent(80).bytes(&p), Some(800));
+        let no_max = streamtier_tiers::hot::Pressure { maxmemory: 0, ..p };
+        assert_eq!(MemoryBound::Percent(80).bytes(&no_max), Some(800_000));
+        assert_eq!(MemoryBound::Off.bytes(&p), None);
     }
 }

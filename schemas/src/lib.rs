@@ -180,6 +180,7 @@ pub mod id;
 pub mod layout;
 pub mod meta;
 pub mod parquet;
+pub mod units;
 
 pub use crate::civil::parse_rfc3339_ms;
 pub use crate::columns::{validate_columns, ColumnType, TypedColumn};

@@ -17,6 +17,7 @@ mod cluster_routing;
 mod compaction;
 mod group_snapshots;
 mod replay_engine;
+mod replay_flow;
 mod replay_kill;
 mod replay_writes;
 mod restore_groups;

@@ -6,7 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod flow;
 mod partition;
+
+pub use flow::{MemoryBound, PauseReason, PausedMillis};
 
 use futures::StreamExt;
 use streamtier_schemas::Report;
@@ -20,6 +23,14 @@ use crate::job::{new_job_id, now_rfc3339, JobRecord, JobState, JobStore, Partiti
 use crate::plan::JobPlan;
 use crate::rate::TokenBucket;
 use crate::{Error, Result};
+
+/// Default `replay.max_target_backlog`: a replay that nobody consumes stops growing its target
+/// at a million entries (about 100 MiB of 100-byte entries) instead of filling Redis.
+pub const DEFAULT_MAX_TARGET_BACKLOG: u64 = 1_000_000;
+/// Default `replay.max_redis_memory`, in percent of `maxmemory` (of the machine's memory when
+/// Redis has none): room is left for the producers, and Redis never refuses their writes
+/// because of a replay.
+pub const DEFAULT_MAX_REDIS_MEMORY_PERCENT: u64 = 80;
 
 /// Limits of the `[replay]` section, checked.
 #[derive(Clone, Debug)]
@@ -36,6 +47,12 @@ pub struct ReplayLimits {
     pub batch_entries: usize,
     /// Most payload bytes per write batch.
     pub batch_bytes: usize,
+    /// Most entries a target's groups may not have been delivered (its length without groups)
+    /// before a replay into it waits; `None`: no bound. Restores ignore it (their groups come
+    /// last).
+    pub max_target_backlog: Option<u64>,
+    /// The most memory replays may take Redis to.
+    pub max_redis_memory: MemoryBound,
 }
 
 impl Default for ReplayLimits {
@@ -47,6 +64,8 @@ impl Default for ReplayLimits {
             max_rate: 200_000,
             batch_entries: 500,
             batch_bytes: 1 << 20,
+            max_target_backlog: Some(DEFAULT_MAX_TARGET_BACKLOG),
+            max_redis_memory: MemoryBound::Percent(DEFAULT_MAX_REDIS_MEMORY_PERCENT),
         }
     }
 }
@@ -68,6 +87,8 @@ pub struct ReplayMetrics {
     pub objects: AtomicU64,
     /// Bytes fetched from the store.
     pub bytes: AtomicU64,
+    /// Time replays waited, per reason.
+    pub paused: PausedMillis,
 }
 
 /// How long a job's lease lasts without renewal (renewed every second while it runs).
@@ -185,6 +206,7 @@ impl Replayer {
                     entries_replayed: 0,
                     last_source_id: None,
                     done: false,
+                    paused: None,
                     restore: plan.restores.get(i).cloned(),
                 })
                 .collect(),
@@ -231,6 +253,19 @@ impl Replayer {
             }
         }
         Ok(resumed)
+    }
+
+    /// Holds a job before its next batches (`hold`), or lets a held job go on; a job that has
+    /// ended is answered as it is.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Tier`].
+    pub async fn pause(&self, id: &str, hold: bool) -> Result<JobRecord> {
+        let record = self.inner.jobs.get(id).await?;
+        if !record.state.is_final() {
+            self.inner.jobs.request_pause(id, hold).await?;
+        }
+        Ok(record)
     }
 
     /// Asks a job to stop between batches; a queued job stops before it starts.

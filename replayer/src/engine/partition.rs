@@ -11,6 +11,7 @@ use streamtier_tiers::retry;
 use streamtier_tiers::ErrorKind;
 use tokio_util::sync::CancellationToken;
 
+use super::flow::Flow;
 use super::{poisoned, ReplayMetrics, Replayer, Stop};
 use crate::job::{Ids, JobRecord};
 use crate::rate::TokenBucket;
@@ -94,7 +95,7 @@ impl Replayer {
         progress: &(impl Fn(&JobRecord) + Send + Sync),
     ) -> std::result::Result<(), Stop> {
         let inner = &self.inner;
-        let (id, topic, range, ids, origin, part) = {
+        let (id, topic, range, ids, origin, part, max_backlog) = {
             let r = shared.lock().map_err(|_| Stop::Failed(poisoned()))?;
             (
                 r.id.clone(),
@@ -103,6 +104,7 @@ impl Replayer {
                 r.request.ids,
                 r.request.origin_field.clone(),
                 r.partitions[index].clone(),
+                r.request.max_target_backlog,
             )
         };
         let mode = match ids {
@@ -115,6 +117,13 @@ impl Replayer {
             Some(plan) => Some(Restoring::load(&inner.store, plan).await.map_err(Stop::Failed)?),
             None => None,
         };
+        // A restore's target has no groups until its last step: only memory bounds it.
+        let backlog = match (&part.restore, max_backlog) {
+            (Some(_), _) | (_, Some(0)) => None,
+            (None, Some(n)) => Some(n),
+            (None, None) => inner.limits.max_target_backlog,
+        };
+        let mut flow = Flow::new(&id, &part.target, backlog, inner.limits.max_redis_memory);
         let origin_prefix = format!("{}/", part.stream);
         let origin = origin.as_deref().map(|f| (f, origin_prefix.as_str()));
         let mut attempt = 0u32;
@@ -197,6 +206,8 @@ impl Replayer {
                 let mut written = 0;
                 for chunk in batches {
                     let n = chunk.len() as u64;
+                    let bytes: u64 = chunk.iter().map(|e| e.payload_len() as u64).sum();
+                    self.hold(shared, index, &mut flow, (n, bytes), token).await?;
                     tokio::select! {
                         () = async { job_rate.acquire(n).await; inner.global.acquire(n).await; } => {}
                         () = token.cancelled() => {
@@ -217,6 +228,7 @@ impl Replayer {
                         )
                         .await?;
                     cursor = Some(last);
+                    flow.wrote(n, bytes);
                     written += chunk.len();
                     attempt = 0;
                     self.update(shared, index, total, cursor, false);

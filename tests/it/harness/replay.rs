@@ -66,12 +66,16 @@ impl Fixture {
     }
 
     pub fn replayer(&self, rate: u64) -> Replayer {
-        let limits = ReplayLimits {
+        self.replayer_with(ReplayLimits {
             default_rate: rate,
             max_rate: rate.max(1_000_000),
             batch_entries: 40,
             ..ReplayLimits::default()
-        };
+        })
+    }
+
+    /// A replayer with `limits`.
+    pub fn replayer_with(&self, limits: ReplayLimits) -> Replayer {
         Replayer::new(
             self.hot.clone(),
             self.store.clone(),

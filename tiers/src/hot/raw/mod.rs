@@ -31,7 +31,7 @@ use crate::Error;
 use resp::{Cursor, Failure, Incoming, Walk};
 pub(crate) use resp::{Item, Request};
 pub(crate) use route::Router;
-pub(crate) use script::{Lua, GROUPS, LEASE_ACQUIRE, LEASE_RELEASE, MEMBERS, RESTORE_GROUPS, TRIM};
+pub(crate) use script::{Lua, GROUPS, LEASE_ACQUIRE, LEASE_RELEASE, MEMBERS, PRESSURE, RESTORE_GROUPS, TRIM};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);

@@ -51,6 +51,9 @@ pub(crate) static GROUPS: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!
 pub(crate) static RESTORE_GROUPS: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("../lua/restore_groups.lua")));
 
+/// A replay target's backlog and Redis' memory.
+pub(crate) static PRESSURE: LazyLock<Lua> = LazyLock::new(|| Lua::new(include_str!("../lua/pressure.lua")));
+
 /// How a script is named in a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum By {
