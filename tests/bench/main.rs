@@ -33,6 +33,8 @@
 //!   the time until a SIGKILLed archiver's partitions are held again (`idle.rs`).
 //! - `--shape simulate`: the lease protocol of 10 daemons over 10,000 partitions (`--archivers`,
 //!   `--partitions`) in simulated time, with a SIGKILL and a join (`simulate.rs`).
+//! - `--shape flow`: a replay of N entries (1M) into a Redis with a 64 MB `maxmemory`, with and
+//!   without flow control, while a producer writes: Redis' peak memory, refused writes (`flow.rs`).
 //! - `--shape restore`: N entries (1M) in one stream with three consumer groups, archived,
 //!   flushed from Redis and restored: time, memory, and whether the groups came back equal
 //!   (`restore.rs`).
@@ -52,6 +54,7 @@ mod s3;
 mod args;
 mod cluster;
 mod data;
+mod flow;
 mod idle;
 mod peer;
 mod resp;
@@ -117,6 +120,10 @@ fn main() {
     }
     if a.shape == Shape::Trickle {
         trickle::run(&a, &url, &addr, work.path());
+        return;
+    }
+    if a.shape == Shape::Flow {
+        flow::run(&a, &url, &addr, work.path());
         return;
     }
     if a.shape == Shape::Restore {

@@ -37,6 +37,8 @@ pub enum Shape {
     Simulate,
     /// A stream with three consumer groups archived, wiped and restored (`restore.rs`).
     Restore,
+    /// A replay larger than Redis' maxmemory, with and without flow control (`flow.rs`).
+    Flow,
 }
 
 impl Shape {
@@ -49,7 +51,8 @@ impl Shape {
             "idle" => Shape::Idle,
             "simulate" => Shape::Simulate,
             "restore" => Shape::Restore,
-            other => panic!("--shape dense|sparse|trickle|idle|simulate|restore, not `{other}`"),
+            "flow" => Shape::Flow,
+            other => panic!("--shape dense|sparse|trickle|idle|simulate|restore|flow, not `{other}`"),
         }
     }
 
@@ -62,6 +65,7 @@ impl Shape {
             Shape::Idle => "idle",
             Shape::Simulate => "simulate",
             Shape::Restore => "restore",
+            Shape::Flow => "flow",
         }
     }
 
@@ -69,7 +73,7 @@ impl Shape {
     pub fn default_entries(self) -> u64 {
         match self {
             Shape::Dense => 2_000_000,
-            Shape::Restore => 1_000_000,
+            Shape::Restore | Shape::Flow => 1_000_000,
             Shape::Sparse => 300_000,
             // The trickle producer decides.
             Shape::Trickle => 0,
@@ -85,7 +89,7 @@ impl Shape {
             Shape::Dense | Shape::Trickle => 8,
             Shape::Idle => 2_000,
             Shape::Simulate => 10_000,
-            Shape::Restore => 1,
+            Shape::Restore | Shape::Flow => 1,
         }
     }
 
@@ -98,7 +102,7 @@ impl Shape {
                 "2025-07-02T00:00:00Z",
                 "narrow replay (1 day)",
             ),
-            Shape::Dense | Shape::Trickle | Shape::Idle | Shape::Simulate | Shape::Restore => (
+            Shape::Dense | Shape::Trickle | Shape::Idle | Shape::Simulate | Shape::Restore | Shape::Flow => (
                 "2025-11-22T03:00:00Z",
                 "2025-11-22T03:01:00Z",
                 "narrow replay (1 min)",
