@@ -177,6 +177,7 @@ pub mod error;
 pub mod gap;
 pub mod groups;
 pub mod id;
+pub mod json;
 pub mod layout;
 pub mod meta;
 pub mod parquet;

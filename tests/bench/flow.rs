@@ -3,7 +3,7 @@
 //! a `maxmemory` below what the replay writes (64 MB, `noeviction`), and a producer writes into
 //! its own stream every millisecond. The replay runs twice into a target nobody consumes:
 //! without bounds (`max_redis_memory = "off"`), then with the default (`80%`) while a janitor
-//! empties the target whenever the replay waits. Measured: Redis' peak `used_memory`, the
+//! empties the target whenever the replay's job says `paused`. Measured: Redis' peak `used_memory`, the
 //! producer's refused writes, and how each replay ended.
 
 use std::path::Path;
@@ -32,6 +32,20 @@ fn used_memory(con: &mut redis::Connection) -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether a replay job's record says `paused`.
+fn job_paused(con: &mut redis::Connection) -> bool {
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("streamtier:replay:job:*")
+        .query(con)
+        .unwrap_or_default();
+    keys.iter().any(|k| {
+        redis::cmd("GET")
+            .arg(k)
+            .query::<String>(con)
+            .is_ok_and(|json| json.contains("\"state\":\"paused\""))
+    })
+}
+
 /// What Redis and a producer saw while one replay ran.
 struct Watched {
     peak: u64,
@@ -42,7 +56,7 @@ struct Watched {
 }
 
 /// Runs `streamtier replay` with `env`, a producer and a sampler (and, with `janitor`, a thread
-/// that empties the target when Redis is above half the bound).
+/// that empties the target whenever the replay's job says `paused`).
 fn watched_replay(url: &str, cfg: &str, env: &[(&str, String)], janitor: bool) -> Watched {
     let stop = Arc::new(AtomicBool::new(false));
     let (peak, refused, written) = (
@@ -78,7 +92,7 @@ fn watched_replay(url: &str, cfg: &str, env: &[(&str, String)], janitor: bool) -
         let mut con = connect(url);
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                if used_memory(&mut con) > MAXMEMORY / 2 {
+                if job_paused(&mut con) {
                     let _: redis::RedisResult<u64> = redis::cmd("XTRIM")
                         .arg("copy:0")
                         .arg("MAXLEN")
