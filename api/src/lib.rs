@@ -23,6 +23,7 @@
 //! streamtier's own keys unless `replay.allowed_targets` lists them. Bodies are size-limited and
 //! unknown fields are rejected. The token never appears in logs or errors.
 
+mod entries;
 mod openapi;
 mod ops;
 mod problem;
@@ -95,6 +96,10 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/replays/{id}/resume", post(replays::resume))
         .route("/v1/topics", get(topics::list))
         .route("/v1/topics/{topic}", get(topics::get))
+        .route(
+            "/v1/topics/{topic}/partitions/{partition}/entries",
+            get(entries::entries),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .merge(v1)

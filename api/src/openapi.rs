@@ -28,6 +28,7 @@ impl Modify for Bearer {
         crate::replays::resume,
         crate::topics::list,
         crate::topics::get,
+        crate::entries::entries,
         crate::ops::healthz,
         crate::ops::readyz,
         crate::ops::metrics,

@@ -71,6 +71,7 @@ pub mod job;
 pub mod plan;
 pub mod range;
 pub mod rate;
+pub mod read;
 pub mod readahead;
 pub mod restore;
 pub mod settings;

@@ -16,6 +16,7 @@ mod archive_spans;
 mod cluster_routing;
 mod compaction;
 mod group_snapshots;
+mod read_route;
 mod replay_engine;
 mod replay_flow;
 mod replay_kill;

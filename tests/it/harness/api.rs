@@ -20,6 +20,8 @@ use crate::harness::redis::RedisServer;
 /// The router of `streamtier serve`, in-process.
 pub struct InProcessApi {
     router: Router,
+    /// The local store the API reads.
+    pub store: Store,
     /// Holds the local store's directory.
     _dir: tempfile::TempDir,
 }
@@ -63,7 +65,12 @@ impl InProcessApi {
             })
             .collect();
         let state = AppState {
-            replayer: Replayer::new(redis.hot().await, store, setup.limits, CancellationToken::new()),
+            replayer: Replayer::new(
+                redis.hot().await,
+                store.clone(),
+                setup.limits,
+                CancellationToken::new(),
+            ),
             catalog: Catalog::Topics(topics),
             targets: TargetRules {
                 allowed: setup.allowed_targets,
@@ -74,6 +81,7 @@ impl InProcessApi {
         };
         InProcessApi {
             router: streamtier_api::router(Arc::new(state), setup.max_body_bytes),
+            store,
             _dir: dir,
         }
     }

@@ -1,0 +1,90 @@
+//! `GET /v1/topics/{topic}/partitions/{partition}/entries`: a partition's entries from the
+//! archive and the hot window as one range, streamed as JSON lines, without writing anything.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use streamtier_replayer::read::{json_lines, read_range};
+use streamtier_replayer::source::PartitionSource;
+
+use crate::state::AppState;
+use crate::ApiError;
+
+/// The query parameters the route knows.
+const PARAMS: [&str; 4] = ["from", "after", "to", "limit"];
+
+/// `GET /v1/topics/{topic}/partitions/{partition}/entries`
+#[utoipa::path(tag = "topics", get, path = "/v1/topics/{topic}/partitions/{partition}/entries",
+    params(("topic" = String, Path, description = "Topic name"), ("partition" = u32, Path, description = "Partition number"),
+           ("from" = Option<String>, Query, description = "Inclusive start: RFC 3339 time or entry id"),
+           ("after" = Option<String>, Query, description = "Exclusive start (instead of `from`): the last id of the previous page, or a time"),
+           ("to" = Option<String>, Query, description = "Exclusive end: RFC 3339 time or entry id"),
+           ("limit" = Option<u64>, Query, description = "Most entries (default 1000)")),
+    responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"),
+              (status = 200, description = "One JSON object per line: `{\"id\": …, \"fields\": [[name, value], …]}`, names and values that are not UTF-8 as `{\"base64\": …}`; a failure after the first line ends them with `{\"error\": …}`", content_type = "application/x-ndjson"),
+              (status = 400, description = "Malformed parameter", body = crate::problem::Problem, content_type = "application/problem+json"),
+              (status = 404, description = "No such topic or partition", body = crate::problem::Problem, content_type = "application/problem+json"),
+              (status = 422, description = "A range that ends before it starts", body = crate::problem::Problem, content_type = "application/problem+json")),
+    security(("bearer" = [])))]
+pub async fn entries(
+    State(state): State<Arc<AppState>>,
+    Path((topic, partition)): Path<(String, u32)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    if let Some(unknown) = query.keys().find(|k| !PARAMS.contains(&k.as_str())) {
+        return Err(ApiError::field(
+            StatusCode::BAD_REQUEST,
+            unknown.clone(),
+            "unknown query parameter",
+        ));
+    }
+    let limit = match query.get("limit") {
+        None => 1000,
+        Some(text) => text.parse::<u64>().map_err(|_| {
+            ApiError::field(
+                StatusCode::BAD_REQUEST,
+                "limit",
+                format!("`{text}` is not a count of entries"),
+            )
+        })?,
+    };
+    let get = |name: &str| query.get(name).map(String::as_str);
+    let range = read_range(get("from"), get("after"), get("to"))?;
+    let topics = state.topics().await?;
+    let stream = topics
+        .get(&topic)
+        .ok_or_else(|| {
+            ApiError::field(
+                StatusCode::NOT_FOUND,
+                "topic",
+                format!("topic `{topic}` not found"),
+            )
+        })?
+        .iter()
+        .find(|p| p.partition == partition)
+        .ok_or_else(|| {
+            ApiError::field(
+                StatusCode::NOT_FOUND,
+                "partition",
+                format!("topic `{topic}` has no partition {partition}"),
+            )
+        })?
+        .stream
+        .clone();
+    let source = PartitionSource::new(
+        state.replayer.hot().clone(),
+        state.replayer.store().clone(),
+        &topic,
+        partition,
+        &stream,
+        range,
+        None,
+    );
+    let body = Body::from_stream(json_lines(source, Some(limit)).map(Ok::<_, std::convert::Infallible>));
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}

@@ -1,0 +1,139 @@
+//! The entries route against a real Redis and a local store: the archive and the hot window
+//! read as one range, paged with `after` without a hole or a duplicate, byte for byte
+//! (binary values, repeated names), and refusals naming the parameter.
+
+use std::time::Duration;
+
+use base64::Engine;
+use bytes::Bytes;
+use serde_json::Value;
+use streamtier_archiver::settings::Retention;
+use streamtier_archiver::{Mode, PartitionWorker};
+use streamtier_schemas::{Entry, StreamId};
+use tokio_util::sync::CancellationToken;
+
+use crate::harness::api::{ApiSetup, InProcessApi};
+use crate::harness::archiver::{partition, system_context, test_settings};
+use crate::harness::redis::RedisServer;
+use crate::harness::stream::{xadd, xrange_all};
+
+fn bytes_of(v: &Value) -> Bytes {
+    match v {
+        Value::String(s) => Bytes::from(s.clone()),
+        Value::Object(o) => Bytes::from(
+            base64::engine::general_purpose::STANDARD
+                .decode(o["base64"].as_str().expect("base64"))
+                .expect("valid base64"),
+        ),
+        other => panic!("not a name or value: {other}"),
+    }
+}
+
+/// The entries of a JSON-lines body.
+fn parse(body: &[u8]) -> Vec<Entry> {
+    body.split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|line| {
+            let v: Value = serde_json::from_slice(line).expect("a JSON line");
+            assert!(v.get("error").is_none(), "{v}");
+            let id: StreamId = v["id"].as_str().expect("id").parse().expect("an id");
+            let fields = v["fields"]
+                .as_array()
+                .expect("fields")
+                .iter()
+                .map(|f| (bytes_of(&f[0]), bytes_of(&f[1])))
+                .collect();
+            Entry::new(id, fields)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_read_across_the_seam_and_page_without_holes() {
+    let redis = RedisServer::start();
+    let mut con = redis.con();
+    for i in 0..3_000u64 {
+        let bin = [0xff, (i % 251) as u8, 0];
+        xadd(
+            &mut con,
+            "orders:0",
+            &format!("{}-{}", 1_700_000_000_000 + i * 7, i % 3),
+            &[(b"n", i.to_string().as_bytes()), (b"n", &bin), (b"", b"")],
+        );
+    }
+    let all = xrange_all(&mut con, "orders:0");
+    let api = InProcessApi::start(&redis, ApiSetup::default()).await;
+    let ctx = system_context(redis.hot().await, api.store.clone(), &test_settings(), "t");
+    let retention = Retention {
+        retain_entries: 500,
+        retain_for: Duration::ZERO,
+        retain_max_entries: None,
+    };
+    PartitionWorker::new(ctx, partition("orders", 0, "orders:0", retention))
+        .pass(Mode::Flush, None, &CancellationToken::new())
+        .await
+        .expect("archive");
+    assert_eq!(
+        xrange_all(&mut con, "orders:0").len(),
+        500,
+        "2,500 only in the archive"
+    );
+
+    let route = "/v1/topics/orders/partitions/0/entries";
+    let r = api.get(&format!("{route}?limit=100000")).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(
+        parse(&r.body),
+        all,
+        "the archive and Redis as one range, byte for byte"
+    );
+
+    // Pages of 700, each after the last id of the one before.
+    let mut paged: Vec<Entry> = Vec::new();
+    let mut pages = 0;
+    loop {
+        let after = paged
+            .last()
+            .map(|e| format!("&after={}", e.id))
+            .unwrap_or_default();
+        let page = parse(&api.get(&format!("{route}?limit=700{after}")).await.body);
+        pages += 1;
+        if page.is_empty() {
+            break;
+        }
+        paged.extend(page);
+    }
+    assert_eq!((pages, paged.len()), (6, all.len()));
+    assert_eq!(paged, all, "no hole, no duplicate");
+
+    // A window: from inclusive, to exclusive, across the seam (2,500 is the first in Redis).
+    let (from, to) = (all[2_400].id, all[2_600].id);
+    let window = parse(
+        &api.get(&format!("{route}?from={from}&to={to}&limit=1000"))
+            .await
+            .body,
+    );
+    assert_eq!(window, all[2_400..2_600]);
+    // The default page is 1,000 entries.
+    assert_eq!(parse(&api.get(route).await.body).len(), 1_000);
+
+    for (query, status, field) in [
+        ("?from=soon", 400, "from"),
+        ("?from=1-0&after=1-0", 400, "after"),
+        ("?limit=many", 400, "limit"),
+        ("?form=1-0", 400, "form"),
+        ("?from=5-0&to=5-0", 422, "to"),
+    ] {
+        let r = api.get(&format!("{route}{query}")).await;
+        assert_eq!(r.status, status, "{query}: {}", r.text());
+        assert_eq!(r.json()["field"], field, "{query}");
+    }
+    let r = api.get("/v1/topics/nope/partitions/0/entries").await;
+    assert_eq!((r.status, r.json()["field"].clone()), (404, Value::from("topic")));
+    let r = api.get("/v1/topics/orders/partitions/9/entries").await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (404, Value::from("partition"))
+    );
+}
