@@ -3,6 +3,7 @@
 
 mod compact_cmd;
 mod config;
+mod read_cmd;
 mod replay_cmd;
 mod serve;
 
@@ -62,6 +63,8 @@ enum Command {
     /// Restore a topic after Redis lost it: entries with their original ids, then consumer
     /// groups, pending entries and stream counters from the archive's group snapshots.
     Restore(replay_cmd::RestoreArgs),
+    /// Print a partition's entries (archive and Redis as one range) as JSON lines.
+    Read(read_cmd::ReadArgs),
     /// Merge the small objects of closed hours (or days) into as few objects as the size
     /// limits allow; safe while archivers and replays run.
     Compact(compact_cmd::CompactArgs),
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
         Command::Run { config } => runtime.block_on(serve::serve(config, true)),
         Command::Replay(args) => runtime.block_on(replay_cmd::replay(args)),
         Command::Restore(args) => runtime.block_on(replay_cmd::restore(args)),
+        Command::Read(args) => runtime.block_on(read_cmd::read(args)),
         Command::Compact(args) => runtime.block_on(compact_cmd::compact(args)),
     };
     if std::env::var_os("STREAMTIER_REPORT_PEAK_RSS").is_some() {

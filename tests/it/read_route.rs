@@ -137,3 +137,63 @@ async fn entries_read_across_the_seam_and_page_without_holes() {
         (404, Value::from("partition"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamtier_read_prints_the_same_lines() {
+    let f = crate::harness::replay::Fixture::new().await;
+    let mut con = f.redis.con();
+    for i in 0..300u64 {
+        xadd(
+            &mut con,
+            "orders:0",
+            &format!("{}-0", 1_700_000_000_000 + i),
+            &[(b"v", &[0xfe, i as u8])],
+        );
+    }
+    let all = xrange_all(&mut con, "orders:0");
+    f.archive(0, "orders:0", 100).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topics = "[[topics]]\nname = \"orders\"\nstreams = \"orders:{partition}\"\npartitions = 1\n";
+    let config = crate::harness::archiver::write_config(
+        dir.path(),
+        &crate::harness::http::api_config(&f.redis, &f.root, 1, topics),
+    );
+    let read = |args: &[&str]| {
+        std::process::Command::new(crate::harness::archiver::binary())
+            .arg("read")
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("streamtier read")
+    };
+    let after = all[149].id.to_string();
+    let out = read(&[
+        "--topic",
+        "orders",
+        "--partition",
+        "0",
+        "--after",
+        &after,
+        "--limit",
+        "100",
+    ]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        parse(&out.stdout),
+        all[150..250],
+        "across the seam (200 is the first in Redis)"
+    );
+    let out = read(&["--topic", "orders", "--partition", "0"]);
+    assert_eq!(parse(&out.stdout), all, "everything without a limit");
+    let out = read(&["--topic", "orders", "--partition", "9"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = read(&["--topic", "orders", "--partition", "0", "--from", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`from`"));
+}
