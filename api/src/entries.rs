@@ -1,15 +1,16 @@
 //! `GET /v1/topics/{topic}/partitions/{partition}/entries`: a partition's entries from the
-//! archive and the hot window as one range, streamed as JSON lines, without writing anything.
+//! archive and the hot window as one range, streamed as JSON lines (or Arrow IPC when asked),
+//! without writing anything.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use streamtier_replayer::read::{json_lines, read_range};
+use streamtier_replayer::read::{encoded, read_range, Format};
 use streamtier_replayer::source::PartitionSource;
 
 use crate::state::AppState;
@@ -26,7 +27,7 @@ const PARAMS: [&str; 4] = ["from", "after", "to", "limit"];
            ("to" = Option<String>, Query, description = "Exclusive end: RFC 3339 time or entry id"),
            ("limit" = Option<u64>, Query, description = "Most entries (default 1000)")),
     responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"),
-              (status = 200, description = "One JSON object per line: `{\"id\": …, \"fields\": [[name, value], …]}`, names and values that are not UTF-8 as `{\"base64\": …}`; a failure after the first line ends them with `{\"error\": …}`", content_type = "application/x-ndjson"),
+              (status = 200, description = "One JSON object per line: `{\"id\": …, \"fields\": [[name, value], …]}`, names and values that are not UTF-8 as `{\"base64\": …}`; a failure after the first line ends them with `{\"error\": …}`. With `Accept: application/vnd.apache.arrow.stream`, an Arrow IPC stream of `id` (utf8) and `fields` (list of struct `name`, `value`: binary)", content_type = "application/x-ndjson"),
               (status = 400, description = "Malformed parameter", body = crate::problem::Problem, content_type = "application/problem+json"),
               (status = 404, description = "No such topic or partition", body = crate::problem::Problem, content_type = "application/problem+json"),
               (status = 422, description = "A range that ends before it starts", body = crate::problem::Problem, content_type = "application/problem+json")),
@@ -35,7 +36,19 @@ pub async fn entries(
     State(state): State<Arc<AppState>>,
     Path((topic, partition)): Path<(String, u32)>,
     Query(query): Query<HashMap<String, String>>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
+    let arrow = Format::ArrowStream.content_type();
+    let format = if headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|t| t.trim().starts_with(arrow)))
+    {
+        Format::ArrowStream
+    } else {
+        Format::JsonLines
+    };
     if let Some(unknown) = query.keys().find(|k| !PARAMS.contains(&k.as_str())) {
         return Err(ApiError::field(
             StatusCode::BAD_REQUEST,
@@ -85,6 +98,6 @@ pub async fn entries(
         range,
         None,
     );
-    let body = Body::from_stream(json_lines(source, Some(limit)).map(Ok::<_, std::convert::Infallible>));
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+    let body = Body::from_stream(encoded(source, Some(limit), format).map(Ok::<_, std::convert::Infallible>));
+    Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

@@ -1,11 +1,18 @@
 //! Reading a partition without writing anywhere: the archive and the hot window as one range in
-//! id order, as JSON lines (the entries route and `streamtier read`). Memory stays that of one
+//! id order, as JSON lines or an Arrow IPC stream (the entries route and `streamtier read`). Memory stays that of one
 //! source batch whatever the range: lines are produced as the reader takes them.
 
+use std::sync::Arc;
+
+use arrow_array::builder::{ArrayBuilder, BinaryBuilder};
+use arrow_array::{ArrayRef, ListArray, RecordBatch, StringArray, StructArray};
+use arrow_buffer::OffsetBuffer;
+use arrow_ipc::writer::StreamWriter;
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema};
 use bytes::Bytes;
 use futures::Stream;
 use streamtier_schemas::json::entry_json_line;
-use streamtier_schemas::{Report, StreamId};
+use streamtier_schemas::{Entry, StreamId};
 
 use crate::range::{parse_bound, IdRange};
 use crate::source::PartitionSource;
@@ -52,36 +59,159 @@ pub fn read_range(from: Option<&str>, after: Option<&str>, to: Option<&str>) -> 
     Ok(IdRange { from: start, to })
 }
 
-/// The entries of `source`, at most `limit`, as JSON lines (see `streamtier_schemas::json`),
-/// one chunk per source batch. A failure after the first line cannot become an HTTP status any
-/// more: it ends the lines with `{"error": "…"}`.
-pub fn json_lines(source: PartitionSource, limit: Option<u64>) -> impl Stream<Item = Bytes> + Send {
-    futures::stream::unfold(
-        (Some(source), limit.unwrap_or(u64::MAX)),
-        |(source, left)| async move {
-            let mut source = source?;
-            if left == 0 {
-                return None;
+/// How a read's entries are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object a line (see `streamtier_schemas::json`).
+    JsonLines,
+    /// An Arrow IPC stream: `id` (utf8) and `fields` (list of struct `name`, `value`, both
+    /// binary), one record batch per source batch.
+    ArrowStream,
+}
+
+impl Format {
+    /// The media type of the body.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::JsonLines => "application/x-ndjson",
+            Format::ArrowStream => "application/vnd.apache.arrow.stream",
+        }
+    }
+}
+
+fn arrow_schema() -> Arc<Schema> {
+    let pair = Fields::from(vec![
+        Field::new("name", DataType::Binary, false),
+        Field::new("value", DataType::Binary, false),
+    ]);
+    let item = Field::new("item", DataType::Struct(pair), false);
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("fields", DataType::List(Arc::new(item)), false),
+    ]))
+}
+
+fn record_batch(schema: &Arc<Schema>, entries: &[Entry]) -> std::result::Result<RecordBatch, ArrowError> {
+    let ids = StringArray::from_iter_values(entries.iter().map(|e| e.id.to_string()));
+    let (mut names, mut values) = (BinaryBuilder::new(), BinaryBuilder::new());
+    let mut offsets = Vec::with_capacity(entries.len() + 1);
+    offsets.push(0i32);
+    for e in entries {
+        for (name, value) in &e.fields {
+            names.append_value(name);
+            values.append_value(value);
+        }
+        let end = i32::try_from(names.len())
+            .map_err(|_| ArrowError::ComputeError("too many fields in one batch".into()))?;
+        offsets.push(end);
+    }
+    let DataType::List(item) = schema.field(1).data_type() else {
+        return Err(ArrowError::SchemaError("`fields` is not a list".into()));
+    };
+    let DataType::Struct(pair) = item.data_type() else {
+        return Err(ArrowError::SchemaError("`fields` items are not structs".into()));
+    };
+    let pairs: Vec<ArrayRef> = vec![Arc::new(names.finish()), Arc::new(values.finish())];
+    let pairs = StructArray::try_new(pair.clone(), pairs, None)?;
+    let list = ListArray::try_new(
+        item.clone(),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(pairs),
+        None,
+    )?;
+    RecordBatch::try_new(schema.clone(), vec![Arc::new(ids), Arc::new(list)])
+}
+
+/// Writes batches of entries in one [`Format`].
+enum Encoder {
+    Json,
+    Arrow(Box<StreamWriter<Vec<u8>>>, Arc<Schema>),
+}
+
+impl Encoder {
+    fn new(format: Format) -> std::result::Result<Encoder, ArrowError> {
+        Ok(match format {
+            Format::JsonLines => Encoder::Json,
+            Format::ArrowStream => {
+                let schema = arrow_schema();
+                Encoder::Arrow(Box::new(StreamWriter::try_new(Vec::new(), &schema)?), schema)
             }
-            match source.next_batch().await {
-                Ok(Some(entries)) => {
-                    let take = entries.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let mut out = Vec::with_capacity(take * 64);
-                    for e in &entries[..take] {
-                        entry_json_line(e, &mut out);
-                    }
-                    Some((Bytes::from(out), (Some(source), left - take as u64)))
+        })
+    }
+
+    fn batch(&mut self, entries: &[Entry]) -> std::result::Result<Bytes, ArrowError> {
+        match self {
+            Encoder::Json => {
+                let mut out = Vec::with_capacity(entries.len() * 64);
+                for e in entries {
+                    entry_json_line(e, &mut out);
                 }
-                Ok(None) => None,
-                Err(e) => {
-                    let mut out = b"{\"error\":".to_vec();
-                    serde_json::to_writer(&mut out, &Report(&e).to_string()).ok()?;
-                    out.extend_from_slice(b"}\n");
-                    Some((Bytes::from(out), (None, 0)))
+                Ok(Bytes::from(out))
+            }
+            Encoder::Arrow(writer, schema) => {
+                writer.write(&record_batch(schema, entries)?)?;
+                Ok(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+        }
+    }
+
+    /// What ends the body well.
+    fn finish(&mut self) -> Option<Bytes> {
+        match self {
+            Encoder::Json => None,
+            Encoder::Arrow(writer, _) => {
+                writer.finish().ok()?;
+                Some(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+        }
+    }
+
+    /// What ends the body after a failure: a JSON line saying so; an Arrow stream is left
+    /// without its end marker, which readers report.
+    fn failed(&self, e: &(dyn std::error::Error + 'static)) -> Option<Bytes> {
+        match self {
+            Encoder::Json => {
+                let mut out = b"{\"error\":".to_vec();
+                serde_json::to_writer(&mut out, &streamtier_schemas::Report(e).to_string()).ok()?;
+                out.extend_from_slice(b"}\n");
+                Some(Bytes::from(out))
+            }
+            Encoder::Arrow(..) => None,
+        }
+    }
+}
+
+/// The entries of `source`, at most `limit`, in `format`, one chunk per source batch, produced
+/// as the body is taken. A failure after the first chunk cannot become an HTTP status any more:
+/// JSON lines end with `{"error": "…"}`, an Arrow stream ends without its end marker.
+pub fn encoded(
+    source: PartitionSource,
+    limit: Option<u64>,
+    format: Format,
+) -> impl Stream<Item = Bytes> + Send {
+    let state = match Encoder::new(format) {
+        Ok(encoder) => Some((source, encoder, limit.unwrap_or(u64::MAX))),
+        Err(_) => None,
+    };
+    futures::stream::unfold(state, |state| async move {
+        let (mut source, mut encoder, left) = state?;
+        let next = if left == 0 {
+            Ok(None)
+        } else {
+            source.next_batch().await
+        };
+        match next {
+            Ok(Some(entries)) => {
+                let take = entries.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                match encoder.batch(&entries[..take]) {
+                    Ok(chunk) => Some((chunk, Some((source, encoder, left - take as u64)))),
+                    Err(e) => encoder.failed(&e).map(|chunk| (chunk, None)),
                 }
             }
-        },
-    )
+            Ok(None) => encoder.finish().map(|chunk| (chunk, None)),
+            Err(e) => encoder.failed(&e).map(|chunk| (chunk, None)),
+        }
+    })
 }
 
 #[cfg(test)]

@@ -48,6 +48,51 @@ fn parse(body: &[u8]) -> Vec<Entry> {
         .collect()
 }
 
+/// The entries of an Arrow IPC stream of `id` and `fields` (list of struct name, value).
+fn arrow_entries(body: &[u8]) -> Vec<Entry> {
+    use arrow_array::{Array, BinaryArray, ListArray, StringArray, StructArray};
+    let reader =
+        arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(body), None).expect("an Arrow stream");
+    let mut out = Vec::new();
+    for batch in reader {
+        let batch = batch.expect("a record batch");
+        let ids = batch
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("utf8 ids");
+        let fields = batch
+            .column(1)
+            .as_any()
+            .downcast_ref::<ListArray>()
+            .expect("a list");
+        for row in 0..batch.num_rows() {
+            let pairs = fields.value(row);
+            let pairs = pairs.as_any().downcast_ref::<StructArray>().expect("structs");
+            let names = pairs
+                .column(0)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .expect("names");
+            let values = pairs
+                .column(1)
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .expect("values");
+            let fields = (0..pairs.len())
+                .map(|i| {
+                    (
+                        Bytes::copy_from_slice(names.value(i)),
+                        Bytes::copy_from_slice(values.value(i)),
+                    )
+                })
+                .collect();
+            out.push(Entry::new(ids.value(row).parse().expect("an id"), fields));
+        }
+    }
+    out
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn entries_read_across_the_seam_and_page_without_holes() {
     let redis = RedisServer::start();
@@ -106,6 +151,21 @@ async fn entries_read_across_the_seam_and_page_without_holes() {
     }
     assert_eq!((pages, paged.len()), (6, all.len()));
     assert_eq!(paged, all, "no hole, no duplicate");
+
+    // The same range as an Arrow IPC stream.
+    let r = api
+        .request_with(
+            "GET",
+            &format!("{route}?limit=100000"),
+            &[("accept", "application/vnd.apache.arrow.stream")],
+            b"",
+        )
+        .await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/vnd.apache.arrow.stream")
+    );
+    assert_eq!(arrow_entries(&r.body), all, "Arrow IPC, byte for byte");
 
     // A window: from inclusive, to exclusive, across the seam (2,500 is the first in Redis).
     let (from, to) = (all[2_400].id, all[2_600].id);

@@ -88,12 +88,25 @@ impl InProcessApi {
 
     /// Sends one request through the router.
     pub async fn request(&self, method: &str, path: &str, body: &[u8]) -> Response {
-        let request = http::Request::builder()
+        self.request_with(method, path, &[], body).await
+    }
+
+    /// Sends one request with extra headers through the router.
+    pub async fn request_with(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let mut request = http::Request::builder()
             .method(method)
             .uri(path)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_vec()))
-            .expect("request");
+            .header("content-type", "application/json");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(Body::from(body.to_vec())).expect("request");
         let response = self.router.clone().oneshot(request).await.expect("infallible");
         let status = response.status().as_u16();
         let headers = response
