@@ -3,7 +3,8 @@
 //! entries pending on two consumers, one stalled after 100 entries) is archived whole
 //! (`archive --once --flush`), Redis is flushed, and `streamtier restore` brings the stream and
 //! its groups back. Measured: the restore's time and peak RSS, Redis' memory for the source and
-//! for the restored stream and its peak while restoring, and whether the groups came back equal.
+//! for the restored stream and its peak while restoring, and whether the groups came back equal;
+//! also `streamtier read` of a tenth of the archive and of all of it (time, peak RSS).
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -140,6 +141,18 @@ pub fn run(a: &Args, url: &str, addr: &str, work: &Path) {
     );
     let cfg = config.to_str().expect("utf-8 path");
     let (archive_secs, _, _) = streamtier(&["archive", "--once", "--flush", "--config", cfg], &[]);
+    // Reading the archive without Redis writes: a tenth of it, then all of it.
+    let tenth = (n / 10).to_string();
+    let reads: Vec<(u64, crate::util::Run)> = [Some(tenth.as_str()), None]
+        .into_iter()
+        .map(|limit| {
+            let mut args = vec!["read", "--topic", "bench", "--partition", "0", "--config", cfg];
+            args.extend(limit.map(|l| ["--limit", l]).into_iter().flatten());
+            let run = streamtier_run(&args, &[]);
+            assert!(run.code == Some(0), "read failed: {}", run.stderr);
+            (run.stdout.lines().count() as u64, run)
+        })
+        .collect();
     let _: () = redis::cmd("FLUSHALL").query(&mut con).expect("FLUSHALL");
     let empty_memory = used_memory(&mut con);
 
@@ -199,6 +212,14 @@ pub fn run(a: &Args, url: &str, addr: &str, work: &Path) {
         .sum();
     println!("\nrestore: {n} entries, 3 consumer groups ({pending_total} entries pending), one partition");
     println!("- archive --once --flush: {archive_secs:.1} s");
+    for (lines, run) in &reads {
+        println!(
+            "- streamtier read of {lines} entries (JSON lines): {:.1} s ({:.0} entries/s), peak RSS {:.0} MiB",
+            run.secs,
+            *lines as f64 / run.secs,
+            run.rss
+        );
+    }
     println!(
         "- restore: {:.1} s ({:.0} entries/s), peak RSS {:.0} MiB, CPU {:.1} s",
         restore.secs,
