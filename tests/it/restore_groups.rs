@@ -440,3 +440,54 @@ async fn a_restore_killed_with_kill_9_resumes_exactly_once() {
     let ids: Vec<String> = entries[..back.len()].iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids, back);
 }
+
+#[tokio::test]
+async fn the_groups_step_refuses_before_writing_and_finishes_a_half_done_one() {
+    use streamtier_schemas::groups::{ConsumerState, GroupState};
+    use streamtier_tiers::hot::RestoreCounters;
+    let redis = crate::harness::redis::RedisServer::start();
+    let hot = redis.hot().await;
+    let mut con = redis.con();
+    produce(&mut con, 1, 2);
+    let group = GroupState {
+        name: "g".into(),
+        last_delivered_id: id(1).parse().expect("id"),
+        entries_read: Some(1),
+        consumers: vec![ConsumerState {
+            name: "c".into(),
+            pending: 0,
+            idle_ms: 0,
+        }],
+        pending_count: 0,
+        pending_truncated: false,
+        pending: Vec::new(),
+    };
+    let counters = |last: u64| RestoreCounters {
+        last_generated_id: id(last).parse().expect("id"),
+        entries_added: 2,
+        max_deleted_id: StreamId::MIN,
+    };
+    // The stream holds an entry above the last id to set: refused before any group is made.
+    let err = hot
+        .restore_groups("orders:0", "job", std::slice::from_ref(&group), counters(1))
+        .await
+        .expect_err("an entry above the last id");
+    assert!(err.to_string().contains("restore groups"), "{err}");
+    assert!(groups_view(&mut con, "orders:0").groups.is_empty());
+    // A group left behind by a step that failed halfway is set again, once.
+    create_group(&mut con, "orders:0", b"g", "0");
+    let done = hot
+        .restore_groups("orders:0", "job", std::slice::from_ref(&group), counters(2))
+        .await
+        .expect("restore");
+    assert_eq!((done.already_done, done.groups), (false, 1));
+    let view = groups_view(&mut con, "orders:0");
+    assert_eq!(view.groups["g"]["last-delivered-id"], id(1));
+    assert_eq!(view.groups["g"]["entries-read"], "1");
+    assert_eq!(view.consumers["g"], [("c".to_string(), "0".to_string())]);
+    let again = hot
+        .restore_groups("orders:0", "job", std::slice::from_ref(&group), counters(2))
+        .await
+        .expect("a second call");
+    assert!(again.already_done);
+}
