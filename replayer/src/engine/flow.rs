@@ -221,8 +221,20 @@ impl Replayer {
         token: &CancellationToken,
     ) -> std::result::Result<(), Stop> {
         let mut paused: Option<(PauseReason, Instant)> = None;
+        let mut attempt = 0;
         loop {
-            let reason = flow.blocked(self, entries, bytes).await?;
+            let reason = match flow.blocked(self, entries, bytes).await {
+                Ok(reason) => reason,
+                // Redis may come back: look again after a backoff, as a write would.
+                Err(e)
+                    if self
+                        .retry(&e, &mut attempt, &flow.job, "a look at the pressure", token)
+                        .await =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(Stop::Failed(e)),
+            };
             if let Some((was, since)) = paused {
                 if reason != Some(was) {
                     self.inner.metrics.paused.add(was, since.elapsed());
@@ -248,6 +260,9 @@ impl Replayer {
                 }
             }
             if self.inner.jobs.cancel_requested(&flow.job).await.unwrap_or(false) {
+                if let Some((was, since)) = paused {
+                    self.inner.metrics.paused.add(was, since.elapsed());
+                }
                 return Err(Stop::Cancelled);
             }
         }

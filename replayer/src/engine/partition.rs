@@ -341,7 +341,7 @@ impl Replayer {
 
     /// When `e` may go away by itself and attempts are left: counts it, waits the backoff (cut
     /// short by `token`) and answers true.
-    async fn retry(
+    pub(super) async fn retry(
         &self,
         e: &Error,
         attempt: &mut u32,
