@@ -231,10 +231,16 @@ pub async fn pause(State(state): State<Arc<AppState>>, Path(id): Path<String>) -
     responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"), (status = 202, description = "The operator's hold is lifted; the job goes on unless Redis' pressure holds it", body = JobRecord),
               (status = 404, description = "No such job", body = crate::problem::Problem, content_type = "application/problem+json")),
     security(("bearer" = [])))]
-pub async fn resume(
+pub async fn resume(state: State<Arc<AppState>>, id: Path<String>) -> Result<Response, ApiError> {
+    hold(state, id, false).await
+}
+
+/// Holds a job (or lets it go on): `202` with the job as it is.
+async fn hold(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
+    on: bool,
 ) -> Result<Response, ApiError> {
-    let record = state.replayer.pause(&id, false).await?;
+    let record = state.replayer.pause(&id, on).await?;
     Ok((StatusCode::ACCEPTED, Json(record)).into_response())
 }

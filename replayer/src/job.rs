@@ -285,19 +285,36 @@ impl JobStore {
         Ok((ids, total))
     }
 
+    /// Sets (`on`) or clears a job's flag `key`.
+    async fn flag(&self, key: String, on: bool) -> Result<()> {
+        let mut con = self.hot.connection();
+        let op = if on { "SET" } else { "DEL" };
+        let mut cmd = redis::cmd(op);
+        cmd.arg(&key);
+        if on {
+            cmd.arg(1);
+        }
+        cmd.query_async::<()>(&mut con)
+            .await
+            .map_err(Self::redis_err(op, key))
+    }
+
+    /// Whether a job's flag `key` is set.
+    async fn flagged(&self, key: String) -> Result<bool> {
+        let mut con = self.hot.connection();
+        redis::cmd("EXISTS")
+            .arg(&key)
+            .query_async(&mut con)
+            .await
+            .map_err(Self::redis_err("EXISTS", key))
+    }
+
     /// Asks a job to stop.
     ///
     /// # Errors
     /// [`Error::Tier`] when Redis fails.
     pub async fn request_cancel(&self, id: &str) -> Result<()> {
-        let mut con = self.hot.connection();
-        let key = cancel_key(id);
-        redis::cmd("SET")
-            .arg(&key)
-            .arg(1)
-            .query_async::<()>(&mut con)
-            .await
-            .map_err(Self::redis_err("SET", key))
+        self.flag(cancel_key(id), true).await
     }
 
     /// Holds a job before its next batches (`hold`) or lets it go on.
@@ -305,20 +322,7 @@ impl JobStore {
     /// # Errors
     /// [`Error::Tier`] when Redis fails.
     pub async fn request_pause(&self, id: &str, hold: bool) -> Result<()> {
-        let mut con = self.hot.connection();
-        let key = pause_key(id);
-        let mut cmd = if hold {
-            redis::cmd("SET")
-        } else {
-            redis::cmd("DEL")
-        };
-        cmd.arg(&key);
-        if hold {
-            cmd.arg(1);
-        }
-        cmd.query_async::<()>(&mut con)
-            .await
-            .map_err(Self::redis_err(if hold { "SET" } else { "DEL" }, key))
+        self.flag(pause_key(id), hold).await
     }
 
     /// Answers whether an operator holds a job.
@@ -326,13 +330,7 @@ impl JobStore {
     /// # Errors
     /// [`Error::Tier`] when Redis fails.
     pub async fn pause_requested(&self, id: &str) -> Result<bool> {
-        let mut con = self.hot.connection();
-        let key = pause_key(id);
-        redis::cmd("EXISTS")
-            .arg(&key)
-            .query_async(&mut con)
-            .await
-            .map_err(Self::redis_err("EXISTS", key))
+        self.flagged(pause_key(id)).await
     }
 
     /// Answers whether a job was asked to stop.
@@ -340,13 +338,7 @@ impl JobStore {
     /// # Errors
     /// [`Error::Tier`] when Redis fails.
     pub async fn cancel_requested(&self, id: &str) -> Result<bool> {
-        let mut con = self.hot.connection();
-        let key = cancel_key(id);
-        redis::cmd("EXISTS")
-            .arg(&key)
-            .query_async(&mut con)
-            .await
-            .map_err(Self::redis_err("EXISTS", key))
+        self.flagged(cancel_key(id)).await
     }
 }
 

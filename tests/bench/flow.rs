@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::resp::{encode_xadd, Raw};
 use crate::util::{streamtier, streamtier_run, write_config};
 use crate::Args;
 
@@ -143,27 +142,15 @@ fn watched_replay(url: &str, cfg: &str, env: &[(&str, String)], janitor: bool) -
 
 pub fn run(a: &Args, url: &str, addr: &str, work: &Path) {
     let n = a.entries;
-    let mut raw = Raw::connect(addr);
-    let mut buf = Vec::new();
-    let mut queued = 0;
-    for i in 0..n {
-        let fields = vec![
+    crate::util::load_stream(addr, "bench:0", T0, n, |i| {
+        vec![
             ("user".to_string(), format!("user-{}", i % 10_007)),
             (
                 "note".to_string(),
                 format!("order {i} of the flow benchmark, padded to about 100 bytes."),
             ),
-        ];
-        encode_xadd(&mut buf, "bench:0", &(format!("{}-0", T0 + i), fields));
-        queued += 1;
-        if queued == 10_000 || i + 1 == n {
-            let data = std::mem::take(&mut buf);
-            raw.duplex(queued, |out| {
-                std::io::Write::write_all(out, &data).expect("write")
-            });
-            queued = 0;
-        }
-    }
+        ]
+    });
     let store = work.join("archive");
     let config = work.join("flow.toml");
     write_config(&config, url, &store, 1, 0, "");

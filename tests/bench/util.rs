@@ -168,3 +168,22 @@ pub fn write_config(
     )
     .expect("config");
 }
+
+/// Writes `n` entries into `key` with ids `t0 + i` and the fields `fields(i)`, pipelined in
+/// chunks of 10,000.
+pub fn load_stream(addr: &str, key: &str, t0: u64, n: u64, fields: impl Fn(u64) -> Vec<(String, String)>) {
+    let mut raw = crate::resp::Raw::connect(addr);
+    let mut buf = Vec::new();
+    let mut queued = 0;
+    for i in 0..n {
+        crate::resp::encode_xadd(&mut buf, key, &(format!("{}-0", t0 + i), fields(i)));
+        queued += 1;
+        if queued == 10_000 || i + 1 == n {
+            let data = std::mem::take(&mut buf);
+            raw.duplex(queued, |out| {
+                std::io::Write::write_all(out, &data).expect("write")
+            });
+            queued = 0;
+        }
+    }
+}
