@@ -9,6 +9,8 @@
 //! | `GET /v1/replays`               | jobs, newest first (`offset`, `limit`)       |
 //! | `GET /v1/replays/{id}`          | one job                                      |
 //! | `POST /v1/replays/{id}/cancel`  | stop a job between batches                   |
+//! | `POST /v1/replays/{id}/pause`, `…/resume` | hold a job before its next batch, or let it go on |
+//! | `GET /v1/topics/{topic}/partitions/{p}/entries` | entries from the archive and Redis as one range (JSON lines or Arrow IPC) |
 //! | `GET /v1/topics`                | topics                                       |
 //! | `GET /v1/topics/{topic}`        | partitions: Redis, archive, lag, groups, gaps |
 //! | `GET /healthz`, `GET /readyz`   | alive; Redis and the store answer            |

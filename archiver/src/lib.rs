@@ -13,7 +13,8 @@
 //! - [`worker`]: the per-partition pipeline (`pending`: entries read ahead and how many an
 //!   object takes); `trim`: trimming and gap records; [`run`](mod@run): `--once` and the daemon;
 //!   [`watch`]: the daemon's quiet partitions, looked at in one pipelined round trip per node;
-//!   [`balance`]: each daemon holds its share of the partition leases.
+//!   [`balance`]: each daemon holds its share of the partition leases; [`snapshot`]: the
+//!   consumer-group snapshots a restore reads.
 //!
 //! # Object shapes
 //! One rule ([`rotation::close_reason`]) serves the daemon and `--once`: an object is written
