@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use streamtier_replayer::filter::Filter;
 use streamtier_replayer::read::read_range;
 use streamtier_replayer::source::PartitionSource;
 use streamtier_schemas::json::entry_json_line;
@@ -37,6 +38,9 @@ pub struct ReadArgs {
     /// Most entries; all of the range when absent.
     #[arg(long)]
     limit: Option<u64>,
+    /// Only the entries this filter takes, e.g. `fields.customer = '42' and amount > 100`.
+    #[arg(long)]
+    filter: Option<String>,
 }
 
 /// Prints the range; exit 0 when it was read whole (or stdout closed early), 2 for a bad
@@ -44,6 +48,13 @@ pub struct ReadArgs {
 pub async fn read(args: ReadArgs) -> ExitCode {
     let range = match read_range(args.from.as_deref(), args.after.as_deref(), args.to.as_deref()) {
         Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {}", Report(&e));
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let filter = match args.filter.as_deref().map(Filter::parse).transpose() {
+        Ok(f) => f,
         Err(e) => {
             eprintln!("error: {}", Report(&e));
             return ExitCode::from(EXIT_CONFIG);
@@ -86,7 +97,10 @@ pub async fn read(args: ReadArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        for e in batch.iter().take(usize::try_from(left).unwrap_or(usize::MAX)) {
+        let taken = batch
+            .iter()
+            .filter(|e| filter.as_ref().is_none_or(|f| f.matches(e)));
+        for e in taken.take(usize::try_from(left).unwrap_or(usize::MAX)) {
             line.clear();
             entry_json_line(e, &mut line);
             if out.write_all(&line).is_err() {

@@ -76,6 +76,9 @@ pub struct ReplayArgs {
     /// With `--ids new`: a field holding `<source stream>/<original id>`.
     #[arg(long)]
     origin_field: Option<String>,
+    /// Only the entries this filter takes, e.g. `fields.customer = '42' and amount > 100`.
+    #[arg(long)]
+    filter: Option<String>,
     /// Wait while the target holds more entries its consumer groups have not been delivered
     /// (0: no bound); `replay.max_target_backlog` when absent.
     #[arg(long)]
@@ -154,6 +157,7 @@ pub async fn replay(args: ReplayArgs) -> ExitCode {
         ids,
         origin_field: args.origin_field,
         max_target_backlog: args.max_target_backlog,
+        filter: args.filter,
         ..request
     };
     run_request(config.as_deref(), request).await
@@ -217,6 +221,12 @@ async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -
                 "{:<10} {:<32} {:<32} {:>8} {:>12} {:>14} {:>12}",
                 p.partition, p.stream, p.target, p.objects, p.archived_entries, p.bytes, p.redis_entries
             );
+            if let Some(n) = p.matching_entries {
+                println!(
+                    "{:<10} {n} of them match the filter (counted by reading the range)",
+                    ""
+                );
+            }
         }
         return ExitCode::SUCCESS;
     }

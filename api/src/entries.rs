@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
+use streamtier_replayer::filter::Filter;
 use streamtier_replayer::read::{encoded, read_range, Format};
 use streamtier_replayer::source::PartitionSource;
 
@@ -17,7 +18,7 @@ use crate::state::AppState;
 use crate::ApiError;
 
 /// The query parameters the route knows.
-const PARAMS: [&str; 4] = ["from", "after", "to", "limit"];
+const PARAMS: [&str; 5] = ["from", "after", "to", "limit", "filter"];
 
 /// `GET /v1/topics/{topic}/partitions/{partition}/entries`
 #[utoipa::path(tag = "topics", get, path = "/v1/topics/{topic}/partitions/{partition}/entries",
@@ -25,7 +26,8 @@ const PARAMS: [&str; 4] = ["from", "after", "to", "limit"];
            ("from" = Option<String>, Query, description = "Inclusive start: RFC 3339 time or entry id"),
            ("after" = Option<String>, Query, description = "Exclusive start (instead of `from`): the last id of the previous page, or a time"),
            ("to" = Option<String>, Query, description = "Exclusive end: RFC 3339 time or entry id"),
-           ("limit" = Option<u64>, Query, description = "Most entries (default 1000)")),
+           ("limit" = Option<u64>, Query, description = "Most entries (default 1000)"),
+           ("filter" = Option<String>, Query, description = "Only the entries this filter takes, e.g. `fields.customer = '42' and amount > 100`")),
     responses((status = 401, description = "Missing or wrong bearer token", body = crate::problem::Problem, content_type = "application/problem+json"),
               (status = 200, description = "One JSON object per line: `{\"id\": …, \"fields\": [[name, value], …]}`, names and values that are not UTF-8 as `{\"base64\": …}`; a failure after the first line ends them with `{\"error\": …}`. With `Accept: application/vnd.apache.arrow.stream`, an Arrow IPC stream of `id` (utf8) and `fields` (list of struct `name`, `value`: binary)", content_type = "application/x-ndjson"),
               (status = 400, description = "Malformed parameter", body = crate::problem::Problem, content_type = "application/problem+json"),
@@ -68,6 +70,7 @@ pub async fn entries(
     };
     let get = |name: &str| query.get(name).map(String::as_str);
     let range = read_range(get("from"), get("after"), get("to"))?;
+    let filter = get("filter").map(Filter::parse).transpose()?;
     let topics = state.topics().await?;
     let stream = topics
         .get(&topic)
@@ -98,6 +101,8 @@ pub async fn entries(
         range,
         None,
     );
-    let body = Body::from_stream(encoded(source, Some(limit), format).map(Ok::<_, std::convert::Infallible>));
+    let body = Body::from_stream(
+        encoded(source, Some(limit), format, filter).map(Ok::<_, std::convert::Infallible>),
+    );
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

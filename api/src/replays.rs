@@ -33,6 +33,9 @@ pub struct DryRun {
     pub entries: u64,
     /// Bytes of those objects.
     pub bytes: u64,
+    /// With a filter: the entries it takes, counted by reading the range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching_entries: Option<u64>,
 }
 
 /// A page of jobs, newest first.
@@ -132,6 +135,7 @@ pub async fn create(
                 .map(|p| p.archived_entries + p.redis_entries)
                 .sum(),
             bytes: partitions.iter().map(|p| p.bytes).sum(),
+            matching_entries: partitions.iter().map(|p| p.matching_entries).sum::<Option<u64>>(),
             partitions,
         };
         return Ok((StatusCode::OK, Json(body)).into_response());

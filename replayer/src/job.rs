@@ -68,6 +68,9 @@ pub struct ReplayRequest {
     /// no bound.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_target_backlog: Option<u64>,
+    /// Only the entries this filter takes (see the `filter` module for the language).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
 }
 
 /// Where a job is in its life.

@@ -67,6 +67,7 @@
 pub mod archive;
 pub mod engine;
 mod error;
+pub mod filter;
 pub mod job;
 pub mod plan;
 pub mod range;

@@ -11,10 +11,12 @@ use streamtier_tiers::hot::{is_internal_key, Hot};
 use streamtier_tiers::store::Store;
 
 use crate::engine::ReplayLimits;
+use crate::filter::Filter;
 use crate::job::{expand_target, Ids, ReplayRequest, DEFAULT_TARGET};
 use crate::range::IdRange;
 use crate::restore::PartitionRestore;
 use crate::settings::glob_match;
+use crate::source::PartitionSource;
 use crate::{Error, Result};
 
 /// One partition of a topic as the caller's configuration names it.
@@ -74,6 +76,10 @@ pub struct PartitionPlan {
     pub bytes: u64,
     /// Entries in the range that Redis holds beyond the archive.
     pub redis_entries: u64,
+    /// With a filter: the entries of the range it takes, counted by reading the range (the
+    /// objects' statistics cannot count fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching_entries: Option<u64>,
 }
 
 /// Fixes an open range end at the newest entry of the partitions now, so that a job ends even
@@ -174,7 +180,16 @@ pub fn build_plan(
             });
         }
     }
+    if let Some(filter) = &request.filter {
+        crate::filter::Filter::parse(filter)?;
+    }
     if request.restore_groups {
+        if request.filter.is_some() {
+            return Err(Error::Unacceptable {
+                field: "filter".into(),
+                reason: "a restore brings back what the source held: no filter".into(),
+            });
+        }
         if request.ids != Ids::Original {
             return Err(Error::Unacceptable {
                 field: "restore_groups".into(),
@@ -354,6 +369,22 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                 .iter()
                 .filter(|id| range.contains(**id))
                 .count() as u64;
+        }
+        if let Some(filter) = plan.request.filter.as_deref().map(Filter::parse).transpose()? {
+            let mut source = PartitionSource::new(
+                hot.clone(),
+                store.clone(),
+                &plan.request.topic,
+                *partition,
+                stream,
+                range,
+                None,
+            );
+            let mut n = 0;
+            while let Some(entries) = source.next_batch().await? {
+                n += entries.iter().filter(|e| filter.matches(e)).count() as u64;
+            }
+            item.matching_entries = Some(n);
         }
         out.push(item);
     }

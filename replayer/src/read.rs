@@ -14,6 +14,7 @@ use futures::Stream;
 use streamtier_schemas::json::entry_json_line;
 use streamtier_schemas::{Entry, StreamId};
 
+use crate::filter::Filter;
 use crate::range::{parse_bound, IdRange};
 use crate::source::PartitionSource;
 use crate::{Error, Result};
@@ -188,23 +189,36 @@ pub fn encoded(
     source: PartitionSource,
     limit: Option<u64>,
     format: Format,
+    filter: Option<Filter>,
 ) -> impl Stream<Item = Bytes> + Send {
     let state = match Encoder::new(format) {
-        Ok(encoder) => Some((source, encoder, limit.unwrap_or(u64::MAX))),
+        Ok(encoder) => Some((source, encoder, limit.unwrap_or(u64::MAX), filter)),
         Err(_) => None,
     };
     futures::stream::unfold(state, |state| async move {
-        let (mut source, mut encoder, left) = state?;
-        let next = if left == 0 {
-            Ok(None)
-        } else {
-            source.next_batch().await
+        let (mut source, mut encoder, left, filter) = state?;
+        // Reads until something is taken or the range ends: no empty chunk.
+        let next = loop {
+            if left == 0 {
+                break Ok(None);
+            }
+            match source.next_batch().await {
+                Ok(Some(mut entries)) => {
+                    if let Some(f) = &filter {
+                        entries.retain(|e| f.matches(e));
+                    }
+                    if !entries.is_empty() {
+                        break Ok(Some(entries));
+                    }
+                }
+                other => break other,
+            }
         };
         match next {
             Ok(Some(entries)) => {
                 let take = entries.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 match encoder.batch(&entries[..take]) {
-                    Ok(chunk) => Some((chunk, Some((source, encoder, left - take as u64)))),
+                    Ok(chunk) => Some((chunk, Some((source, encoder, left - take as u64, filter)))),
                     Err(e) => encoder.failed(&e).map(|chunk| (chunk, None)),
                 }
             }

@@ -39,6 +39,7 @@ async fn replay(hot: &Hot, entries: &[Entry], expected: Option<StreamId>) -> Rep
         entries,
         ids: IdMode::Original,
         origin: None,
+        through: None,
     })
     .await
     .expect("replay batch")

@@ -18,6 +18,7 @@ mod compaction;
 mod group_snapshots;
 mod read_route;
 mod replay_engine;
+mod replay_filter;
 mod replay_flow;
 mod replay_kill;
 mod replay_writes;

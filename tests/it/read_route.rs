@@ -167,6 +167,28 @@ async fn entries_read_across_the_seam_and_page_without_holes() {
     );
     assert_eq!(arrow_entries(&r.body), all, "Arrow IPC, byte for byte");
 
+    // A filter: the entries whose first `n` field is a multiple of 100, paged like the rest.
+    let filtered = parse(
+        &api.get(&format!(
+            "{route}?limit=5&filter=fields.n%20in%20('0','100','200','300','400','500')"
+        ))
+        .await
+        .body,
+    );
+    let want: Vec<Entry> = all
+        .iter()
+        .filter(|e| {
+            ["0", "100", "200", "300", "400"].contains(&std::str::from_utf8(&e.fields[0].1).unwrap_or(""))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(filtered, want, "a filtered page stops at the limit");
+    let r = api.get(&format!("{route}?filter=fields.n%20%3D%3D%201")).await;
+    assert_eq!(
+        (r.status, r.json()["field"].clone()),
+        (400, Value::from("filter"))
+    );
+
     // A window: from inclusive, to exclusive, across the seam (2,500 is the first in Redis).
     let (from, to) = (all[2_400].id, all[2_600].id);
     let window = parse(

@@ -59,6 +59,7 @@ async fn race(writers: [Hot; 3], target: &str, ids: IdMode) {
                     entries: &entries,
                     ids: IdMode::New,
                     origin: Some(("job", "b/")),
+                    through: None,
                 })
                 .await
                 .expect("job b writes");
@@ -79,6 +80,7 @@ async fn race(writers: [Hot; 3], target: &str, ids: IdMode) {
                     entries: &entries,
                     ids,
                     origin: Some(("job", "a/")),
+                    through: None,
                 })
                 .await
                 .expect("job a writes")
@@ -179,6 +181,7 @@ async fn original_ids_refusals_write_nothing_and_wide_entries_pass() {
                 entries: &entries,
                 ids: IdMode::Original,
                 origin: None,
+                through: None,
             })
             .await
         }
@@ -267,6 +270,7 @@ async fn the_direct_connections_authenticate_and_select_the_database() {
             entries: &entries,
             ids: IdMode::Original,
             origin: None,
+            through: None,
         })
         .await
         .expect("write");

@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::flow::Flow;
 use super::{poisoned, ReplayMetrics, Replayer, Stop};
+use crate::filter::Filter;
 use crate::job::{Ids, JobRecord};
 use crate::rate::TokenBucket;
 use crate::restore::Restoring;
@@ -95,7 +96,7 @@ impl Replayer {
         progress: &(impl Fn(&JobRecord) + Send + Sync),
     ) -> std::result::Result<(), Stop> {
         let inner = &self.inner;
-        let (id, topic, range, ids, origin, part, max_backlog) = {
+        let (id, topic, range, ids, origin, part, max_backlog, request_filter) = {
             let r = shared.lock().map_err(|_| Stop::Failed(poisoned()))?;
             (
                 r.id.clone(),
@@ -105,11 +106,16 @@ impl Replayer {
                 r.request.origin_field.clone(),
                 r.partitions[index].clone(),
                 r.request.max_target_backlog,
+                r.request.filter.clone(),
             )
         };
         let mode = match ids {
             Ids::New => IdMode::New,
             Ids::Original => IdMode::Original,
+        };
+        let filter = match request_filter.as_deref().map(Filter::parse).transpose() {
+            Ok(f) => f,
+            Err(e) => return Err(Stop::Failed(e)),
         };
         // A restore reads its own range and writes only the entries its snapshot calls for.
         let range = part.restore.as_ref().map_or(range, |r| r.range);
@@ -150,6 +156,8 @@ impl Replayer {
             let mut pending: Vec<Entry> = Vec::new();
             let mut ended = false;
             let mut failed = None;
+            // The last source id read (before any filter), this run.
+            let mut last_read: Option<StreamId> = None;
             while !(ended && pending.is_empty()) {
                 if token.is_cancelled() {
                     return Err(if inner.shutdown.is_cancelled() {
@@ -173,10 +181,19 @@ impl Replayer {
                     );
                     seen = source.stats;
                     self.count_reads(shared, delta);
+                    // Entries a filter or a restore leaves out are done too: when a whole read
+                    // is left out and nothing waits to be written, the cursor moves past it.
+                    let mut left_out_to = None;
                     let next = next.map(|batch| {
                         batch.map(|mut entries| {
-                            if let Some(r) = &restoring {
-                                entries.retain(|e| r.keeps(e.id));
+                            let read_last = entries.last().map(|e| e.id);
+                            last_read = read_last.or(last_read);
+                            entries.retain(|e| {
+                                restoring.as_ref().is_none_or(|r| r.keeps(e.id))
+                                    && filter.as_ref().is_none_or(|f| f.matches(e))
+                            });
+                            if entries.is_empty() {
+                                left_out_to = read_last;
                             }
                             entries
                         })
@@ -196,6 +213,25 @@ impl Replayer {
                             failed = Some(e);
                             ended = true;
                         }
+                    }
+                    let past = left_out_to.filter(|t| pending.is_empty() && cursor.is_none_or(|c| *t > c));
+                    if let Some(through) = past {
+                        let total = self
+                            .write(
+                                &id,
+                                &part.target,
+                                cursor,
+                                &[],
+                                mode,
+                                origin,
+                                &mut attempt,
+                                token,
+                                Some(through),
+                            )
+                            .await?;
+                        cursor = Some(through);
+                        attempt = 0;
+                        self.update(shared, index, total, cursor, false);
                     }
                 }
                 let mut batches = chunks(&pending, inner.limits.batch_entries, inner.limits.batch_bytes);
@@ -225,6 +261,7 @@ impl Replayer {
                             origin,
                             &mut attempt,
                             token,
+                            None,
                         )
                         .await?;
                     cursor = Some(last);
@@ -240,6 +277,24 @@ impl Replayer {
             }
             if let Some(e) = failed {
                 return Err(Stop::Failed(e));
+            }
+            // What a filter left out after the last entry written is done too.
+            if let Some(through) = last_read.filter(|t| cursor.is_none_or(|c| *t > c)) {
+                let total = self
+                    .write(
+                        &id,
+                        &part.target,
+                        cursor,
+                        &[],
+                        mode,
+                        origin,
+                        &mut attempt,
+                        token,
+                        Some(through),
+                    )
+                    .await?;
+                cursor = Some(through);
+                self.update(shared, index, total, cursor, false);
             }
             if let (Some(r), Some(plan)) = (&restoring, &part.restore) {
                 match r.finish(&inner.hot, &id, &part.target, plan).await {
@@ -274,8 +329,14 @@ impl Replayer {
         origin: Option<(&str, &str)>,
         attempt: &mut u32,
         token: &CancellationToken,
+        through: Option<StreamId>,
     ) -> std::result::Result<u64, Stop> {
-        let last = chunk[chunk.len() - 1].id;
+        let Some(last) = through.or(chunk.last().map(|e| e.id)) else {
+            return Err(Stop::Failed(Error::Invalid {
+                field: "batch".into(),
+                reason: "an empty batch moves no cursor".into(),
+            }));
+        };
         let batch = ReplayBatch {
             target,
             job,
@@ -283,6 +344,7 @@ impl Replayer {
             entries: chunk,
             ids,
             origin,
+            through,
         };
         loop {
             match self.inner.hot.write_replay_batch(&batch).await {

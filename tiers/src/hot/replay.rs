@@ -31,6 +31,10 @@ pub struct ReplayBatch<'a> {
     pub ids: IdMode,
     /// With `Some((field, prefix))`, each entry gets `field = prefix + source id` appended.
     pub origin: Option<(&'a str, &'a str)>,
+    /// The cursor moves here instead of to the last entry's id (at or above it): the source
+    /// entries up to it that the caller left out (a filter) are done too. With it, `entries` may
+    /// be empty: the batch then only moves the cursor.
+    pub through: Option<StreamId>,
 }
 
 /// What happened to a batch.
@@ -95,8 +99,19 @@ impl Hot {
     /// [`Error::InvalidKey`] for an entry that cannot be written (no fields, too many fields),
     /// [`Error::Redis`] when Redis fails, [`Error::Protocol`] on an unexpected reply.
     pub async fn write_replay_batch(&self, batch: &ReplayBatch<'_>) -> Result<ReplayWrite> {
-        if batch.entries.is_empty() {
+        if batch.entries.is_empty() && batch.through.is_none() {
             return Err(protocol(batch.target, "empty replay batch".into()));
+        }
+        if let (Some(through), Some(last)) = (batch.through, batch.entries.last()) {
+            if through < last.id {
+                return Err(protocol(
+                    batch.target,
+                    format!(
+                        "the cursor would move to `{through}`, below the batch's last entry `{}`",
+                        last.id
+                    ),
+                ));
+            }
         }
         let extra = usize::from(batch.origin.is_some());
         if let Some(entry) = batch.entries.iter().find(|e| e.fields.len() + extra == 0) {

@@ -4,7 +4,8 @@
 -- ARGV[1] job id, ARGV[2] new cursor (the batch's last source id), ARGV[3] entries in the batch
 -- Returns {1, total written by the job} or {0, the target's type}
 local t = redis.call('TYPE', KEYS[1])['ok']
-if t ~= 'stream' then return {0, t} end
+-- A batch that only moves the cursor (entries left out by a filter) may find no stream yet.
+if t ~= 'stream' and not (t == 'none' and ARGV[3] == '0') then return {0, t} end
 local total = redis.call('HINCRBY', KEYS[2], ARGV[1] .. ':n', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return {1, tostring(total)}

@@ -33,9 +33,10 @@ impl RawPool {
         batch: &ReplayBatch<'_>,
     ) -> Result<ReplayWrite, Failure> {
         let target = batch.target;
-        let (Some(first), Some(last)) = (batch.entries.first(), batch.entries.last()) else {
+        let Some(last) = batch.through.or(batch.entries.last().map(|e| e.id)) else {
             return Err(Failure::Protocol("empty replay batch".into()));
         };
+        let first = batch.entries.first();
         let cursor_key = replay_cursor_key(target);
         let expected = batch.expected.map(|c| c.to_string()).unwrap_or_default();
         let original = batch.ids == IdMode::Original;
@@ -56,7 +57,7 @@ impl RawPool {
             );
             check
         };
-        let tx = transaction(batch, asking, &cursor_key, last.id);
+        let tx = transaction(batch, asking, &cursor_key, last);
         let mut by = By::Hash;
         let mut rounds = 0;
         while rounds < MAX_ROUNDS {
@@ -81,7 +82,7 @@ impl RawPool {
             if state.kind != "stream" && state.kind != "none" {
                 return Err(wrong_type(target, &state.kind));
             }
-            if original && !state.top.is_empty() {
+            if let (true, false, Some(first)) = (original, state.top.is_empty(), first) {
                 let top: StreamId = state
                     .top
                     .parse()

@@ -1,0 +1,565 @@
+//! Filters: which entries a replay or a read takes, by their fields.
+//!
+//! ```text
+//! filter  := or
+//! or      := and ("or" and)*
+//! and     := not ("and" not)*
+//! not     := "not" not | "(" filter ")" | test
+//! test    := operand op literal | operand "in" "(" literal ("," literal)* ")"
+//! operand := fields.NAME | fields['any name'] | NAME (a typed column: the field of that name)
+//!          | ts (the entry id's time) | id
+//! op      := = | != | < | <= | > | >=
+//! literal := 'text' | "text" | number | true | false
+//! ```
+//!
+//! A field operand is the entry's first field of that name (as the Parquet `fields` map and a
+//! typed column hold it). A number literal compares the value as a `float64` typed column reads
+//! it, `true`/`false` as a `bool` column does, a text literal as text (byte order); `ts` takes an RFC 3339 time or
+//! epoch milliseconds, `id` an entry id. As in SQL, a test on a field the entry lacks (or a
+//! value that is not a number) is unknown: `not` and `!=` keep it unknown, and only entries for
+//! which the filter is true are taken, so a filter selects what DuckDB selects with the same
+//! predicate over `fields[…]` and typed columns.
+
+use std::cmp::Ordering;
+
+use streamtier_schemas::columns::{parse_value, TypedValue};
+use streamtier_schemas::{parse_rfc3339_ms, ColumnType, Entry, StreamId};
+
+use crate::{Error, Result};
+
+/// A parsed filter.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Filter {
+    /// Both hold.
+    And(Box<Filter>, Box<Filter>),
+    /// Either holds.
+    Or(Box<Filter>, Box<Filter>),
+    /// It does not hold.
+    Not(Box<Filter>),
+    /// A comparison.
+    Test(Operand, Op, Literal),
+    /// Membership in a set.
+    In(Operand, Vec<Literal>),
+}
+
+/// What a test looks at.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Operand {
+    /// The first field of this name.
+    Field(Vec<u8>),
+    /// The entry id's time (milliseconds).
+    Ts,
+    /// The entry id.
+    Id,
+}
+
+/// A comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// `=`
+    Eq,
+    /// `!=`
+    Ne,
+    /// `<`
+    Lt,
+    /// `<=`
+    Le,
+    /// `>`
+    Gt,
+    /// `>=`
+    Ge,
+}
+
+/// A constant.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Literal {
+    /// Text.
+    Text(String),
+    /// A number.
+    Number(f64),
+    /// `true` or `false`.
+    Bool(bool),
+    /// A time (epoch milliseconds), for `ts`.
+    Time(u64),
+    /// An entry id, for `id`.
+    Id(StreamId),
+}
+
+impl Op {
+    fn holds(self, o: Ordering) -> bool {
+        match self {
+            Op::Eq => o == Ordering::Equal,
+            Op::Ne => o != Ordering::Equal,
+            Op::Lt => o == Ordering::Less,
+            Op::Le => o != Ordering::Greater,
+            Op::Gt => o == Ordering::Greater,
+            Op::Ge => o != Ordering::Less,
+        }
+    }
+}
+
+impl Filter {
+    /// Parses `text`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] (field `filter`) naming the column and what was expected there;
+    /// [`Error::Unacceptable`] for a literal that cannot be compared with its operand.
+    pub fn parse(text: &str) -> Result<Filter> {
+        let mut p = Parser {
+            tokens: tokenize(text)?,
+            at: 0,
+        };
+        let f = p.or()?;
+        match p.tokens.get(p.at) {
+            None => Ok(f),
+            Some((col, t)) => Err(syntax(
+                *col,
+                format!("expected `and`, `or` or the end, found {}", t.show()),
+            )),
+        }
+    }
+
+    /// Whether `entry` is taken: the filter is true for it (not false, not unknown).
+    pub fn matches(&self, entry: &Entry) -> bool {
+        self.eval(entry) == Some(true)
+    }
+
+    fn eval(&self, e: &Entry) -> Option<bool> {
+        match self {
+            Filter::And(a, b) => match (a.eval(e), b.eval(e)) {
+                (Some(false), _) | (_, Some(false)) => Some(false),
+                (Some(true), Some(true)) => Some(true),
+                _ => None,
+            },
+            Filter::Or(a, b) => match (a.eval(e), b.eval(e)) {
+                (Some(true), _) | (_, Some(true)) => Some(true),
+                (Some(false), Some(false)) => Some(false),
+                _ => None,
+            },
+            Filter::Not(a) => a.eval(e).map(|v| !v),
+            Filter::Test(operand, op, lit) => compare(e, operand, lit).map(|o| op.holds(o)),
+            Filter::In(operand, lits) => {
+                let mut unknown = false;
+                for lit in lits {
+                    match compare(e, operand, lit) {
+                        Some(Ordering::Equal) => return Some(true),
+                        None => unknown = true,
+                        Some(_) => {}
+                    }
+                }
+                if unknown {
+                    None
+                } else {
+                    Some(false)
+                }
+            }
+        }
+    }
+}
+
+/// How the operand of `e` compares with `lit`; `None` when unknown.
+fn compare(e: &Entry, operand: &Operand, lit: &Literal) -> Option<Ordering> {
+    match operand {
+        Operand::Ts => match lit {
+            Literal::Time(ms) => Some(e.id.ms.cmp(ms)),
+            _ => None,
+        },
+        Operand::Id => match lit {
+            Literal::Id(id) => Some(e.id.cmp(id)),
+            _ => None,
+        },
+        Operand::Field(name) => {
+            let value = &e.fields.iter().find(|(n, _)| n.as_ref() == name.as_slice())?.1;
+            match lit {
+                Literal::Text(t) => Some(value.as_ref().cmp(t.as_bytes())),
+                // As a `float64` or `bool` typed column reads the value.
+                Literal::Number(n) => {
+                    match parse_value(ColumnType::Float64, std::str::from_utf8(value).ok()?)? {
+                        TypedValue::Float64(v) => v.partial_cmp(n),
+                        _ => None,
+                    }
+                }
+                Literal::Bool(b) => match parse_value(ColumnType::Bool, std::str::from_utf8(value).ok()?)? {
+                    TypedValue::Bool(v) => Some(v.cmp(b)),
+                    _ => None,
+                },
+                Literal::Time(_) | Literal::Id(_) => None,
+            }
+        }
+    }
+}
+
+fn syntax(col: usize, reason: String) -> Error {
+    Error::Invalid {
+        field: "filter".into(),
+        reason: format!("at column {col}: {reason}"),
+    }
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Token {
+    Word(String),
+    Text(String),
+    Number(f64),
+    Sym(&'static str),
+}
+
+impl Token {
+    fn show(&self) -> String {
+        match self {
+            Token::Word(w) => format!("`{w}`"),
+            Token::Text(t) => format!("'{t}'"),
+            Token::Number(n) => format!("`{n}`"),
+            Token::Sym(s) => format!("`{s}`"),
+        }
+    }
+}
+
+const SYMBOLS: [&str; 11] = ["!=", "<=", ">=", "=", "<", ">", "(", ")", ",", "[", "]"];
+
+fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let col = i + 1;
+        if c.is_whitespace() {
+            i += 1;
+        } else if c == '\'' || c == '"' {
+            let mut s = String::new();
+            i += 1;
+            loop {
+                match chars.get(i) {
+                    None => return Err(syntax(col, format!("the text starting here has no closing {c}"))),
+                    Some('\\') if chars.get(i + 1).is_some() => {
+                        s.push(chars[i + 1]);
+                        i += 2;
+                    }
+                    Some(d) if *d == c => {
+                        i += 1;
+                        break;
+                    }
+                    Some(d) => {
+                        s.push(*d);
+                        i += 1;
+                    }
+                }
+            }
+            out.push((col, Token::Text(s)));
+        } else if c.is_ascii_digit() || (c == '-' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
+            let start = i;
+            i += 1;
+            while chars
+                .get(i)
+                .is_some_and(|d| d.is_ascii_digit() || *d == '.' || *d == 'e' || *d == 'E')
+            {
+                i += 1;
+            }
+            let s: String = chars[start..i].iter().collect();
+            let n = s
+                .parse::<f64>()
+                .map_err(|_| syntax(col, format!("`{s}` is not a number")))?;
+            out.push((col, Token::Number(n)));
+        } else if c.is_alphabetic() || c == '_' {
+            let start = i;
+            while chars
+                .get(i)
+                .is_some_and(|d| d.is_alphanumeric() || *d == '_' || *d == '.')
+            {
+                i += 1;
+            }
+            out.push((col, Token::Word(chars[start..i].iter().collect())));
+        } else {
+            let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
+            let Some(sym) = SYMBOLS.iter().find(|s| rest.starts_with(**s)) else {
+                return Err(syntax(col, format!("`{c}` is not part of the filter language")));
+            };
+            i += sym.chars().count();
+            out.push((col, Token::Sym(sym)));
+        }
+    }
+    Ok(out)
+}
+
+struct Parser {
+    tokens: Vec<(usize, Token)>,
+    at: usize,
+}
+
+impl Parser {
+    fn peek_word(&self, w: &str) -> bool {
+        matches!(self.tokens.get(self.at), Some((_, Token::Word(x))) if x.eq_ignore_ascii_case(w))
+    }
+
+    fn peek_sym(&self, s: &str) -> bool {
+        matches!(self.tokens.get(self.at), Some((_, Token::Sym(x))) if *x == s)
+    }
+
+    fn next(&mut self, expected: &str) -> Result<(usize, Token)> {
+        let t = self.tokens.get(self.at).cloned().ok_or_else(|| {
+            let col = self.tokens.last().map_or(1, |(c, _)| *c + 1);
+            syntax(col, format!("expected {expected}, found the end"))
+        })?;
+        self.at += 1;
+        Ok(t)
+    }
+
+    fn expect_sym(&mut self, s: &'static str) -> Result<()> {
+        let (col, t) = self.next(&format!("`{s}`"))?;
+        if t == Token::Sym(s) {
+            Ok(())
+        } else {
+            Err(syntax(col, format!("expected `{s}`, found {}", t.show())))
+        }
+    }
+
+    fn or(&mut self) -> Result<Filter> {
+        let mut f = self.and()?;
+        while self.peek_word("or") {
+            self.at += 1;
+            f = Filter::Or(Box::new(f), Box::new(self.and()?));
+        }
+        Ok(f)
+    }
+
+    fn and(&mut self) -> Result<Filter> {
+        let mut f = self.not()?;
+        while self.peek_word("and") {
+            self.at += 1;
+            f = Filter::And(Box::new(f), Box::new(self.not()?));
+        }
+        Ok(f)
+    }
+
+    fn not(&mut self) -> Result<Filter> {
+        if self.peek_word("not") {
+            self.at += 1;
+            return Ok(Filter::Not(Box::new(self.not()?)));
+        }
+        if self.peek_sym("(") {
+            self.at += 1;
+            let f = self.or()?;
+            self.expect_sym(")")?;
+            return Ok(f);
+        }
+        self.test()
+    }
+
+    fn operand(&mut self) -> Result<(usize, Operand)> {
+        let (col, t) = self.next("a field (`fields.name`, `fields['name']`, a column, `ts` or `id`)")?;
+        let Token::Word(w) = t else {
+            return Err(syntax(col, format!("expected a field, found {}", t.show())));
+        };
+        let operand = match w.as_str() {
+            "ts" => Operand::Ts,
+            "id" => Operand::Id,
+            "fields" => {
+                self.expect_sym("[")?;
+                let (c, t) = self.next("a quoted field name")?;
+                let Token::Text(name) = t else {
+                    return Err(syntax(
+                        c,
+                        format!("expected a quoted field name, found {}", t.show()),
+                    ));
+                };
+                self.expect_sym("]")?;
+                Operand::Field(name.into_bytes())
+            }
+            w => match w.strip_prefix("fields.") {
+                Some(name) if !name.is_empty() => Operand::Field(name.as_bytes().to_vec()),
+                Some(_) => return Err(syntax(col, "`fields.` needs a field name".into())),
+                None if w.contains('.') => {
+                    return Err(syntax(
+                        col,
+                        format!("`{w}` is not a field: use `fields.name` or `fields['name']`"),
+                    ))
+                }
+                None => Operand::Field(w.as_bytes().to_vec()),
+            },
+        };
+        Ok((col, operand))
+    }
+
+    fn literal(&mut self, operand: &Operand) -> Result<Literal> {
+        let (col, t) = self.next("a value ('text', a number, true or false)")?;
+        let lit = match t {
+            Token::Text(s) => Literal::Text(s),
+            Token::Number(n) => Literal::Number(n),
+            Token::Word(w) if w == "true" || w == "false" => Literal::Bool(w == "true"),
+            other => return Err(syntax(col, format!("expected a value, found {}", other.show()))),
+        };
+        let unacceptable = |reason: String| Error::Unacceptable {
+            field: "filter".into(),
+            reason: format!("at column {col}: {reason}"),
+        };
+        Ok(match (operand, lit) {
+            (Operand::Ts, Literal::Text(s)) => {
+                let ms = parse_rfc3339_ms(&s)
+                    .and_then(|ms| u64::try_from(ms).ok())
+                    .ok_or_else(|| unacceptable(format!("`ts` compares with an RFC 3339 time, not '{s}'")))?;
+                Literal::Time(ms)
+            }
+            (Operand::Ts, Literal::Number(n)) if n >= 0.0 && n.fract() == 0.0 => Literal::Time(n as u64),
+            (Operand::Ts, other) => {
+                return Err(unacceptable(format!(
+                    "`ts` compares with a time or epoch milliseconds, not {other:?}"
+                )))
+            }
+            (Operand::Id, Literal::Text(s)) => Literal::Id(
+                s.parse()
+                    .map_err(|_| unacceptable(format!("`id` compares with an entry id, not '{s}'")))?,
+            ),
+            (Operand::Id, other) => {
+                return Err(unacceptable(format!(
+                    "`id` compares with an entry id, not {other:?}"
+                )))
+            }
+            (_, lit) => lit,
+        })
+    }
+
+    fn test(&mut self) -> Result<Filter> {
+        let (_, operand) = self.operand()?;
+        if self.peek_word("in") {
+            self.at += 1;
+            self.expect_sym("(")?;
+            let mut set = vec![self.literal(&operand)?];
+            while self.peek_sym(",") {
+                self.at += 1;
+                set.push(self.literal(&operand)?);
+            }
+            self.expect_sym(")")?;
+            return Ok(Filter::In(operand, set));
+        }
+        let (col, t) = self.next("a comparison (=, !=, <, <=, >, >=) or `in`")?;
+        let op = match t {
+            Token::Sym("=") => Op::Eq,
+            Token::Sym("!=") => Op::Ne,
+            Token::Sym("<") => Op::Lt,
+            Token::Sym("<=") => Op::Le,
+            Token::Sym(">") => Op::Gt,
+            Token::Sym(">=") => Op::Ge,
+            other => {
+                return Err(syntax(
+                    col,
+                    format!(
+                        "expected a comparison (=, !=, <, <=, >, >=) or `in`, found {}",
+                        other.show()
+                    ),
+                ))
+            }
+        };
+        let lit = self.literal(&operand)?;
+        Ok(Filter::Test(operand, op, lit))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+
+    fn entry(ms: u64, fields: &[(&str, &str)]) -> Entry {
+        Entry::new(
+            StreamId::new(ms, 0),
+            fields
+                .iter()
+                .map(|(n, v)| (Bytes::from(n.to_string()), Bytes::from(v.to_string())))
+                .collect(),
+        )
+    }
+
+    fn takes(filter: &str, e: &Entry) -> bool {
+        Filter::parse(filter)
+            .unwrap_or_else(|err| panic!("{filter}: {err}"))
+            .matches(e)
+    }
+
+    #[test]
+    fn fields_compare_as_text_or_numbers_and_missing_ones_are_unknown() {
+        let e = entry(
+            1_700_000_000_000,
+            &[
+                ("customer", "42"),
+                ("type", "refund"),
+                ("amount", "12.5"),
+                ("type", "other"),
+            ],
+        );
+        assert!(takes("fields.customer = '42'", &e));
+        assert!(
+            takes("customer = 42", &e),
+            "a number literal compares as a number"
+        );
+        assert!(
+            takes("fields['type'] = 'refund'", &e),
+            "the first field of a name"
+        );
+        assert!(!takes("fields.type = 'other'", &e));
+        assert!(takes("amount > 10 and amount <= 12.5", &e));
+        assert!(takes("fields.type in ('chargeback', 'refund')", &e));
+        assert!(takes("type = 'x' or amount >= 12.5", &e));
+        assert!(takes("not (type = 'x')", &e));
+        // Unknown (a missing field, a value that is not a number) is never taken, negated or not.
+        assert!(!takes("fields.missing = 'a'", &e));
+        assert!(!takes("fields.missing != 'a'", &e));
+        assert!(!takes("not (fields.missing = 'a')", &e));
+        assert!(!takes("type > 3", &e));
+        assert!(
+            takes("fields.missing = 'a' or customer = '42'", &e),
+            "unknown or true"
+        );
+        assert!(
+            !takes("fields.missing = 'a' and customer = '42'", &e),
+            "unknown and true"
+        );
+    }
+
+    #[test]
+    fn ts_and_id_compare_with_times_and_ids() {
+        let e = entry(1_700_000_000_000, &[]);
+        assert!(takes("ts >= '2023-11-14T22:13:20Z'", &e));
+        assert!(takes("ts < 1700000000001", &e));
+        assert!(takes("id = '1700000000000-0'", &e));
+        assert!(takes("id in ('1-0', '1700000000000-0')", &e));
+    }
+
+    #[test]
+    fn errors_name_the_column_and_what_was_expected() {
+        let cases = [
+            ("fields.a = ", "column 11: expected a value"),
+            ("fields.a == 'x'", "column 11: expected a value, found `=`"),
+            ("(a = 1", "expected `)`, found the end"),
+            (
+                "a = 1 b = 2",
+                "column 7: expected `and`, `or` or the end, found `b`",
+            ),
+            ("a ~ 1", "column 3: `~` is not part of the filter language"),
+            ("a = 'open", "column 5: the text starting here has no closing '"),
+            ("x.y = 1", "column 1: `x.y` is not a field"),
+            ("a in 1", "column 6: expected `(`"),
+        ];
+        for (filter, want) in cases {
+            let err = Filter::parse(filter).expect_err(filter);
+            assert!(
+                matches!(&err, Error::Invalid { field, .. } if field == "filter"),
+                "{filter}: {err}"
+            );
+            assert!(err.to_string().contains(want), "{filter}: {err}");
+        }
+        for (filter, want) in [
+            ("ts > 'yesterday'", "RFC 3339"),
+            ("id = 5", "entry id"),
+            ("id = 'x'", "entry id"),
+        ] {
+            let err = Filter::parse(filter).expect_err(filter);
+            assert!(
+                matches!(&err, Error::Unacceptable { field, .. } if field == "filter"),
+                "{filter}: {err}"
+            );
+            assert!(err.to_string().contains(want), "{filter}: {err}");
+        }
+    }
+}
