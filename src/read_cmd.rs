@@ -82,7 +82,8 @@ pub async fn read(args: ReadArgs) -> ExitCode {
         );
         return ExitCode::from(EXIT_CONFIG);
     };
-    let mut source = PartitionSource::new(hot, store, &args.topic, args.partition, &stream, range, None);
+    let mut source = PartitionSource::new(hot, store, &args.topic, args.partition, &stream, range, None)
+        .skipping_for(filter.clone());
     let mut left = args.limit.unwrap_or(u64::MAX);
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

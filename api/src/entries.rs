@@ -100,7 +100,8 @@ pub async fn entries(
         &stream,
         range,
         None,
-    );
+    )
+    .skipping_for(filter.clone());
     let body = Body::from_stream(
         encoded(source, Some(limit), format, filter).map(Ok::<_, std::convert::Infallible>),
     );

@@ -21,6 +21,7 @@ use streamtier_schemas::parquet::{
 use streamtier_schemas::{decode_object, entries_from_batch, Entry, ObjectMeta, StreamId};
 use streamtier_tiers::store::Store;
 
+use crate::filter::Filter;
 use crate::range::IdRange;
 use streamtier_tiers::archive::footer::load_footer;
 use streamtier_tiers::archive::{ObjectFile, ObjectRef, FOOTER_PREFETCH, MAX_FOOTER_PREFETCH};
@@ -58,6 +59,7 @@ pub async fn open_object(
     after: Option<StreamId>,
     prefetch: usize,
     body: Option<Bytes>,
+    filter: Option<&Filter>,
 ) -> Result<ObjectBlocks, ObjectError> {
     if body.as_ref().is_some_and(|b| b.len() as u64 != object.size) {
         return Err(format!(
@@ -126,6 +128,23 @@ pub async fn open_object(
     }
     let candidates = candidate_rows(&metadata, range, after);
     let (chosen, rows) = blocks_covering(&blocks, candidates);
+    // Each block with its rows; a filter's statistics may leave some out.
+    let mut spans = Vec::with_capacity(chosen.len());
+    let mut at = rows.start;
+    for block in chosen {
+        spans.push((block, at..at + block.rows));
+        at += block.rows;
+    }
+    if let Some(f) = filter {
+        let keep = crate::prune::blocks_may_match(&metadata, &spans, f);
+        spans = spans
+            .into_iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(s, _)| s)
+            .collect();
+    }
+    let chosen: Vec<Block> = spans.iter().map(|(b, _)| *b).collect();
     let plain = ArrowReaderMetadata::try_new(
         metadata.clone(),
         ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
@@ -136,7 +155,8 @@ pub async fn open_object(
         .with_schema(Arc::new(wide));
     let reader_meta = ArrowReaderMetadata::try_new(metadata.clone(), options)?;
     let mask = ProjectionMask::roots(reader_meta.parquet_schema(), roots);
-    let (groups, selection) = select_rows(&metadata, rows);
+    let ranges: Vec<Range<u64>> = spans.into_iter().map(|(_, r)| r).collect();
+    let (groups, selection) = select_rows(&metadata, &ranges);
     let batch = chosen.iter().map(|b| b.rows).min().unwrap_or(1).max(1) as usize;
     let stream = if chosen.is_empty() {
         None
@@ -232,22 +252,26 @@ fn blocks_covering(blocks: &[Block], rows: Range<u64>) -> (Vec<Block>, Range<u64
     (chosen, span_start..span_end)
 }
 
-/// Row groups that intersect `rows` and the selection within them.
-fn select_rows(metadata: &ParquetMetaData, rows: Range<u64>) -> (Vec<usize>, RowSelection) {
+/// Row groups that intersect `rows` (ascending, disjoint ranges) and the selection within them.
+fn select_rows(metadata: &ParquetMetaData, rows: &[Range<u64>]) -> (Vec<usize>, RowSelection) {
     let mut groups = Vec::new();
     let mut selectors = Vec::new();
     let mut start = 0u64;
     for (g, group) in metadata.row_groups().iter().enumerate() {
         let end = start + group.num_rows() as u64;
-        if end > rows.start && start < rows.end {
-            let (s, e) = (rows.start.max(start), rows.end.min(end));
-            groups.push(g);
-            if s > start {
-                selectors.push(RowSelector::skip((s - start) as usize));
+        let mut at = start;
+        for r in rows.iter().filter(|r| r.end > start && r.start < end) {
+            let (s, e) = (r.start.max(start), r.end.min(end));
+            if s > at {
+                selectors.push(RowSelector::skip((s - at) as usize));
             }
             selectors.push(RowSelector::select((e - s) as usize));
-            if end > e {
-                selectors.push(RowSelector::skip((end - e) as usize));
+            at = e;
+        }
+        if at > start {
+            groups.push(g);
+            if end > at {
+                selectors.push(RowSelector::skip((end - at) as usize));
             }
         }
         start = end;

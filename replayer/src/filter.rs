@@ -119,6 +119,36 @@ impl Filter {
         }
     }
 
+    /// Whether the filter may take an entry whose numeric fields lie in the bounds `stats` gives
+    /// for a field name (`None`: unknown); false only when no entry within them can match.
+    pub fn may_match(&self, stats: &dyn Fn(&[u8]) -> Option<(f64, f64)>) -> bool {
+        let within = |name: &[u8], n: f64, op: Op| {
+            let Some((min, max)) = stats(name) else {
+                return true;
+            };
+            match op {
+                Op::Eq => min <= n && n <= max,
+                Op::Ne => !(min == n && max == n),
+                Op::Lt => min < n,
+                Op::Le => min <= n,
+                Op::Gt => max > n,
+                Op::Ge => max >= n,
+            }
+        };
+        match self {
+            Filter::And(a, b) => a.may_match(stats) && b.may_match(stats),
+            Filter::Or(a, b) => a.may_match(stats) || b.may_match(stats),
+            // Statistics bound values, not their absence.
+            Filter::Not(_) => true,
+            Filter::Test(Operand::Field(name), op, Literal::Number(n)) => within(name, *n, *op),
+            Filter::In(Operand::Field(name), lits) => lits.iter().any(|lit| match lit {
+                Literal::Number(n) => within(name, *n, Op::Eq),
+                _ => true,
+            }),
+            Filter::Test(..) | Filter::In(..) => true,
+        }
+    }
+
     /// Whether `entry` is taken: the filter is true for it (not false, not unknown).
     pub fn matches(&self, entry: &Entry) -> bool {
         self.eval(entry) == Some(true)
@@ -515,6 +545,20 @@ mod tests {
             !takes("fields.missing = 'a' and customer = '42'", &e),
             "unknown and true"
         );
+    }
+
+    #[test]
+    fn statistics_exclude_only_what_cannot_match() {
+        let stats = |name: &[u8]| (name == b"amount").then_some((10.0, 20.0));
+        let may = |f: &str| Filter::parse(f).unwrap().may_match(&stats);
+        assert!(!may("amount > 20"));
+        assert!(may("amount >= 20"));
+        assert!(!may("amount < 10 or amount = 30"));
+        assert!(may("amount in (5, 15)"));
+        assert!(!may("amount in (5, 25) and fields.type = 'x'"));
+        assert!(may("not (amount > 20)"), "a negation is never excluded");
+        assert!(may("other > 1000"), "no statistics: kept");
+        assert!(may("amount = 'text'"), "text literals are not bounded by numbers");
     }
 
     #[test]

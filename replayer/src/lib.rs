@@ -70,6 +70,7 @@ mod error;
 pub mod filter;
 pub mod job;
 pub mod plan;
+mod prune;
 pub mod range;
 pub mod rate;
 pub mod read;

@@ -379,7 +379,8 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                 stream,
                 range,
                 None,
-            );
+            )
+            .skipping_for(Some(filter.clone()));
             let mut n = 0;
             while let Some(entries) = source.next_batch().await? {
                 n += entries.iter().filter(|e| filter.matches(e)).count() as u64;

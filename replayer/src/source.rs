@@ -14,6 +14,7 @@ use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
 
 use crate::archive::{open_object, ObjectBlocks};
+use crate::filter::Filter;
 use crate::range::IdRange;
 use crate::readahead::Readahead;
 use crate::{Error, Result};
@@ -67,6 +68,9 @@ pub struct PartitionSource {
     footer_prefetch: usize,
     /// Listings started again in a row because a listed object was gone.
     relists: u32,
+    /// Blocks whose statistics exclude this filter are not read (its caller still filters the
+    /// entries of the others).
+    filter: Option<Filter>,
     /// What was read so far.
     pub stats: SourceStats,
 }
@@ -99,8 +103,16 @@ impl PartitionSource {
             counted: 0,
             footer_prefetch: FOOTER_PREFETCH,
             relists: 0,
+            filter: None,
             stats: SourceStats::default(),
         }
+    }
+
+    /// Leaves unread the blocks whose statistics say `filter` takes nothing from them. The
+    /// entries handed out are still all of the read blocks': the caller applies the filter.
+    pub fn skipping_for(mut self, filter: Option<Filter>) -> Self {
+        self.filter = filter;
+        self
     }
 
     fn label(&self) -> String {
@@ -173,6 +185,7 @@ impl PartitionSource {
                         after,
                         self.footer_prefetch,
                         body,
+                        self.filter.as_ref(),
                     )
                     .await
                 }

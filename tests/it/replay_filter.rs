@@ -170,3 +170,69 @@ async fn filters_take_what_duckdb_selects_and_the_cursor_moves_past_the_rest() {
         .expect("EXISTS");
     assert!(!exists, "nothing written");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_whose_statistics_exclude_the_filter_are_not_read() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    // Notes that do not compress: the object is larger than what is fetched whole.
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for i in 0..20_000u64 {
+        let note: String = (0..200)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                char::from(b'a' + (seed % 26) as u8)
+            })
+            .collect();
+        let id = format!("{}-0", T0 + i * 100);
+        xadd(
+            &mut con,
+            "orders:0",
+            &id,
+            &[(b"amount", i.to_string().as_bytes()), (b"note", note.as_bytes())],
+        );
+    }
+    let settings = streamtier_archiver::settings::ArchiveSettings {
+        max_object_entries: 1_000_000,
+        ..test_settings()
+    };
+    let ctx = system_context(f.hot.clone(), f.store.clone(), &settings, "t");
+    let mut p = partition(
+        "orders",
+        0,
+        "orders:0",
+        Retention {
+            retain_entries: 0,
+            retain_for: Duration::ZERO,
+            retain_max_entries: None,
+        },
+    );
+    p.columns = Arc::new(vec![TypedColumn::new("amount", ColumnType::Float64)]);
+    let stats = PartitionWorker::new(ctx, p)
+        .pass(Mode::Flush, None, &CancellationToken::new())
+        .await
+        .expect("archive");
+    assert_eq!(stats.objects, 1, "one large object, read by ranges");
+    let replayer = f.replayer(1_000_000);
+    let mut bytes = Vec::new();
+    for (i, filter) in [None, Some("amount >= 19000")].into_iter().enumerate() {
+        let mut req = request(&format!("p{i}:{{partition}}"), Ids::Original);
+        req.filter = filter.map(str::to_owned);
+        let record = f.job(&replayer, req, 1).await.expect("job");
+        let done = replayer.run(record, |_| {}).await.expect("run");
+        assert_eq!(done.state, JobState::Succeeded, "{:?}", done.error);
+        let want = if filter.is_some() { 1_000 } else { 20_000 };
+        assert_eq!(done.entries_replayed, want);
+        bytes.push(done.bytes_read);
+    }
+    // 20 blocks of 1,024 entries: the filter's two are read (and the footer).
+    eprintln!("bytes read: {} with the filter, {} without", bytes[1], bytes[0]);
+    assert!(
+        bytes[1] * 4 < bytes[0],
+        "bytes read: {} with the filter, {} without",
+        bytes[1],
+        bytes[0]
+    );
+}

@@ -148,7 +148,8 @@ impl Replayer {
                 &part.stream,
                 range,
                 cursor,
-            );
+            )
+            .skipping_for(filter.clone());
             let mut seen = source.stats;
             let mut last_cancel_check = tokio::time::Instant::now();
             // Entries read but not written yet: batches are cut across the source's reads, so
