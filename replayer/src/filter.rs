@@ -27,6 +27,10 @@ use streamtier_schemas::{parse_rfc3339_ms, ColumnType, Entry, StreamId};
 
 use crate::{Error, Result};
 
+/// The smallest and largest number a field holds in some entries, by field name (`None`:
+/// unknown).
+pub type Bounds<'a> = dyn Fn(&[u8]) -> Option<(f64, f64)> + 'a;
+
 /// A parsed filter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
@@ -121,7 +125,7 @@ impl Filter {
 
     /// Whether the filter may take an entry whose numeric fields lie in the bounds `stats` gives
     /// for a field name (`None`: unknown); false only when no entry within them can match.
-    pub fn may_match(&self, stats: &dyn Fn(&[u8]) -> Option<(f64, f64)>) -> bool {
+    pub fn may_match(&self, stats: &Bounds<'_>) -> bool {
         let within = |name: &[u8], n: f64, op: Op| {
             let Some((min, max)) = stats(name) else {
                 return true;
