@@ -63,6 +63,17 @@
 //!    `restore_groups::a_restore_at_a_time_brings_back_the_state_of_then`,
 //!    `restore_groups::a_restore_killed_with_kill_9_resumes_exactly_once`,
 //!    `restore_groups::an_archive_without_snapshots_restores_its_entries_and_says_so`.
+//! 9. **Filtered, still exactly once.** A [`filter`] leaves entries out after they are read and
+//!    proven; what it leaves out is done too (a batch may move the cursor alone), and blocks are
+//!    skipped only when their statistics show the filter takes nothing there (`prune.rs` is
+//!    conservative: a block without statistics is read). Tests:
+//!    `replay_filter::filters_take_what_duckdb_selects_and_the_cursor_moves_past_the_rest`,
+//!    `replay_filter::blocks_whose_statistics_exclude_the_filter_are_not_read`.
+//! 10. **Never overwhelms Redis.** Between batches, never inside one, a replay waits while its
+//!    target's backlog or Redis' memory would pass its bounds, or an operator holds it
+//!    (`engine/flow.rs`). Tests: `replay_flow::a_small_maxmemory_is_never_passed_and_producers_keep_writing`,
+//!    `replay_flow::a_replay_waits_for_a_lagging_group_and_finishes_once_it_reads`,
+//!    `replay_flow::an_operator_pauses_and_resumes_a_replay_over_http`.
 
 pub mod archive;
 pub mod engine;
