@@ -70,10 +70,10 @@
 //!    `replay_filter::filters_take_what_duckdb_selects_and_the_cursor_moves_past_the_rest`,
 //!    `replay_filter::blocks_whose_statistics_exclude_the_filter_are_not_read`.
 //! 10. **Never overwhelms Redis.** Between batches, never inside one, a replay waits while its
-//!    target's backlog or Redis' memory would pass its bounds, or an operator holds it
-//!    (`engine/flow.rs`). Tests: `replay_flow::a_small_maxmemory_is_never_passed_and_producers_keep_writing`,
-//!    `replay_flow::a_replay_waits_for_a_lagging_group_and_finishes_once_it_reads`,
-//!    `replay_flow::an_operator_pauses_and_resumes_a_replay_over_http`.
+//!     target's backlog or Redis' memory would pass its bounds, or an operator holds it
+//!     (`engine/flow.rs`). Tests: `replay_flow::a_small_maxmemory_is_never_passed_and_producers_keep_writing`,
+//!     `replay_flow::a_replay_waits_for_a_lagging_group_and_finishes_once_it_reads`,
+//!     `replay_flow::an_operator_pauses_and_resumes_a_replay_over_http`.
 
 pub mod archive;
 pub mod engine;

@@ -18,6 +18,27 @@ use crate::harness::stream::{xadd, xrange_all};
 
 const T0: u64 = 1_735_689_600_000; // 2025-01-01
 
+/// Archives all of `orders:0` (nothing kept in Redis) with `amount` as a `float64` column.
+async fn archive_with_amount(f: &Fixture, settings: &streamtier_archiver::settings::ArchiveSettings) -> u64 {
+    let ctx = system_context(f.hot.clone(), f.store.clone(), settings, "t");
+    let mut p = partition(
+        "orders",
+        0,
+        "orders:0",
+        Retention {
+            retain_entries: 0,
+            retain_for: Duration::ZERO,
+            retain_max_entries: None,
+        },
+    );
+    p.columns = Arc::new(vec![TypedColumn::new("amount", ColumnType::Float64)]);
+    let stats = PartitionWorker::new(ctx, p)
+        .pass(Mode::Flush, None, &CancellationToken::new())
+        .await
+        .expect("archive");
+    stats.objects
+}
+
 /// The ids DuckDB selects from the archive with `predicate`, in id order.
 fn duckdb_ids(root: &std::path::Path, predicate: &str) -> Vec<String> {
     const SCRIPT: &str = r#"
@@ -69,22 +90,7 @@ async fn filters_take_what_duckdb_selects_and_the_cursor_moves_past_the_rest() {
         xadd(&mut con, "orders:0", &id, &fields);
     }
     let source = xrange_all(&mut con, "orders:0");
-    let ctx = system_context(f.hot.clone(), f.store.clone(), &test_settings(), "t");
-    let mut p = partition(
-        "orders",
-        0,
-        "orders:0",
-        Retention {
-            retain_entries: 0,
-            retain_for: Duration::ZERO,
-            retain_max_entries: None,
-        },
-    );
-    p.columns = Arc::new(vec![TypedColumn::new("amount", ColumnType::Float64)]);
-    PartitionWorker::new(ctx, p)
-        .pass(Mode::Flush, None, &CancellationToken::new())
-        .await
-        .expect("archive");
+    archive_with_amount(&f, &test_settings()).await;
     assert!(
         xrange_all(&mut con, "orders:0").is_empty(),
         "all of it only in the archive"
@@ -198,23 +204,8 @@ async fn blocks_whose_statistics_exclude_the_filter_are_not_read() {
         max_object_entries: 1_000_000,
         ..test_settings()
     };
-    let ctx = system_context(f.hot.clone(), f.store.clone(), &settings, "t");
-    let mut p = partition(
-        "orders",
-        0,
-        "orders:0",
-        Retention {
-            retain_entries: 0,
-            retain_for: Duration::ZERO,
-            retain_max_entries: None,
-        },
-    );
-    p.columns = Arc::new(vec![TypedColumn::new("amount", ColumnType::Float64)]);
-    let stats = PartitionWorker::new(ctx, p)
-        .pass(Mode::Flush, None, &CancellationToken::new())
-        .await
-        .expect("archive");
-    assert_eq!(stats.objects, 1, "one large object, read by ranges");
+    let objects = archive_with_amount(&f, &settings).await;
+    assert_eq!(objects, 1, "one large object, read by ranges");
     let replayer = f.replayer(1_000_000);
     let mut bytes = Vec::new();
     for (i, filter) in [None, Some("amount >= 19000")].into_iter().enumerate() {

@@ -217,22 +217,16 @@ impl Replayer {
                     }
                     let past = left_out_to.filter(|t| pending.is_empty() && cursor.is_none_or(|c| *t > c));
                     if let Some(through) = past {
-                        let total = self
-                            .write(
-                                &id,
-                                &part.target,
-                                cursor,
-                                &[],
-                                mode,
-                                origin,
-                                &mut attempt,
-                                token,
-                                Some(through),
-                            )
-                            .await?;
-                        cursor = Some(through);
-                        attempt = 0;
-                        self.update(shared, index, total, cursor, false);
+                        self.move_cursor(
+                            shared,
+                            index,
+                            (&id, &part.target),
+                            &mut cursor,
+                            through,
+                            &mut attempt,
+                            token,
+                        )
+                        .await?;
                     }
                 }
                 let mut batches = chunks(&pending, inner.limits.batch_entries, inner.limits.batch_bytes);
@@ -281,21 +275,16 @@ impl Replayer {
             }
             // What a filter left out after the last entry written is done too.
             if let Some(through) = last_read.filter(|t| cursor.is_none_or(|c| *t > c)) {
-                let total = self
-                    .write(
-                        &id,
-                        &part.target,
-                        cursor,
-                        &[],
-                        mode,
-                        origin,
-                        &mut attempt,
-                        token,
-                        Some(through),
-                    )
-                    .await?;
-                cursor = Some(through);
-                self.update(shared, index, total, cursor, false);
+                self.move_cursor(
+                    shared,
+                    index,
+                    (&id, &part.target),
+                    &mut cursor,
+                    through,
+                    &mut attempt,
+                    token,
+                )
+                .await?;
             }
             if let (Some(r), Some(plan)) = (&restoring, &part.restore) {
                 match r.finish(&inner.hot, &id, &part.target, plan).await {
@@ -400,6 +389,38 @@ impl Replayer {
                 }
             }
         }
+    }
+
+    /// Moves the job's cursor on its target to `through` without writing: the entries up to it
+    /// were left out (a filter, a restore's window).
+    #[allow(clippy::too_many_arguments)]
+    async fn move_cursor(
+        &self,
+        shared: &Arc<Mutex<JobRecord>>,
+        index: usize,
+        (job, target): (&str, &str),
+        cursor: &mut Option<StreamId>,
+        through: StreamId,
+        attempt: &mut u32,
+        token: &CancellationToken,
+    ) -> std::result::Result<(), Stop> {
+        let total = self
+            .write(
+                job,
+                target,
+                *cursor,
+                &[],
+                IdMode::New,
+                None,
+                attempt,
+                token,
+                Some(through),
+            )
+            .await?;
+        *cursor = Some(through);
+        *attempt = 0;
+        self.update(shared, index, total, *cursor, false);
+        Ok(())
     }
 
     /// When `e` may go away by itself and attempts are left: counts it, waits the backoff (cut
