@@ -27,9 +27,17 @@ use streamtier_schemas::{parse_rfc3339_ms, ColumnType, Entry, StreamId};
 
 use crate::{Error, Result};
 
-/// The smallest and largest number a field holds in some entries, by field name (`None`:
-/// unknown).
-pub type Bounds<'a> = dyn Fn(&[u8]) -> Option<(f64, f64)> + 'a;
+/// What statistics may bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bounded<'a> {
+    /// The numbers of the field of this name (as its `float64` typed column holds them).
+    Field(&'a [u8]),
+    /// The entries' times, in milliseconds.
+    Ts,
+}
+
+/// The smallest and largest value some entries hold (`None`: unknown).
+pub type Bounds<'a> = dyn Fn(Bounded<'_>) -> Option<(f64, f64)> + 'a;
 
 /// A parsed filter.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,8 +134,8 @@ impl Filter {
     /// Whether the filter may take an entry whose numeric fields lie in the bounds `stats` gives
     /// for a field name (`None`: unknown); false only when no entry within them can match.
     pub fn may_match(&self, stats: &Bounds<'_>) -> bool {
-        let within = |name: &[u8], n: f64, op: Op| {
-            let Some((min, max)) = stats(name) else {
+        let within = |what: Bounded<'_>, n: f64, op: Op| {
+            let Some((min, max)) = stats(what) else {
                 return true;
             };
             match op {
@@ -144,9 +152,12 @@ impl Filter {
             Filter::Or(a, b) => a.may_match(stats) || b.may_match(stats),
             // Statistics bound values, not their absence.
             Filter::Not(_) => true,
-            Filter::Test(Operand::Field(name), op, Literal::Number(n)) => within(name, *n, *op),
+            Filter::Test(Operand::Field(name), op, Literal::Number(n)) => {
+                within(Bounded::Field(name), *n, *op)
+            }
+            Filter::Test(Operand::Ts, op, Literal::Time(ms)) => within(Bounded::Ts, *ms as f64, *op),
             Filter::In(Operand::Field(name), lits) => lits.iter().any(|lit| match lit {
-                Literal::Number(n) => within(name, *n, Op::Eq),
+                Literal::Number(n) => within(Bounded::Field(name), *n, Op::Eq),
                 _ => true,
             }),
             Filter::Test(..) | Filter::In(..) => true,
@@ -553,7 +564,7 @@ mod tests {
 
     #[test]
     fn statistics_exclude_only_what_cannot_match() {
-        let stats = |name: &[u8]| (name == b"amount").then_some((10.0, 20.0));
+        let stats = |b: Bounded<'_>| (b == Bounded::Field(b"amount")).then_some((10.0, 20.0));
         let may = |f: &str| Filter::parse(f).unwrap().may_match(&stats);
         assert!(!may("amount > 20"));
         assert!(may("amount >= 20"));
@@ -563,6 +574,15 @@ mod tests {
         assert!(may("not (amount > 20)"), "a negation is never excluded");
         assert!(may("other > 1000"), "no statistics: kept");
         assert!(may("amount = 'text'"), "text literals are not bounded by numbers");
+        let times = |b: Bounded<'_>| (b == Bounded::Ts).then_some((1000.0, 2000.0));
+        let may = |f: &str| Filter::parse(f).unwrap().may_match(&times);
+        assert!(!may("ts > 2000"));
+        assert!(may("ts >= '1970-01-01T00:00:02Z'"));
+        assert!(!may("ts < '1970-01-01T00:00:01Z' and amount > 1"));
+        assert!(
+            may("fields.ts > 5000"),
+            "a field named ts is not the entry's time"
+        );
     }
 
     #[test]
