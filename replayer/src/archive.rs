@@ -72,8 +72,12 @@ pub async fn open_object(
     let whole = body.is_some();
     let mut file = ObjectFile::new(store.clone(), object.key.clone(), object.size, body.clone());
     let fetched = file.fetched();
-    let (metadata, footer_span) =
-        load_footer(&mut file, prefetch.clamp(FOOTER_PREFETCH, MAX_FOOTER_PREFETCH)).await?;
+    let (metadata, footer_span) = load_footer(
+        &mut file,
+        prefetch.clamp(FOOTER_PREFETCH, MAX_FOOTER_PREFETCH),
+        PageIndexPolicy::Optional,
+    )
+    .await?;
     let metadata = Arc::new(metadata);
     let footer = if whole {
         footer_span as u64

@@ -84,23 +84,32 @@ impl AsyncFileReader for ObjectFile {
         &'a mut self,
         _options: Option<&'a ArrowReaderOptions>,
     ) -> BoxFuture<'a, parquet::errors::Result<Arc<ParquetMetaData>>> {
-        async move { Ok(Arc::new(load_footer(self, FOOTER_PREFETCH).await?.0)) }.boxed()
+        async move {
+            Ok(Arc::new(
+                load_footer(self, FOOTER_PREFETCH, PageIndexPolicy::Optional)
+                    .await?
+                    .0,
+            ))
+        }
+        .boxed()
     }
 }
 
 /// Reads an object's footer with its page index: the last `prefetch` bytes first, then, if the
 /// footer needs more, only the bytes before those (parquet's own loader fetches the whole
 /// footer again, and the page index a third time). Answers the metadata and how many bytes
-/// from the end it spans, page index included: a good first request for the next object.
+/// from the end it spans, page index included: a good first request for the next object. With
+/// `PageIndexPolicy::Skip` (metadata only) the page index is not fetched at all.
 pub async fn load_footer(
     file: &mut ObjectFile,
     prefetch: usize,
+    page_index: PageIndexPolicy,
 ) -> parquet::errors::Result<(ParquetMetaData, usize)> {
     let size = file.size;
     let mut tail = file.get_bytes(size.saturating_sub(prefetch as u64)..size).await?;
     // The metadata, then the page index before it: two extensions at most.
     for _ in 0..3 {
-        let mut reader = ParquetMetaDataReader::new().with_page_index_policy(PageIndexPolicy::Optional);
+        let mut reader = ParquetMetaDataReader::new().with_page_index_policy(page_index);
         match reader.try_parse_sized(&tail, size) {
             Ok(()) => {
                 let metadata_size = reader.metadata_size();
@@ -138,7 +147,7 @@ pub async fn read_meta(store: &Store, key: &str, size: u64) -> Result<ObjectMeta
         key: key.to_owned(),
         source,
     };
-    let metadata = match load_footer(&mut file, FOOTER_PREFETCH).await {
+    let metadata = match load_footer(&mut file, FOOTER_PREFETCH, PageIndexPolicy::Skip).await {
         Ok((metadata, _)) => metadata,
         Err(ParquetError::External(e)) => match e.downcast::<Error>() {
             Ok(e) => return Err(*e),
@@ -210,7 +219,9 @@ mod tests {
             .parse_and_finish(&data)
             .unwrap();
 
-        let (metadata, span) = load_footer(&mut file, FOOTER_PREFETCH).await.unwrap();
+        let (metadata, span) = load_footer(&mut file, FOOTER_PREFETCH, PageIndexPolicy::Optional)
+            .await
+            .unwrap();
         assert!(span > FOOTER_PREFETCH, "the footer spans {span} bytes");
         assert_eq!(metadata.num_row_groups(), whole.num_row_groups());
         assert!(metadata.page_index().is_some(), "the page index was read");
@@ -224,11 +235,25 @@ mod tests {
 
         // Asked for its span first, it reads nothing more.
         file.fetched.store(0, Ordering::Relaxed);
-        let (again, again_span) = load_footer(&mut file, span).await.unwrap();
+        let (again, again_span) = load_footer(&mut file, span, PageIndexPolicy::Optional)
+            .await
+            .unwrap();
         assert_eq!(
             (again.num_row_groups(), again_span),
             (whole.num_row_groups(), span)
         );
         assert_eq!(file.fetched.load(Ordering::Relaxed), span as u64);
+
+        // Metadata only (what `read_meta` asks): the page index is not fetched.
+        file.fetched.store(0, Ordering::Relaxed);
+        let (meta_only, _) = load_footer(&mut file, FOOTER_PREFETCH, PageIndexPolicy::Skip)
+            .await
+            .unwrap();
+        assert!(meta_only.page_index().is_none());
+        let fetched = file.fetched.load(Ordering::Relaxed);
+        assert!(
+            fetched < span as u64,
+            "{fetched} bytes fetched for the metadata, the footer spans {span}"
+        );
     }
 }
