@@ -42,10 +42,11 @@ pub type Bounds<'a> = dyn Fn(Bounded<'_>) -> Option<(f64, f64)> + 'a;
 /// A parsed filter.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Filter {
-    /// Both hold.
-    And(Box<Filter>, Box<Filter>),
-    /// Either holds.
-    Or(Box<Filter>, Box<Filter>),
+    /// Every one holds (two or more; a chain of `and` is one node, so that its length never
+    /// deepens the tree).
+    And(Vec<Filter>),
+    /// One of them holds (two or more).
+    Or(Vec<Filter>),
     /// It does not hold.
     Not(Box<Filter>),
     /// A comparison.
@@ -120,6 +121,7 @@ impl Filter {
         let mut p = Parser {
             tokens: tokenize(text)?,
             at: 0,
+            depth: 0,
         };
         let f = p.or()?;
         match p.tokens.get(p.at) {
@@ -148,8 +150,8 @@ impl Filter {
             }
         };
         match self {
-            Filter::And(a, b) => a.may_match(stats) && b.may_match(stats),
-            Filter::Or(a, b) => a.may_match(stats) || b.may_match(stats),
+            Filter::And(all) => all.iter().all(|f| f.may_match(stats)),
+            Filter::Or(any) => any.iter().any(|f| f.may_match(stats)),
             // Statistics bound values, not their absence.
             Filter::Not(_) => true,
             Filter::Test(Operand::Field(name), op, Literal::Number(n)) => {
@@ -171,16 +173,29 @@ impl Filter {
 
     fn eval(&self, e: &Entry) -> Option<bool> {
         match self {
-            Filter::And(a, b) => match (a.eval(e), b.eval(e)) {
-                (Some(false), _) | (_, Some(false)) => Some(false),
-                (Some(true), Some(true)) => Some(true),
-                _ => None,
-            },
-            Filter::Or(a, b) => match (a.eval(e), b.eval(e)) {
-                (Some(true), _) | (_, Some(true)) => Some(true),
-                (Some(false), Some(false)) => Some(false),
-                _ => None,
-            },
+            // SQL's three-valued logic: false (or, for `or`, true) decides; else unknown wins.
+            Filter::And(all) => {
+                let mut unknown = false;
+                for f in all {
+                    match f.eval(e) {
+                        Some(false) => return Some(false),
+                        None => unknown = true,
+                        Some(true) => {}
+                    }
+                }
+                (!unknown).then_some(true)
+            }
+            Filter::Or(any) => {
+                let mut unknown = false;
+                for f in any {
+                    match f.eval(e) {
+                        Some(true) => return Some(true),
+                        None => unknown = true,
+                        Some(false) => {}
+                    }
+                }
+                (!unknown).then_some(false)
+            }
             Filter::Not(a) => a.eval(e).map(|v| !v),
             Filter::Test(operand, op, lit) => compare(e, operand, lit).map(|o| op.holds(o)),
             Filter::In(operand, lits) => {
@@ -327,9 +342,16 @@ fn tokenize(text: &str) -> Result<Vec<(usize, Token)>> {
     Ok(out)
 }
 
+/// The deepest nesting of `not` and parentheses a filter may have. The parser and the
+/// evaluation recurse once a level, so without a bound a request of a few kilobytes
+/// (`((((…` or `not not not …`) would overflow the stack of the whole process.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser {
     tokens: Vec<(usize, Token)>,
     at: usize,
+    /// Levels of `not` and `(` open at `at`.
+    depth: usize,
 }
 
 impl Parser {
@@ -360,35 +382,54 @@ impl Parser {
     }
 
     fn or(&mut self) -> Result<Filter> {
-        let mut f = self.and()?;
+        let mut any = vec![self.and()?];
         while self.peek_word("or") {
             self.at += 1;
-            f = Filter::Or(Box::new(f), Box::new(self.and()?));
+            any.push(self.and()?);
         }
-        Ok(f)
+        Ok(if any.len() == 1 {
+            any.remove(0)
+        } else {
+            Filter::Or(any)
+        })
     }
 
     fn and(&mut self) -> Result<Filter> {
-        let mut f = self.not()?;
+        let mut all = vec![self.not()?];
         while self.peek_word("and") {
             self.at += 1;
-            f = Filter::And(Box::new(f), Box::new(self.not()?));
+            all.push(self.not()?);
         }
-        Ok(f)
+        Ok(if all.len() == 1 {
+            all.remove(0)
+        } else {
+            Filter::And(all)
+        })
     }
 
     fn not(&mut self) -> Result<Filter> {
-        if self.peek_word("not") {
-            self.at += 1;
-            return Ok(Filter::Not(Box::new(self.not()?)));
+        let negated = self.peek_word("not");
+        if !negated && !self.peek_sym("(") {
+            return self.test();
         }
-        if self.peek_sym("(") {
-            self.at += 1;
+        if self.depth == MAX_DEPTH {
+            let col = self.tokens[self.at].0;
+            return Err(syntax(
+                col,
+                format!("nested too deeply (at most {MAX_DEPTH} levels of `not` and parentheses)"),
+            ));
+        }
+        self.at += 1;
+        self.depth += 1;
+        let f = if negated {
+            Filter::Not(Box::new(self.not()?))
+        } else {
             let f = self.or()?;
             self.expect_sym(")")?;
-            return Ok(f);
-        }
-        self.test()
+            f
+        };
+        self.depth -= 1;
+        Ok(f)
     }
 
     fn operand(&mut self) -> Result<(usize, Operand)> {
@@ -628,6 +669,86 @@ mod tests {
                 "{filter}: {err}"
             );
             assert!(err.to_string().contains(want), "{filter}: {err}");
+        }
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_long_chains_stay_flat() {
+        for (filter, col) in [
+            (
+                format!("{}a = 1{}", "(".repeat(3000), ")".repeat(3000)),
+                MAX_DEPTH + 1,
+            ),
+            (format!("{}a = 1", "not ".repeat(15_000)), MAX_DEPTH * 4 + 1),
+        ] {
+            let err = Filter::parse(&filter).expect_err("nested too deeply");
+            assert!(
+                matches!(&err, Error::Invalid { field, .. } if field == "filter"),
+                "{err}"
+            );
+            let want = format!("at column {col}: nested too deeply");
+            assert!(err.to_string().contains(&want), "{err}");
+        }
+        let deepest = format!("{}a = 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert!(takes(&deepest, &entry(1, &[("a", "1")])));
+        // A chain of 20,000 tests is one node: parsing, evaluating and dropping it recurse once.
+        let chain = vec!["a = 2"; 20_000].join(" or ") + " or a = 1";
+        assert!(takes(&chain, &entry(1, &[("a", "1")])));
+        let chain = vec!["a = 1"; 20_000].join(" and ");
+        let f = Filter::parse(&chain).unwrap();
+        assert!(matches!(&f, Filter::And(all) if all.len() == 20_000));
+        assert!(f.matches(&entry(1, &[("a", "1")])));
+        assert!(f.may_match(&|_: Bounded<'_>| None));
+    }
+
+    /// Pieces of the language and of what is not, so that random filters are often almost valid.
+    fn piece() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just("(".to_string()),
+            Just(")".to_string()),
+            Just("not ".to_string()),
+            Just(" and ".to_string()),
+            Just(" or ".to_string()),
+            Just("fields.a".to_string()),
+            Just("fields['".to_string()),
+            Just("']".to_string()),
+            Just("ts".to_string()),
+            Just("id".to_string()),
+            Just(" in (".to_string()),
+            Just(",".to_string()),
+            prop::sample::select(vec!["=", "!=", "<", "<=", ">", ">=", "==", "~"]).prop_map(String::from),
+            Just("'2026-01-01T00:00:00Z'".to_string()),
+            Just("'1-0'".to_string()),
+            any::<f64>().prop_map(|n| n.to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            "[\\PC]{0,6}",
+            any::<String>(),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(512))]
+
+        /// Whatever the text, parsing answers a filter or an error naming `filter` (never a
+        /// panic), and a filter it answers evaluates without one.
+        #[test]
+        fn any_text_parses_or_is_refused_naming_the_filter(
+            pieces in proptest::collection::vec(piece(), 0..40),
+            repeat in 1usize..200,
+        ) {
+            let text = pieces.concat().repeat(repeat);
+            match Filter::parse(&text) {
+                Ok(f) => {
+                    let e = entry(1_700_000_000_000, &[("a", "1"), ("b", "x")]);
+                    let _ = f.matches(&e);
+                    let _ = f.may_match(&|_: Bounded<'_>| Some((0.0, 1.0)));
+                }
+                Err(Error::Invalid { field, .. } | Error::Unacceptable { field, .. }) => {
+                    proptest::prop_assert_eq!(field, "filter");
+                }
+                Err(other) => proptest::prop_assert!(false, "{other}"),
+            }
         }
     }
 }
