@@ -73,18 +73,42 @@ impl fmt::Debug for RedisSettings {
     }
 }
 
-/// Replaces the password of a Redis URL with `***`, for logs and errors.
+/// Replaces the secrets of a Redis URL with `***`, for logs and errors: the password of
+/// `user:password@`, a lone `password@` (which clients also take as a password), and
+/// `password=`/`pass=` query parameters.
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let mut out = match (base.find("://"), base.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
-            let creds = &url[scheme + 3..at];
+            let creds = &base[scheme + 3..at];
             match creds.find(':') {
-                Some(colon) => format!("{}{}:***{}", &url[..scheme + 3], &creds[..colon], &url[at..]),
-                None => url.to_string(),
+                Some(colon) => format!("{}{}:***{}", &base[..scheme + 3], &creds[..colon], &base[at..]),
+                None => format!("{}***{}", &base[..scheme + 3], &base[at..]),
             }
         }
-        _ => url.to_string(),
+        _ => base.to_string(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let params: Vec<String> = query
+            .split('&')
+            .map(|param| match param.split_once('=') {
+                Some((k, _))
+                    if ["password", "pass", "passwd"]
+                        .iter()
+                        .any(|s| k.eq_ignore_ascii_case(s)) =>
+                {
+                    format!("{k}=***")
+                }
+                _ => param.to_string(),
+            })
+            .collect();
+        out.push_str(&params.join("&"));
     }
+    out
 }
 
 impl RedisSettings {
@@ -409,5 +433,32 @@ impl Hot {
         keys.sort();
         keys.dedup();
         Ok(keys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn secrets_never_reach_a_log_line() {
+        for (url, want) in [
+            ("redis://user:s3cret@host:6379/0", "redis://user:***@host:6379/0"),
+            ("redis://:s3cret@host", "redis://:***@host"),
+            ("redis://s3cret@host:6379", "redis://***@host:6379"),
+            (
+                "redis://host:6379?password=s3cret&db=2",
+                "redis://host:6379?password=***&db=2",
+            ),
+            (
+                "redis+unix:///run/redis.sock?pass=s3cret",
+                "redis+unix:///run/redis.sock?pass=***",
+            ),
+            ("redis://host:6379/1", "redis://host:6379/1"),
+        ] {
+            let shown = redact_url(url);
+            assert_eq!(shown, want);
+            assert!(!shown.contains("s3cret"));
+        }
     }
 }

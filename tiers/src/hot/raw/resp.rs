@@ -375,4 +375,53 @@ mod tests {
         );
         assert_eq!(r.commands, 2);
     }
+
+    /// Pieces of replies, whole and broken, so that random buffers are often almost valid.
+    fn piece() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(b"*1\r\n".to_vec()),
+            Just(b"*2\r\n".to_vec()),
+            Just(b"*-1\r\n".to_vec()),
+            Just(b"*-7\r\n".to_vec()),
+            Just(b"*999999999999999999\r\n".to_vec()),
+            Just(b"$999999999999999999\r\n".to_vec()),
+            Just(b"$3\r\nabc\r\n".to_vec()),
+            Just(b"$-1\r\n".to_vec()),
+            Just(b"$-2\r\n".to_vec()),
+            Just(b":-12\r\n".to_vec()),
+            Just(b"+OK\r\n".to_vec()),
+            Just(b"-ERR no\r\n".to_vec()),
+            Just(b"\r\n".to_vec()),
+            Just(b"\r".to_vec()),
+            any::<u8>().prop_map(|b| vec![b]),
+            proptest::collection::vec(any::<u8>(), 0..16),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config::with_cases(1024))]
+
+        /// Whatever Redis (or something posing as it) sends, the walk and the parser answer a
+        /// reply or an error, never a panic; and a reply the walk calls whole parses without
+        /// running out of bytes.
+        #[test]
+        fn any_bytes_are_a_reply_or_an_error(
+            pieces in proptest::collection::vec(piece(), 0..48),
+            nested in 0usize..40,
+        ) {
+            let mut data = b"*1\r\n".repeat(nested);
+            data.extend(pieces.concat());
+            let whole = Walk::new(1).advance(&data);
+            let bytes = Bytes::from(data);
+            let parsed = Cursor::new(&bytes).item(0);
+            if let (Ok(true), Err(Failure::Protocol(m))) = (&whole, &parsed) {
+                proptest::prop_assert!(m != "reply ended early", "the walk said whole: {bytes:?}");
+            }
+            if nested > MAX_DEPTH {
+                proptest::prop_assert!(matches!(whole, Err(_) | Ok(false)));
+                proptest::prop_assert!(parsed.is_err());
+            }
+        }
+    }
 }
