@@ -102,8 +102,11 @@ pub async fn entries(
         None,
     )
     .skipping_for(filter.clone());
+    // A failure before the first entry is a status, not a 200 with an error line.
     let body = Body::from_stream(
-        encoded(source, Some(limit), format, filter).map(Ok::<_, std::convert::Infallible>),
+        encoded(source, Some(limit), format, filter)
+            .await?
+            .map(Ok::<_, std::convert::Infallible>),
     );
     Ok(([(header::CONTENT_TYPE, format.content_type())], body).into_response())
 }

@@ -183,49 +183,67 @@ impl Encoder {
 }
 
 /// The entries of `source`, at most `limit`, in `format`, one chunk per source batch, produced
-/// as the body is taken. A failure after the first chunk cannot become an HTTP status any more:
-/// JSON lines end with `{"error": "…"}`, an Arrow stream ends without its end marker.
-pub fn encoded(
-    source: PartitionSource,
+/// as the body is taken. The first batch is read before this returns, so that a failure before
+/// any entry (a missing object, Redis unreachable) is an error the caller can answer with a
+/// status. A failure after that cannot: JSON lines end with `{"error": "…"}`, an Arrow stream
+/// ends without its end marker.
+///
+/// # Errors
+/// What reading the first batch failed with.
+pub async fn encoded(
+    mut source: PartitionSource,
     limit: Option<u64>,
     format: Format,
     filter: Option<Filter>,
-) -> impl Stream<Item = Bytes> + Send {
+) -> Result<impl Stream<Item = Bytes> + Send> {
+    let left = limit.unwrap_or(u64::MAX);
+    let first = taken(&mut source, filter.as_ref(), left).await?;
     let state = match Encoder::new(format) {
-        Ok(encoder) => Some((source, encoder, limit.unwrap_or(u64::MAX), filter)),
+        Ok(encoder) => Some((source, encoder, left, filter, Some(first))),
         Err(_) => None,
     };
-    futures::stream::unfold(state, |state| async move {
-        let (mut source, mut encoder, left, filter) = state?;
-        // Reads until something is taken or the range ends: no empty chunk.
-        let next = loop {
-            if left == 0 {
-                break Ok(None);
-            }
-            match source.next_batch().await {
-                Ok(Some(mut entries)) => {
-                    if let Some(f) = &filter {
-                        entries.retain(|e| f.matches(e));
-                    }
-                    if !entries.is_empty() {
-                        break Ok(Some(entries));
-                    }
-                }
-                other => break other,
-            }
+    Ok(futures::stream::unfold(state, |state| async move {
+        let (mut source, mut encoder, left, filter, first) = state?;
+        let next = match first {
+            Some(first) => Ok(first),
+            None => taken(&mut source, filter.as_ref(), left).await,
         };
         match next {
             Ok(Some(entries)) => {
                 let take = entries.len().min(usize::try_from(left).unwrap_or(usize::MAX));
                 match encoder.batch(&entries[..take]) {
-                    Ok(chunk) => Some((chunk, Some((source, encoder, left - take as u64, filter)))),
+                    Ok(chunk) => Some((chunk, Some((source, encoder, left - take as u64, filter, None)))),
                     Err(e) => encoder.failed(&e).map(|chunk| (chunk, None)),
                 }
             }
             Ok(None) => encoder.finish().map(|chunk| (chunk, None)),
             Err(e) => encoder.failed(&e).map(|chunk| (chunk, None)),
         }
-    })
+    }))
+}
+
+/// The next entries `filter` takes, reading until some are or the range ends: no empty batch.
+async fn taken(
+    source: &mut PartitionSource,
+    filter: Option<&Filter>,
+    left: u64,
+) -> Result<Option<Vec<Entry>>> {
+    loop {
+        if left == 0 {
+            return Ok(None);
+        }
+        match source.next_batch().await? {
+            Some(mut entries) => {
+                if let Some(f) = filter {
+                    entries.retain(|e| f.matches(e));
+                }
+                if !entries.is_empty() {
+                    return Ok(Some(entries));
+                }
+            }
+            None => return Ok(None),
+        }
+    }
 }
 
 #[cfg(test)]
