@@ -62,7 +62,7 @@ pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
             result.is_ok()
         })
     });
-    let served = streamtier_api::serve(listener, state, checked.api.max_body_bytes, shutdown.clone()).await;
+    let served = streamtier_api::serve(listener, state, &checked.api, shutdown.clone()).await;
     shutdown.cancel();
     replayer.wait_stopped().await;
     let archiver_ok = match archiver {

@@ -81,10 +81,13 @@ fn kind_of(status: StatusCode) -> (&'static str, &'static str) {
         StatusCode::UNAUTHORIZED => ("unauthorized", "A valid bearer token is required"),
         StatusCode::NOT_FOUND => ("not-found", "Not found"),
         StatusCode::CONFLICT => ("conflict", "The request conflicts with the target's state"),
+        StatusCode::REQUEST_TIMEOUT => ("request-timeout", "The request did not arrive in time"),
         StatusCode::PAYLOAD_TOO_LARGE => ("body-too-large", "The request body is too large"),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ("unsupported-media-type", "Send application/json"),
         StatusCode::UNPROCESSABLE_ENTITY => ("unprocessable", "The request cannot be honoured"),
         StatusCode::SERVICE_UNAVAILABLE => ("unavailable", "A dependency is unavailable"),
+        StatusCode::METHOD_NOT_ALLOWED => ("method-not-allowed", "The route does not take this method"),
+        s if s.is_client_error() => ("invalid-request", s.canonical_reason().unwrap_or("Bad request")),
         _ => ("internal", "Internal error"),
     }
 }

@@ -66,7 +66,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(
     // The body is JSON whatever the content type says: `curl -d` sends a form type by default.
     let _ = headers;
     let de = &mut serde_json::Deserializer::from_slice(&body);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = inner.to_string();
@@ -74,13 +74,18 @@ fn parse_body<T: serde::de::DeserializeOwned>(
         let field = extract_quoted(&message)
             .filter(|_| message.starts_with("unknown field") || message.starts_with("missing field"))
             .unwrap_or(path);
-        // `.` is the whole body (not JSON, or not an object): no field to name.
-        if field == "." {
+        // `.` is the whole body (not JSON, or not an object), `?` a place the parser had not
+        // reached a field in (a body cut short): no field to name.
+        if field == "." || field.split('.').any(|segment| segment == "?") {
             ApiError::status(StatusCode::BAD_REQUEST, message)
         } else {
             ApiError::field(StatusCode::BAD_REQUEST, field, message)
         }
-    })
+    })?;
+    // Anything after the value is an error of the whole body.
+    de.end()
+        .map_err(|e| ApiError::status(StatusCode::BAD_REQUEST, e.to_string()))?;
+    Ok(value)
 }
 
 fn extract_quoted(message: &str) -> Option<String> {

@@ -3,6 +3,7 @@
 //! what needs the process (start-up checks, its log, signals) uses [`super::http::Server`].
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::Router;
@@ -80,7 +81,7 @@ impl InProcessApi {
             summaries: Default::default(),
         };
         InProcessApi {
-            router: streamtier_api::router(Arc::new(state), setup.max_body_bytes),
+            router: streamtier_api::router(Arc::new(state), setup.max_body_bytes, Duration::from_secs(30)),
             store,
             _dir: dir,
         }

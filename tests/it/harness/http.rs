@@ -228,6 +228,11 @@ impl Server {
         panic!("streamtier {command} found no free port in 5 attempts");
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The server's stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
