@@ -3,12 +3,14 @@
 
 mod harness;
 
+mod api_hostile;
 mod api_http;
 mod api_http_replays;
 mod archive_balance;
 mod archive_basics;
 mod archive_cluster;
 mod archive_daemon;
+mod archive_damage;
 mod archive_faults;
 mod archive_readers;
 mod archive_shapes;
