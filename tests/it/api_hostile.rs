@@ -219,6 +219,17 @@ async fn hostile_requests_get_problems_and_the_process_goes_on() {
     assert!(is_problem(&r), "{}", r.text());
     server.assert_running();
     assert_eq!(server.get("/healthz").await.status, 200);
+
+    // The command line refuses the same filters with exit 2, before it connects to anything.
+    for filter in [&parens, &nots] {
+        let out = std::process::Command::new(crate::harness::archiver::binary())
+            .args(["read", "--topic", "t", "--partition", "0", "--filter", filter])
+            .output()
+            .expect("run streamtier read");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("nested too deeply"), "{stderr}");
+    }
 }
 
 /// Percent-encodes every byte that is not unreserved in a URI.
