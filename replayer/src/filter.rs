@@ -173,29 +173,8 @@ impl Filter {
 
     fn eval(&self, e: &Entry) -> Option<bool> {
         match self {
-            // SQL's three-valued logic: false (or, for `or`, true) decides; else unknown wins.
-            Filter::And(all) => {
-                let mut unknown = false;
-                for f in all {
-                    match f.eval(e) {
-                        Some(false) => return Some(false),
-                        None => unknown = true,
-                        Some(true) => {}
-                    }
-                }
-                (!unknown).then_some(true)
-            }
-            Filter::Or(any) => {
-                let mut unknown = false;
-                for f in any {
-                    match f.eval(e) {
-                        Some(true) => return Some(true),
-                        None => unknown = true,
-                        Some(false) => {}
-                    }
-                }
-                (!unknown).then_some(false)
-            }
+            Filter::And(all) => decided(all, e, false),
+            Filter::Or(any) => decided(any, e, true),
             Filter::Not(a) => a.eval(e).map(|v| !v),
             Filter::Test(operand, op, lit) => compare(e, operand, lit).map(|o| op.holds(o)),
             Filter::In(operand, lits) => {
@@ -215,6 +194,20 @@ impl Filter {
             }
         }
     }
+}
+
+/// SQL's three-valued `and` (`decisive` false) or `or` (`decisive` true) of `filters` for `e`:
+/// one filter with the decisive value decides; else any unknown makes the whole unknown.
+fn decided(filters: &[Filter], e: &Entry, decisive: bool) -> Option<bool> {
+    let mut unknown = false;
+    for f in filters {
+        match f.eval(e) {
+            Some(v) if v == decisive => return Some(decisive),
+            None => unknown = true,
+            Some(_) => {}
+        }
+    }
+    (!unknown).then_some(!decisive)
 }
 
 /// How the operand of `e` compares with `lit`; `None` when unknown.
