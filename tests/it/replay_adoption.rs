@@ -23,8 +23,7 @@ const RATE: u64 = 1000;
 /// the job at its rate, with room for a slow machine.
 const ADOPTED_WITHIN: u64 = 5 + 1 + N / RATE + 20;
 
-const TOPICS: &str =
-    "[[topics]]\nname = \"orders\"\nstreams = \"orders:{partition}\"\npartitions = 1\n";
+const TOPICS: &str = "[[topics]]\nname = \"orders\"\nstreams = \"orders:{partition}\"\npartitions = 1\n";
 
 fn produce(con: &mut redis::Connection) -> Vec<Entry> {
     for i in 0..N {

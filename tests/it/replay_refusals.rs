@@ -63,7 +63,10 @@ async fn a_target_that_is_not_a_stream_is_refused_naming_it_and_nothing_is_writt
             json!({"topic": "orders", "target": "copy:{partition}", "dry_run": true}),
             "`copy:0` is a string, not a stream",
         ),
-        (one(json!({"ids": "original"})), "`copy:1` is a hash, not a stream"),
+        (
+            one(json!({"ids": "original"})),
+            "`copy:1` is a hash, not a stream",
+        ),
         (
             one(json!({"ids": "original", "restore_groups": true})),
             "`copy:1` is a hash, not a stream",
@@ -73,7 +76,9 @@ async fn a_target_that_is_not_a_stream_is_refused_naming_it_and_nothing_is_writt
             "`copy:1` is a hash, not a stream",
         ),
     ] {
-        let r = api.request("POST", "/v1/replays", body.to_string().as_bytes()).await;
+        let r = api
+            .request("POST", "/v1/replays", body.to_string().as_bytes())
+            .await;
         assert_eq!(r.status, 409, "{body}: {}", r.text());
         let problem = r.json();
         assert_eq!(problem["field"], "target", "{body}: {problem}");
@@ -98,7 +103,15 @@ async fn a_target_that_is_not_a_stream_is_refused_naming_it_and_nothing_is_writt
             "`copy:0` is a string, not a stream",
         ),
         (
-            &["restore", "--topic", "orders", "--partitions", "1", "--target", "copy:{partition}"][..],
+            &[
+                "restore",
+                "--topic",
+                "orders",
+                "--partitions",
+                "1",
+                "--target",
+                "copy:{partition}",
+            ][..],
             "`copy:1` is a hash, not a stream",
         ),
     ] {
@@ -119,7 +132,10 @@ async fn a_target_that_is_not_a_stream_is_refused_naming_it_and_nothing_is_writt
     assert_eq!(replay_keys(&mut con), Vec::<String>::new());
     let value: String = redis::cmd("GET").arg("copy:0").query(&mut con).expect("GET");
     assert_eq!(value, "not a stream");
-    let hash: Vec<String> = redis::cmd("HGETALL").arg("copy:1").query(&mut con).expect("HGETALL");
+    let hash: Vec<String> = redis::cmd("HGETALL")
+        .arg("copy:1")
+        .query(&mut con)
+        .expect("HGETALL");
     assert_eq!(hash, ["f", "v"]);
 }
 

@@ -198,7 +198,14 @@ mod tests {
 
     /// As the direct connections report a server's error (see `hot/raw/mod.rs`).
     fn direct(kind: redis::ServerErrorKind, message: &str) -> Error {
-        redis((redis::ErrorKind::Server(kind), "server error", message.to_string()).into())
+        redis(
+            (
+                redis::ErrorKind::Server(kind),
+                "server error",
+                message.to_string(),
+            )
+                .into(),
+        )
     }
 
     /// As the generic client reports a server's error.
@@ -211,24 +218,57 @@ mod tests {
     fn only_failures_that_may_go_away_are_unavailable() {
         use redis::ServerErrorKind::{NoPerm, NoScript, ResponseError};
         let permanent = [
-            (direct(ResponseError, "WRONGTYPE replay target `copy:0` is a string, not a stream"), ErrorKind::Conflict),
-            (generic("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"), ErrorKind::Conflict),
-            (direct(ResponseError, "NOAUTH Authentication required."), ErrorKind::Internal),
-            (direct(ResponseError, "WRONGPASS invalid username-password pair"), ErrorKind::Internal),
-            (generic("-WRONGPASS invalid username-password pair\r\n"), ErrorKind::Internal),
-            (direct(NoPerm, "NOPERM this user has no permissions to run the 'xadd' command"), ErrorKind::Internal),
+            (
+                direct(
+                    ResponseError,
+                    "WRONGTYPE replay target `copy:0` is a string, not a stream",
+                ),
+                ErrorKind::Conflict,
+            ),
+            (
+                generic("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+                ErrorKind::Conflict,
+            ),
+            (
+                direct(ResponseError, "NOAUTH Authentication required."),
+                ErrorKind::Internal,
+            ),
+            (
+                direct(ResponseError, "WRONGPASS invalid username-password pair"),
+                ErrorKind::Internal,
+            ),
+            (
+                generic("-WRONGPASS invalid username-password pair\r\n"),
+                ErrorKind::Internal,
+            ),
+            (
+                direct(
+                    NoPerm,
+                    "NOPERM this user has no permissions to run the 'xadd' command",
+                ),
+                ErrorKind::Internal,
+            ),
             (generic("-NOPERM no permissions\r\n"), ErrorKind::Internal),
-            (direct(NoScript, "NOSCRIPT No matching script."), ErrorKind::Internal),
+            (
+                direct(NoScript, "NOSCRIPT No matching script."),
+                ErrorKind::Internal,
+            ),
         ];
         for (err, kind) in permanent {
             assert_eq!(err.kind(), kind, "{err:?}");
         }
         let transient = [
-            direct(ResponseError, "OOM command not allowed when used memory > 'maxmemory'."),
+            direct(
+                ResponseError,
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ),
             generic("-OOM command not allowed\r\n"),
             generic("-BUSY Redis is busy running a script\r\n"),
             generic("-LOADING Redis is loading the dataset in memory\r\n"),
-            direct(ResponseError, "TRYAGAIN the replay cursor of `copy:0` kept changing during 16 attempts"),
+            direct(
+                ResponseError,
+                "TRYAGAIN the replay cursor of `copy:0` kept changing during 16 attempts",
+            ),
             redis(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()),
         ];
         for err in transient {

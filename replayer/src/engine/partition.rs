@@ -388,7 +388,7 @@ impl Replayer {
                     return Err(Stop::Failed(Error::Tier {
                         context: format!("write `{target}`"),
                         source: e,
-                    }))
+                    }));
                 }
             }
         }
