@@ -1,12 +1,14 @@
 //! Targets that are not streams: refused by the plan (HTTP, dry run, restore, the command
 //! line) before anything is written, and a job whose target stops being a stream fails at once
-//! with the reason instead of retrying.
+//! with the reason instead of retrying, as does one whose Redis user may not write.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use streamtier_replayer::{Ids, JobState};
+use streamtier_replayer::{Ids, JobState, Replayer};
+use streamtier_tiers::hot::{self, RedisSettings};
+use tokio_util::sync::CancellationToken;
 
 use crate::harness::api::{ApiSetup, InProcessApi};
 use crate::harness::archiver::{binary, write_config};
@@ -218,4 +220,45 @@ async fn a_target_that_stops_being_a_stream_fails_the_job_at_once_naming_it() {
         "failed only {:?} after the target was replaced",
         replaced.elapsed()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_whose_redis_user_may_not_write_fails_at_once_naming_noperm() {
+    let f = Fixture::new().await;
+    let mut con = f.redis.con();
+    produce(&mut con, "orders:0", 100);
+    redis::cmd("ACL")
+        .arg(&["SETUSER", "replayer", "on", ">pw", "~*", "+@all", "-xadd"][..])
+        .query::<()>(&mut con)
+        .expect("ACL SETUSER");
+    let limited = hot::connect(&RedisSettings {
+        url: f.redis.url().replace("redis://", "redis://replayer:pw@"),
+        ..RedisSettings::default()
+    })
+    .await
+    .expect("connect as replayer");
+    let replayer = Replayer::new(
+        limited,
+        f.store.clone(),
+        f.replayer(1_000).limits().clone(),
+        CancellationToken::new(),
+    );
+    let record = f
+        .job(&replayer, request("copy:{partition}", Ids::New), 1)
+        .await
+        .expect("job");
+    let started = Instant::now();
+    let done = tokio::time::timeout(Duration::from_secs(60), replayer.run(record, |_| {}))
+        .await
+        .expect("the job ended")
+        .expect("run");
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    let error = done.error.unwrap_or_default();
+    assert!(error.contains("NOPERM") && error.contains("`copy:0`"), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "failed only after {:?}: retried as if transient",
+        started.elapsed()
+    );
+    assert!(xrange_all(&mut con, "copy:0").is_empty());
 }
