@@ -36,7 +36,8 @@
 //!    `NOPERM`, `NOSCRIPT`) are not retried, unlike pressure (`OOM`, `BUSY`) and broken
 //!    connections. Tests: `replay_writes::original_ids_refusals_write_nothing_and_wide_entries_pass`,
 //!    `replay_refusals::a_target_that_is_not_a_stream_is_refused_naming_it_and_nothing_is_written`,
-//!    `replay_refusals::a_target_that_stops_being_a_stream_fails_the_job_at_once_naming_it`.
+//!    `replay_refusals::a_target_that_stops_being_a_stream_fails_the_job_at_once_naming_it`,
+//!    `replay_refusals::a_job_whose_redis_user_may_not_write_fails_at_once_naming_noperm`.
 //! 4. **Seamless range.** Archive and Redis are joined at the cursor: Redis is read only after
 //!    the archive is exhausted, and when Redis no longer holds the entry after the cursor, the
 //!    archive is listed again for objects written meanwhile (see [`source`]). Compaction may
