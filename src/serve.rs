@@ -42,6 +42,9 @@ pub async fn serve(config: Option<PathBuf>, with_archiver: bool) -> ExitCode {
         Ok(n) => info!(jobs = n, "resumed unfinished replay jobs"),
         Err(e) => warn!(error = %Report(&e), "could not list unfinished replay jobs"),
     }
+    // Jobs whose runner dies later (a `streamtier replay` or another server killed) are
+    // adopted once their lease runs out.
+    replayer.adopt_orphans();
     let archiver = with_archiver.then(|| {
         let ctx = Context {
             hot,

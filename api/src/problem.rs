@@ -101,7 +101,7 @@ impl From<ReplayError> for ApiError {
                 ApiError::field(StatusCode::UNPROCESSABLE_ENTITY, field, detail)
             }
             ReplayError::Missing { field, .. } => ApiError::field(StatusCode::NOT_FOUND, field, detail),
-            ReplayError::Conflict { .. } | ReplayError::Occupied { .. } => {
+            ReplayError::Conflict { .. } | ReplayError::Occupied { .. } | ReplayError::NotAStream { .. } => {
                 ApiError::field(StatusCode::CONFLICT, "target", detail)
             }
             _ => ApiError::status(status_of(e.kind()), detail),

@@ -113,7 +113,7 @@ pub async fn plan_request(state: &AppState, request: &ReplayRequest) -> Result<J
         (status = 400, description = "Malformed request", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 401, description = "Missing or wrong token", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 404, description = "Unknown topic or partition", body = crate::problem::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Original ids would not ascend in the target, or a restore's target is not empty", body = crate::problem::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The target is not a stream, original ids would not ascend in it, or a restore's target is not empty", body = crate::problem::Problem, content_type = "application/problem+json"),
         (status = 422, description = "Range, template or rate cannot be honoured", body = crate::problem::Problem, content_type = "application/problem+json"),
     ),
     security(("bearer" = [])))]

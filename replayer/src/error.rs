@@ -57,6 +57,14 @@ pub enum Error {
         /// Its consumer groups.
         groups: u64,
     },
+    /// A target exists and is not a stream: nothing can be replayed into it (HTTP 409).
+    #[error("target `{target}` is a {found}, not a stream")]
+    NotAStream {
+        /// The target key.
+        target: String,
+        /// Its type, as Redis' `TYPE` names it (`string`, `hash`, …).
+        found: String,
+    },
     /// An archived object is missing or damaged; the job stops there.
     #[error("object `{key}` of `{partition}` cannot be replayed (last entry written: {})", last_written.map_or_else(|| "none".to_string(), |id| id.to_string()))]
     BadObject {
@@ -103,7 +111,10 @@ impl Error {
         match self {
             Error::Invalid { .. } | Error::Unacceptable { .. } => ErrorKind::InvalidInput,
             Error::NotFound { .. } | Error::Missing { .. } => ErrorKind::NotFound,
-            Error::Conflict { .. } | Error::Occupied { .. } | Error::Preempted { .. } => ErrorKind::Conflict,
+            Error::Conflict { .. }
+            | Error::Occupied { .. }
+            | Error::NotAStream { .. }
+            | Error::Preempted { .. } => ErrorKind::Conflict,
             Error::BadObject { .. } | Error::BadRecord { .. } => ErrorKind::Corrupt,
             Error::Tier { source, .. } => source.kind(),
         }

@@ -188,9 +188,14 @@ fn cancel_key(id: &str) -> String {
 fn index_key() -> String {
     format!("{KEY_PREFIX}replay:jobs")
 }
+fn unfinished_key() -> String {
+    format!("{KEY_PREFIX}replay:unfinished")
+}
 
 /// Job records in Redis: `streamtier:replay:job:<id>` (JSON), the index
-/// `streamtier:replay:jobs` (sorted by creation), and `streamtier:replay:cancel:<id>` flags.
+/// `streamtier:replay:jobs` (sorted by creation), the set `streamtier:replay:unfinished` of the
+/// jobs not final when last saved (what servers look through for jobs to adopt, in one
+/// command), and `streamtier:replay:cancel:<id>` flags.
 #[derive(Clone, Debug)]
 pub struct JobStore {
     hot: Hot,
@@ -234,7 +239,36 @@ impl JobStore {
             .query_async::<()>(&mut con)
             .await
             .map_err(Self::redis_err("ZADD", index_key()))?;
-        Ok(())
+        self.mark_unfinished(&record.id, !record.state.is_final()).await
+    }
+
+    /// Adds a job to the set of unfinished jobs, or takes it out.
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when Redis fails.
+    pub async fn mark_unfinished(&self, id: &str, unfinished: bool) -> Result<()> {
+        let mut con = self.hot.connection();
+        let op = if unfinished { "SADD" } else { "SREM" };
+        redis::cmd(op)
+            .arg(unfinished_key())
+            .arg(id)
+            .query_async::<()>(&mut con)
+            .await
+            .map_err(Self::redis_err(op, unfinished_key()))
+    }
+
+    /// The jobs that were not final when last saved, in no order (a job that ended while its
+    /// last save raced with a progress save may linger: read its record).
+    ///
+    /// # Errors
+    /// [`Error::Tier`] when Redis fails.
+    pub async fn unfinished(&self) -> Result<Vec<String>> {
+        let mut con = self.hot.connection();
+        redis::cmd("SMEMBERS")
+            .arg(unfinished_key())
+            .query_async(&mut con)
+            .await
+            .map_err(Self::redis_err("SMEMBERS", unfinished_key()))
     }
 
     /// Reads a record.

@@ -30,7 +30,14 @@
 //!    target's type) is checked before the first `XADD`; inside the transaction an `XADD` can
 //!    only fail if the target stopped being a stream, and then none is written and the commit
 //!    leaves the cursor alone. Entries that cannot be written at all (no fields) are refused before
-//!    anything is sent. Test: `replay_writes::original_ids_refusals_write_nothing_and_wide_entries_pass`.
+//!    anything is sent. A target that exists and is not a stream is refused by the plan (the
+//!    dry run and restores too), and one that stops being a stream fails the job at once with
+//!    the reason: Redis errors that never go away (`WRONGTYPE`, `NOAUTH`, `WRONGPASS`,
+//!    `NOPERM`, `NOSCRIPT`) are not retried, unlike pressure (`OOM`, `BUSY`) and broken
+//!    connections. Tests: `replay_writes::original_ids_refusals_write_nothing_and_wide_entries_pass`,
+//!    `replay_refusals::a_target_that_is_not_a_stream_is_refused_naming_it_and_nothing_is_written`,
+//!    `replay_refusals::a_target_that_stops_being_a_stream_fails_the_job_at_once_naming_it`,
+//!    `replay_refusals::a_job_whose_redis_user_may_not_write_fails_at_once_naming_noperm`.
 //! 4. **Seamless range.** Archive and Redis are joined at the cursor: Redis is read only after
 //!    the archive is exhausted, and when Redis no longer holds the entry after the cursor, the
 //!    archive is listed again for objects written meanwhile (see [`source`]). Compaction may
@@ -74,6 +81,12 @@
 //!     (`engine/flow.rs`). Tests: `replay_flow::a_small_maxmemory_is_never_passed_and_producers_keep_writing`,
 //!     `replay_flow::a_replay_waits_for_a_lagging_group_and_finishes_once_it_reads`,
 //!     `replay_flow::an_operator_pauses_and_resumes_a_replay_over_http`.
+//! 11. **No orphans.** A job whose runner died (a `streamtier replay` or a server killed) is
+//!     adopted by a live server within a fifth of the lease time after its lease ran out, by
+//!     one server of several: it takes the lease before it starts the job (`engine/adopt.rs`).
+//!     Looking costs one `SMEMBERS` of the unfinished jobs a second, and a lease script per job
+//!     another process runs. Tests: `replay_adoption::a_replay_command_killed_with_kill_9_is_finished_once_by_a_running_server`,
+//!     `replay_adoption::the_job_of_a_server_killed_with_kill_9_is_finished_once_by_the_other`.
 
 pub mod archive;
 pub mod engine;

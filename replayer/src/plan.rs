@@ -43,14 +43,16 @@ pub struct JobPlan {
     pub restores: Vec<PartitionRestore>,
 }
 
-/// Makes a plan ready to run against what Redis and the store hold now: a restore gets its
-/// partitions' snapshots and ranges (and refuses targets in use); a replay with original ids
-/// refuses targets that hold later ids. Nothing is written.
+/// Makes a plan ready to run against what Redis and the store hold now: targets that exist
+/// and are not streams are refused; a restore gets its partitions' snapshots and ranges (and
+/// refuses targets in use); a replay with original ids refuses targets that hold later ids.
+/// Nothing is written.
 ///
 /// # Errors
-/// [`Error::Occupied`] or [`Error::Conflict`] naming the target, [`Error::Tier`] when Redis
-/// or the store fails.
+/// [`Error::NotAStream`], [`Error::Occupied`] or [`Error::Conflict`] naming the target,
+/// [`Error::Tier`] when Redis or the store fails.
 pub async fn prepare(hot: &Hot, store: &Store, mut plan: JobPlan) -> Result<JobPlan> {
+    check_target_types(hot, &plan).await?;
     if plan.request.restore_groups {
         plan.restores = crate::restore::plan_restore(hot, store, &plan).await?;
     } else {
@@ -218,6 +220,26 @@ pub fn build_plan(
         partitions,
         restores: Vec::new(),
     })
+}
+
+/// Refuses a target that exists and is not a stream (a job could never write into it).
+///
+/// # Errors
+/// [`Error::NotAStream`] naming the target and its type, [`Error::Tier`] when Redis fails.
+pub async fn check_target_types(hot: &Hot, plan: &JobPlan) -> Result<()> {
+    for (_, _, target) in &plan.partitions {
+        let found = hot
+            .key_type(target)
+            .await
+            .map_err(Error::tier(format!("read the type of `{target}`")))?;
+        if let Some(found) = found.filter(|t| t != "stream") {
+            return Err(Error::NotAStream {
+                target: target.clone(),
+                found,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// With original ids, refuses a target that already holds an id at or above the first one the

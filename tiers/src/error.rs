@@ -131,10 +131,36 @@ impl Error {
                 ErrorKind::InvalidInput
             }
             Error::NotFound { .. } => ErrorKind::NotFound,
-            Error::Io { .. } | Error::S3 { .. } | Error::Redis { .. } => ErrorKind::Unavailable,
+            Error::Redis { source, .. } => redis_kind(source),
+            Error::Io { .. } | Error::S3 { .. } => ErrorKind::Unavailable,
             Error::Protocol { .. } => ErrorKind::Internal,
             Error::Object { .. } => ErrorKind::Corrupt,
         }
+    }
+}
+
+/// What a Redis failure means for the caller. Most go away by themselves (a broken connection,
+/// a failover, `OOM` or `BUSY` while Redis is under pressure, `LOADING`): retry. Some never do,
+/// however often the same command is sent: a key holding another type (`WRONGTYPE`), credentials
+/// or permissions Redis refuses (`NOAUTH`, `WRONGPASS`, `NOPERM`), a script Redis cannot run
+/// even from its body (`NOSCRIPT` after the body was sent).
+fn redis_kind(e: &redis::RedisError) -> ErrorKind {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed {
+        return ErrorKind::Internal;
+    }
+    // The generic client keeps the server's code; the direct connections keep the server's
+    // whole message as the detail (their code then says only `ERR`).
+    let detail_code = e.detail().and_then(|d| d.split(' ').next());
+    match [e.code(), detail_code] {
+        codes if codes.contains(&Some("WRONGTYPE")) => ErrorKind::Conflict,
+        codes
+            if ["NOAUTH", "WRONGPASS", "NOPERM", "NOSCRIPT"]
+                .iter()
+                .any(|c| codes.contains(&Some(*c))) =>
+        {
+            ErrorKind::Internal
+        }
+        _ => ErrorKind::Unavailable,
     }
 }
 
@@ -160,5 +186,93 @@ mod tests {
         };
         assert_eq!(err.to_string(), "failed to read `/tmp/x`");
         assert!(std::error::Error::source(&err).is_some());
+    }
+
+    fn redis(source: redis::RedisError) -> Error {
+        Error::Redis {
+            op: "replay batch",
+            key: "copy:0".into(),
+            source,
+        }
+    }
+
+    /// As the direct connections report a server's error (see `hot/raw/mod.rs`).
+    fn direct(kind: redis::ServerErrorKind, message: &str) -> Error {
+        redis(
+            (
+                redis::ErrorKind::Server(kind),
+                "server error",
+                message.to_string(),
+            )
+                .into(),
+        )
+    }
+
+    /// As the generic client reports a server's error.
+    fn generic(reply: &str) -> Error {
+        let value = redis::parse_redis_value(reply.as_bytes()).expect("reply");
+        redis(value.extract_error().expect_err("an error reply"))
+    }
+
+    #[test]
+    fn only_failures_that_may_go_away_are_unavailable() {
+        use redis::ServerErrorKind::{NoPerm, NoScript, ResponseError};
+        let permanent = [
+            (
+                direct(
+                    ResponseError,
+                    "WRONGTYPE replay target `copy:0` is a string, not a stream",
+                ),
+                ErrorKind::Conflict,
+            ),
+            (
+                generic("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n"),
+                ErrorKind::Conflict,
+            ),
+            (
+                direct(ResponseError, "NOAUTH Authentication required."),
+                ErrorKind::Internal,
+            ),
+            (
+                direct(ResponseError, "WRONGPASS invalid username-password pair"),
+                ErrorKind::Internal,
+            ),
+            (
+                generic("-WRONGPASS invalid username-password pair\r\n"),
+                ErrorKind::Internal,
+            ),
+            (
+                direct(
+                    NoPerm,
+                    "NOPERM this user has no permissions to run the 'xadd' command",
+                ),
+                ErrorKind::Internal,
+            ),
+            (generic("-NOPERM no permissions\r\n"), ErrorKind::Internal),
+            (
+                direct(NoScript, "NOSCRIPT No matching script."),
+                ErrorKind::Internal,
+            ),
+        ];
+        for (err, kind) in permanent {
+            assert_eq!(err.kind(), kind, "{err:?}");
+        }
+        let transient = [
+            direct(
+                ResponseError,
+                "OOM command not allowed when used memory > 'maxmemory'.",
+            ),
+            generic("-OOM command not allowed\r\n"),
+            generic("-BUSY Redis is busy running a script\r\n"),
+            generic("-LOADING Redis is loading the dataset in memory\r\n"),
+            direct(
+                ResponseError,
+                "TRYAGAIN the replay cursor of `copy:0` kept changing during 16 attempts",
+            ),
+            redis(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into()),
+        ];
+        for err in transient {
+            assert_eq!(err.kind(), ErrorKind::Unavailable, "{err:?}");
+        }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+mod adopt;
 mod flow;
 mod partition;
 
@@ -23,6 +24,7 @@ use crate::job::{new_job_id, now_rfc3339, JobRecord, JobState, JobStore, Partiti
 use crate::plan::JobPlan;
 use crate::rate::TokenBucket;
 use crate::{Error, Result};
+use adopt::Registered;
 
 /// Default `replay.max_target_backlog`: a replay that nobody consumes stops growing its target
 /// at a million entries (about 100 MiB of 100-byte entries) instead of filling Redis.
@@ -234,7 +236,8 @@ impl Replayer {
         });
     }
 
-    /// Starts every job left `queued` or `running` by a previous process.
+    /// Starts every job left `queued` or `running` by a previous process (and puts it in the
+    /// set of unfinished jobs, which records saved by earlier versions are not in).
     ///
     /// # Errors
     /// [`Error::Tier`] when Redis fails.
@@ -245,6 +248,7 @@ impl Replayer {
             match self.inner.jobs.get(&id).await {
                 Ok(record) if !record.state.is_final() => {
                     tracing::info!(job = %id, "resuming replay job");
+                    self.inner.jobs.mark_unfinished(&id, true).await?;
                     self.spawn(record);
                     resumed += 1;
                 }
@@ -290,7 +294,8 @@ impl Replayer {
         self.inner.tasks.wait().await;
     }
 
-    /// Runs a recorded job to its end in this task, calling `progress` after every batch.
+    /// Runs a recorded job to its end in this task, calling `progress` after every batch. A
+    /// job this process already runs (or waits on) is not run twice: its record is answered.
     ///
     /// # Errors
     /// [`Error::Tier`] when the job record cannot be written; the job's own failure is in the
@@ -300,17 +305,24 @@ impl Replayer {
         record: JobRecord,
         progress: impl Fn(&JobRecord) + Send + Sync,
     ) -> Result<JobRecord> {
+        let Some(registered) = self.register(&record.id)? else {
+            return self.inner.jobs.get(&record.id).await;
+        };
+        self.run_registered(record, &registered, progress).await
+    }
+
+    async fn run_registered(
+        &self,
+        record: JobRecord,
+        registered: &Registered,
+        progress: impl Fn(&JobRecord) + Send + Sync,
+    ) -> Result<JobRecord> {
         let inner = &self.inner;
-        let token = inner.shutdown.child_token();
-        inner
-            .running
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(record.id.clone(), token.clone());
+        let token = registered.token.clone();
         // One runner per job: several servers resume the same unfinished jobs, and a lease
         // keeps all but one waiting. (Exactly-once does not depend on it: the cursor check in
         // the write script stops a second runner.) A job holds a slot only while it runs.
-        let lease = Lease::new(&format!("replay-job:{}", record.id), &inner.owner, JOB_LEASE_TTL);
+        let lease = self.job_lease(&record.id);
         loop {
             let permit = tokio::select! {
                 permit = inner.slots.acquire() => permit.map_err(|_| poisoned())?,
@@ -331,7 +343,6 @@ impl Replayer {
             drop(permit);
             let current = inner.jobs.get(&record.id).await?;
             if current.state.is_final() {
-                self.forget(&record.id);
                 return Ok(current);
             }
             tokio::select! {
@@ -352,7 +363,6 @@ impl Replayer {
         token: &CancellationToken,
     ) -> Result<JobRecord> {
         let inner = &self.inner;
-        self.forget(&record.id);
         if inner.shutdown.is_cancelled() {
             return Ok(record);
         }
@@ -387,7 +397,6 @@ impl Replayer {
         // The record may have moved on while this runner waited for the lease.
         if let Ok(current) = inner.jobs.get(&record.id).await {
             if current.state.is_final() {
-                self.forget(&record.id);
                 return Ok(current);
             }
             record = current;
@@ -457,7 +466,6 @@ impl Replayer {
         if lost.load(Ordering::SeqCst) || preempted {
             // Another runner owns the job now: its record is theirs to write.
             tracing::warn!(job = %record.id, "lost the job to another runner; stopping here");
-            self.forget(&record.id);
             return Ok(record);
         }
         match outcome {
@@ -466,17 +474,10 @@ impl Replayer {
                 record.state = JobState::Succeeded;
                 record.finished_at = Some(now_rfc3339());
                 inner.jobs.save(&record).await?;
-                self.forget(&record.id);
                 progress(&record);
                 Ok(record)
             }
             Some(stop) => self.finish(record, stop, &token).await,
-        }
-    }
-
-    fn forget(&self, id: &str) {
-        if let Ok(mut running) = self.inner.running.lock() {
-            running.remove(id);
         }
     }
 
@@ -486,7 +487,6 @@ impl Replayer {
         stop: Stop,
         token: &CancellationToken,
     ) -> Result<JobRecord> {
-        self.forget(&record.id);
         match stop {
             Stop::Shutdown if self.inner.shutdown.is_cancelled() => {
                 // Stays queued or running: the next start resumes it.

@@ -382,10 +382,13 @@ impl Replayer {
                     }
                 }
                 Err(e) => {
+                    // Permanent (a target that is no stream, refused credentials) or out of
+                    // attempts: the job fails now, with the reason.
+                    self.inner.metrics.redis_errors.fetch_add(1, Ordering::Relaxed);
                     return Err(Stop::Failed(Error::Tier {
                         context: format!("write `{target}`"),
                         source: e,
-                    }))
+                    }));
                 }
             }
         }

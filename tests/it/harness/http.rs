@@ -245,6 +245,13 @@ impl Server {
         }
     }
 
+    /// SIGKILL, and waits for the process to be gone.
+    pub fn kill9(&mut self) {
+        self.assert_running();
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("reap");
+    }
+
     /// One step of a polling loop: panics (with the log) when the server died or `deadline`
     /// passed while waiting for `what`, else sleeps 50 ms.
     pub async fn tick(&mut self, deadline: &Deadline, what: &str) {

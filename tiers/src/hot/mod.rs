@@ -325,6 +325,25 @@ impl Hot {
             .info)
     }
 
+    /// The type of `key` as Redis' `TYPE` names it (`stream`, `string`, `hash`, …), `None`
+    /// when it does not exist.
+    ///
+    /// # Errors
+    /// [`Error::Redis`] when Redis fails.
+    pub async fn key_type(&self, key: &str) -> Result<Option<String>> {
+        let mut con = self.con.clone();
+        let found: String = redis::cmd("TYPE")
+            .arg(key)
+            .query_async(&mut con)
+            .await
+            .map_err(|source| Error::Redis {
+                op: "TYPE",
+                key: key.to_string(),
+                source,
+            })?;
+        Ok((found != "none").then_some(found))
+    }
+
     /// Trims archived entries in one atomic script (see `trim.lua`).
     ///
     /// # Errors
