@@ -180,7 +180,7 @@ async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -
     let rules = streamtier_replayer::plan::TargetRules {
         allowed: checked.settings.replay.allowed_targets.clone(),
     };
-    let topics = match checked.catalog().topics(&hot).await {
+    let topics = match checked.catalog().topics(&hot, &store).await {
         Ok(topics) => topics,
         Err(e) => {
             eprintln!("error: {}", Report(&e));

@@ -22,6 +22,7 @@ mod replay_filter;
 mod replay_flow;
 mod replay_kill;
 mod replay_writes;
+mod restore_discovered;
 mod restore_groups;
 mod store_conformance;
 mod store_spool;
