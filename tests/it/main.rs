@@ -23,6 +23,7 @@ mod replay_flow;
 mod replay_kill;
 mod replay_writes;
 mod restore_discovered;
+mod restore_dry_run;
 mod restore_groups;
 mod store_conformance;
 mod store_spool;

@@ -145,7 +145,14 @@ async fn discovered_topics_are_found_in_the_archive_once_redis_lost_them() {
         );
     }
 
-    // `restore` brings the topics back into their own keys, groups included.
+    // `restore` brings the topics back into their own keys, groups included; its dry run says
+    // how many entries it writes.
+    let dry = streamtier(&config, &["restore", "--topic", "orders", "--dry-run"]);
+    assert_ok(&dry, "restore --dry-run");
+    let text = String::from_utf8_lossy(&dry.stdout);
+    for n in [orders0.len(), orders1.len()] {
+        assert!(text.contains(&format!("restore writes {n} entries")), "{text}");
+    }
     assert_ok(
         &streamtier(&config, &["restore", "--topic", "orders"]),
         "restore orders",
