@@ -143,6 +143,12 @@ async fn discovered_topics_are_found_in_the_archive_once_redis_lost_them() {
             [(0, "orders:0".to_string(), 30), (1, "orders:1".to_string(), 20)],
             "{orders}"
         );
+        let body = serde_json::json!({"topic": "orders", "target": "{stream}", "ids": "original",
+            "restore_groups": true, "dry_run": true});
+        let dry = server.post("/v1/replays", &body).await;
+        assert_eq!(dry.status, 200, "{}", dry.text());
+        let dry = dry.json();
+        assert_eq!(dry["restore_entries"], orders0.len() + orders1.len(), "{dry}");
     }
 
     // `restore` brings the topics back into their own keys, groups included; its dry run says
