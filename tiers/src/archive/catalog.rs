@@ -48,6 +48,17 @@ impl PartitionArchive {
     /// # Errors
     /// The store's errors; [`crate::Error::Object`] when that object's footer is unreadable.
     pub async fn recorded_stream(&self) -> Result<Option<String>> {
+        // Compaction may replace the newest object between the listing and the read: list again.
+        let mut attempts = 3;
+        loop {
+            match self.newest_object_stream().await {
+                Err(crate::Error::NotFound { .. }) if attempts > 1 => attempts -= 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn newest_object_stream(&self) -> Result<Option<String>> {
         let days = self.store.list_prefixes(&self.prefix).await?;
         for day in days.iter().rev().filter(|d| layout::is_day_prefix(d)) {
             // `…/dt=2024-01-01` sorts just before every key of that day.
