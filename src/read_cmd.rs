@@ -64,7 +64,7 @@ pub async fn read(args: ReadArgs) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let topics = match checked.catalog().topics(&hot).await {
+    let topics = match checked.catalog().topics(&hot, &store).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {}", Report(&e));

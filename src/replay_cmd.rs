@@ -180,7 +180,7 @@ async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -
     let rules = streamtier_replayer::plan::TargetRules {
         allowed: checked.settings.replay.allowed_targets.clone(),
     };
-    let topics = match checked.catalog().topics(&hot).await {
+    let topics = match checked.catalog().topics(&hot, &store).await {
         Ok(topics) => topics,
         Err(e) => {
             eprintln!("error: {}", Report(&e));
@@ -210,7 +210,11 @@ async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -
             return ExitCode::FAILURE;
         }
     };
-    let total: u64 = planned.iter().map(|p| p.archived_entries + p.redis_entries).sum();
+    // A restore writes what its snapshot calls for, not every entry it reads.
+    let total: u64 = planned
+        .iter()
+        .map(|p| p.restore_entries.unwrap_or(p.archived_entries + p.redis_entries))
+        .sum();
     if request.dry_run {
         println!(
             "{:<10} {:<32} {:<32} {:>8} {:>12} {:>14} {:>12}",
@@ -221,6 +225,13 @@ async fn run_request(config: Option<&std::path::Path>, request: ReplayRequest) -
                 "{:<10} {:<32} {:<32} {:>8} {:>12} {:>14} {:>12}",
                 p.partition, p.stream, p.target, p.objects, p.archived_entries, p.bytes, p.redis_entries
             );
+            if let Some(n) = p.restore_entries {
+                let older = p.restore_pending_entries.unwrap_or(0);
+                println!(
+                    "{:<10} restore writes {n} entries ({older} of them older than the snapshot's window, pending in a group)",
+                    ""
+                );
+            }
             if let Some(n) = p.matching_entries {
                 println!(
                     "{:<10} {n} of them match the filter (counted by reading the range)",

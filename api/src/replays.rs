@@ -36,6 +36,10 @@ pub struct DryRun {
     /// With a filter: the entries it takes, counted by reading the range.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matching_entries: Option<u64>,
+    /// With a restore: the entries it writes (each snapshot's window and the older entries a
+    /// group had pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_entries: Option<u64>,
 }
 
 /// A page of jobs, newest first.
@@ -141,6 +145,7 @@ pub async fn create(
                 .sum(),
             bytes: partitions.iter().map(|p| p.bytes).sum(),
             matching_entries: partitions.iter().map(|p| p.matching_entries).sum::<Option<u64>>(),
+            restore_entries: partitions.iter().map(|p| p.restore_entries).sum::<Option<u64>>(),
             partitions,
         };
         return Ok((StatusCode::OK, Json(body)).into_response());

@@ -9,11 +9,14 @@ use streamtier_archiver::Metrics;
 use streamtier_replayer::plan::TargetRules;
 use streamtier_replayer::{Replayer, SourcePartition};
 use streamtier_schemas::StreamId;
+use streamtier_tiers::archive::{catalog, PartitionArchive};
 use streamtier_tiers::hot::Hot;
+use streamtier_tiers::store::Store;
 
 use crate::ApiError;
 
-/// Where topics come from: the configured `[[topics]]`, or discovery over Redis keys.
+/// Where topics come from: the configured `[[topics]]`, or discovery over Redis keys; either
+/// way with the topics the archive holds (see [`Catalog::topics`]).
 #[derive(Clone, Debug)]
 pub enum Catalog {
     /// Configured topics.
@@ -23,13 +26,19 @@ pub enum Catalog {
 }
 
 impl Catalog {
-    /// Every topic and its partitions now (discovery scans Redis).
+    /// Every topic and its partitions now: the configured ones (or those discovery finds in
+    /// Redis), and with them every topic and partition the archive holds, so that a topic
+    /// whose keys Redis lost can still be read, replayed and restored. A partition known to
+    /// both keeps the stream key of the configuration or of Redis; one known only to the
+    /// archive gets the key its newest object was archived from.
     ///
     /// # Errors
-    /// [`streamtier_tiers::Error::Redis`] when Redis cannot be scanned.
+    /// [`streamtier_tiers::Error::Redis`] when Redis cannot be scanned, the store's errors
+    /// when the archive cannot be listed.
     pub async fn topics(
         &self,
         hot: &Hot,
+        store: &Store,
     ) -> streamtier_tiers::Result<BTreeMap<String, Vec<SourcePartition>>> {
         let parts = match self {
             Catalog::Topics(topics) => partition::from_topics(topics),
@@ -45,8 +54,35 @@ impl Catalog {
                 stream: p.stream,
             });
         }
+        add_archived(store, &mut out).await?;
         Ok(out)
     }
+}
+
+/// Adds to `topics` the partitions only the archive holds. Costs one delimited listing, one
+/// per archived topic, and a few requests per partition missing from `topics`.
+async fn add_archived(
+    store: &Store,
+    topics: &mut BTreeMap<String, Vec<SourcePartition>>,
+) -> streamtier_tiers::Result<()> {
+    for topic in catalog::archived_topics(store).await? {
+        for partition in catalog::archived_partitions(store, &topic).await? {
+            let known = topics
+                .get(&topic)
+                .is_some_and(|parts| parts.iter().any(|p| p.partition == partition));
+            if known {
+                continue;
+            }
+            let archive = PartitionArchive::new(store.clone(), &topic, partition);
+            let Some(stream) = archive.recorded_stream().await? else {
+                continue; // gap records or group snapshots only: nothing to read
+            };
+            let parts = topics.entry(topic.clone()).or_default();
+            parts.push(SourcePartition { partition, stream });
+            parts.sort_by_key(|p| p.partition);
+        }
+    }
+    Ok(())
 }
 
 /// A summary of one partition's archive, kept up to date by listing only new objects.
@@ -85,11 +121,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Every topic and its partitions now.
+    /// Every topic and its partitions now, Redis' and the archive's.
     ///
     /// # Errors
-    /// 503 when Redis cannot be scanned.
+    /// 503 when Redis cannot be scanned or the store cannot be listed.
     pub async fn topics(&self) -> Result<BTreeMap<String, Vec<SourcePartition>>, ApiError> {
-        Ok(self.catalog.topics(self.replayer.hot()).await?)
+        let replayer = &self.replayer;
+        Ok(self.catalog.topics(replayer.hot(), replayer.store()).await?)
     }
 }

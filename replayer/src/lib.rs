@@ -70,6 +70,11 @@
 //!    `restore_groups::a_restore_at_a_time_brings_back_the_state_of_then`,
 //!    `restore_groups::a_restore_killed_with_kill_9_resumes_exactly_once`,
 //!    `restore_groups::an_archive_without_snapshots_restores_its_entries_and_says_so`.
+//!    Its dry run counts what it writes (the window and the older pending entries), not what it
+//!    reads. Test: `restore_dry_run::a_restore_dry_run_counts_the_snapshot_window_and_older_pending_entries`.
+//!    Topics and partitions known only to the archive can be restored (the API's catalog adds
+//!    them with the stream key their newest object records). Test:
+//!    `restore_discovered::discovered_topics_are_found_in_the_archive_once_redis_lost_them`.
 //! 9. **Filtered, still exactly once.** A [`filter`] leaves entries out after they are read and
 //!    proven; what it leaves out is done too (a batch may move the cursor alone), and blocks are
 //!    skipped only when their statistics show the filter takes nothing there (`prune.rs` is

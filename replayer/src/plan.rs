@@ -14,7 +14,7 @@ use crate::engine::ReplayLimits;
 use crate::filter::Filter;
 use crate::job::{expand_target, Ids, ReplayRequest, DEFAULT_TARGET};
 use crate::range::IdRange;
-use crate::restore::PartitionRestore;
+use crate::restore::{CountSource, PartitionRestore, RestoreCount, Restoring};
 use crate::settings::glob_match;
 use crate::source::PartitionSource;
 use crate::{Error, Result};
@@ -82,6 +82,14 @@ pub struct PartitionPlan {
     /// objects' statistics cannot count fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matching_entries: Option<u64>,
+    /// With a restore: the entries it writes (the snapshot's window and the older entries a
+    /// group had pending), counted from the objects' footers; only the objects at the window's
+    /// edges and those holding pending entries are read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_entries: Option<u64>,
+    /// With a restore: of those, the entries older than the window, pending in a group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restore_pending_entries: Option<u64>,
 }
 
 /// Fixes an open range end at the newest entry of the partitions now, so that a job ends even
@@ -300,7 +308,8 @@ const FOOTER_READS: usize = 16;
 /// Objects listed before their footers are read (bounds the memory of a dry run).
 const FOOTER_BATCH: usize = 1024;
 
-/// Adds the entries, objects and bytes of `objects` (drained) to `item`.
+/// Adds the entries, objects and bytes of `objects` (drained) to `item`; returns their
+/// metadata.
 async fn count_objects(
     store: &Store,
     topic: &str,
@@ -308,7 +317,7 @@ async fn count_objects(
     objects: &mut Vec<ObjectRef>,
     item: &mut PartitionPlan,
     last_archived: &mut Option<StreamId>,
-) -> Result<()> {
+) -> Result<Vec<streamtier_schemas::ObjectMeta>> {
     use futures::{StreamExt, TryStreamExt};
     let metas: Vec<_> = futures::stream::iter(objects.drain(..))
         .map(|object| async move {
@@ -325,19 +334,21 @@ async fn count_objects(
         .buffered(FOOTER_READS)
         .try_collect()
         .await?;
+    let mut out = Vec::with_capacity(metas.len());
     for (size, meta) in metas {
         item.objects += 1;
         item.archived_entries += meta.entry_count;
         item.bytes += size;
         *last_archived = (*last_archived).max(Some(meta.last_id));
+        out.push(meta);
     }
-    Ok(())
+    Ok(out)
 }
 
 pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<PartitionPlan>> {
     let mut out = Vec::with_capacity(plan.partitions.len());
     for (i, (partition, stream, target)) in plan.partitions.iter().enumerate() {
-        // A restore reads its own range (its entries filtered by the snapshot: an upper bound).
+        // A restore reads its own range (its entries filtered by the snapshot: counted apart).
         let range = plan.restores.get(i).map_or(plan.range, |r| r.range);
         let mut item = PartitionPlan {
             partition: *partition,
@@ -352,6 +363,18 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
         // of objects, one round trip each.
         let mut objects = Vec::new();
         let mut last_archived: Option<StreamId> = None;
+        let restore = match plan.restores.get(i) {
+            Some(r) => Some((r, Restoring::load(store, r).await?)),
+            None => None,
+        };
+        let mut restored = RestoreCount::default();
+        let from = CountSource {
+            hot,
+            store,
+            topic: &plan.request.topic,
+            partition: *partition,
+            stream,
+        };
         loop {
             let next = lister
                 .next_after(after)
@@ -361,7 +384,7 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
             objects.extend(next);
             if listed_all || objects.len() == FOOTER_BATCH {
                 let topic = &plan.request.topic;
-                count_objects(
+                let metas = count_objects(
                     store,
                     topic,
                     *partition,
@@ -370,6 +393,9 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                     &mut last_archived,
                 )
                 .await?;
+                if let Some((r, restoring)) = &restore {
+                    restoring.count_writes(&from, r, &metas, &mut restored).await?;
+                }
             }
             if listed_all {
                 break;
@@ -408,6 +434,10 @@ pub async fn dry_run(hot: &Hot, store: &Store, plan: &JobPlan) -> Result<Vec<Par
                 n += entries.iter().filter(|e| filter.matches(e)).count() as u64;
             }
             item.matching_entries = Some(n);
+        }
+        if restore.is_some() {
+            item.restore_entries = Some(restored.entries);
+            item.restore_pending_entries = Some(restored.pending_older);
         }
         out.push(item);
     }

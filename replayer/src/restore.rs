@@ -26,6 +26,7 @@ use streamtier_tiers::store::Store;
 
 use crate::plan::JobPlan;
 use crate::range::{parse_bound, IdRange};
+use crate::source::PartitionSource;
 use crate::{Error, Result};
 
 /// What a restore does to one partition, fixed when the job is created, and what it did.
@@ -294,6 +295,11 @@ impl Restoring {
         self.window_from.is_none_or(|w| id >= w) || self.pending.contains(&id)
     }
 
+    /// Whether a group had an entry pending in `first..=last`.
+    fn pending_within(&self, first: StreamId, last: StreamId) -> bool {
+        self.pending.iter().any(|id| (first..=last).contains(id))
+    }
+
     /// Creates the groups and sets the counters of `target`, once per job.
     ///
     /// # Errors
@@ -318,5 +324,81 @@ impl Restoring {
             .await
             .map(Some)
             .map_err(Error::tier(format!("restore the groups of `{target}`")))
+    }
+}
+
+/// What a restore of one partition writes, as its dry run counts it: `entries` in all, of them
+/// `pending_older` below the window (pending in a group).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RestoreCount {
+    pub(crate) entries: u64,
+    pub(crate) pending_older: u64,
+}
+
+/// The source a restore dry run reads one partition from.
+pub(crate) struct CountSource<'a> {
+    pub(crate) hot: &'a Hot,
+    pub(crate) store: &'a Store,
+    pub(crate) topic: &'a str,
+    pub(crate) partition: u32,
+    pub(crate) stream: &'a str,
+}
+
+impl Restoring {
+    /// Adds to `count` what the restore `plan` writes of the listed objects `metas` (in key
+    /// order). An object inside the window counts whole from its footer; one below the window
+    /// without a pending entry counts nothing; only the others (at the window's edges, or
+    /// holding pending entries) are read, with the same source and rule as the restore.
+    ///
+    /// # Errors
+    /// As [`PartitionSource::next_batch`].
+    pub(crate) async fn count_writes(
+        &self,
+        from: &CountSource<'_>,
+        plan: &PartitionRestore,
+        metas: &[streamtier_schemas::ObjectMeta],
+        count: &mut RestoreCount,
+    ) -> Result<()> {
+        let range = plan.range;
+        for meta in metas {
+            let (first, last) = (meta.first_id, meta.last_id);
+            let in_window = self.window_from.is_none_or(|w| first >= w);
+            if in_window && range.contains(first) && range.contains(last) {
+                count.entries += meta.entry_count;
+                continue;
+            }
+            let below_window = self.window_from.is_some_and(|w| last < w);
+            if below_window && !self.pending_within(first, last) {
+                continue;
+            }
+            let part = IdRange {
+                from: first.max(range.from),
+                to: match (last.successor(), range.to) {
+                    (Some(end), Some(to)) => Some(end.min(to)),
+                    (end, to) => end.or(to),
+                },
+            };
+            if part.to.is_some_and(|to| to <= part.from) {
+                continue;
+            }
+            let mut source = PartitionSource::new(
+                from.hot.clone(),
+                from.store.clone(),
+                from.topic,
+                from.partition,
+                from.stream,
+                part,
+                None,
+            );
+            while let Some(entries) = source.next_batch().await? {
+                for e in entries.iter().filter(|e| self.keeps(e.id)) {
+                    count.entries += 1;
+                    if self.window_from.is_some_and(|w| e.id < w) {
+                        count.pending_older += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 }

@@ -84,11 +84,44 @@ impl ObjectSpan {
     }
 }
 
+/// Returns the prefix shared by all keys of one topic: `topic=<topic>/`.
+///
+/// `topic` must pass [`validate_topic_name`]; this function does not check it.
+pub fn topic_prefix(topic: &str) -> String {
+    format!("topic={topic}/")
+}
+
+/// The topic of a listed prefix `topic=<t>/` (with or without a leading store prefix); `None`
+/// for any other prefix or a name [`validate_topic_name`] refuses.
+pub fn parse_topic_prefix(prefix: &str) -> Option<String> {
+    let (_, seg) = tail_segments(prefix.strip_suffix('/')?, 1)?;
+    let topic = seg[0].strip_prefix("topic=")?;
+    validate_topic_name(topic).ok()?;
+    Some(topic.to_owned())
+}
+
+/// The topic and partition of a listed prefix `topic=<t>/partition=<p>/` as
+/// [`partition_prefix`] makes it (with or without a leading store prefix).
+pub fn parse_partition_prefix(prefix: &str) -> Option<(String, u32)> {
+    let (_, seg) = tail_segments(prefix.strip_suffix('/')?, 2)?;
+    let (topic, partition) = topic_partition(seg[0], seg[1])?;
+    (seg[1] == format!("partition={partition}")).then_some((topic, partition))
+}
+
+/// Whether a listed prefix is a day directory of a partition (`…/dt=YYYY-MM-DD/`), where its
+/// objects of that day live.
+pub fn is_day_prefix(prefix: &str) -> bool {
+    prefix
+        .strip_suffix('/')
+        .and_then(|p| tail_segments(p, 1))
+        .is_some_and(|(_, seg)| seg[0].starts_with("dt="))
+}
+
 /// Returns the prefix shared by all keys of one partition: `topic=<topic>/partition=<p>/`.
 ///
 /// `topic` must pass [`validate_topic_name`]; this function does not check it.
 pub fn partition_prefix(topic: &str, partition: u32) -> String {
-    format!("topic={topic}/partition={partition}/")
+    format!("{}partition={partition}/", topic_prefix(topic))
 }
 
 /// Returns the prefix of all objects whose first ID falls in `hour` (as given by [`hour_of`]):

@@ -26,6 +26,8 @@ mod replay_flow;
 mod replay_kill;
 mod replay_refusals;
 mod replay_writes;
+mod restore_discovered;
+mod restore_dry_run;
 mod restore_groups;
 mod store_conformance;
 mod store_spool;

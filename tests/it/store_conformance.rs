@@ -164,6 +164,48 @@ async fn lists_in_byte_order_with_prefix_marker_and_limit(store: &Store) {
     assert!(store.list("", Some("b/x/y"), None).await.unwrap().is_empty());
 }
 
+async fn lists_prefixes_one_level_down(store: &Store) {
+    for key in [
+        "topic=b/partition=0/dt=2024-01-01/x",
+        "topic=a/partition=10/_gaps/g",
+        "topic=a/partition=2/dt=2024-01-02/hour=03/y",
+        "topic=a/partition=2/dt=2024-01-01/z",
+        "topic=a/file",
+        "topic=a-b/k",
+        "topics/k",
+        "top",
+    ] {
+        put(store, key, "x").await;
+    }
+    let listed = |prefix: &'static str| {
+        let store = store.clone();
+        async move { store.list_prefixes(prefix).await.expect("list_prefixes") }
+    };
+    assert_eq!(
+        listed("").await,
+        ["topic=a-b/", "topic=a/", "topic=b/", "topics/"]
+    );
+    assert_eq!(listed("topic=").await, ["topic=a-b/", "topic=a/", "topic=b/"]);
+    assert_eq!(
+        listed("topic=a/").await,
+        ["topic=a/partition=10/", "topic=a/partition=2/"],
+        "keys at the level itself are not prefixes"
+    );
+    assert_eq!(
+        listed("topic=a/partition=2/").await,
+        [
+            "topic=a/partition=2/dt=2024-01-01/",
+            "topic=a/partition=2/dt=2024-01-02/"
+        ]
+    );
+    assert!(listed("topic=c/").await.is_empty());
+    assert!(listed("top").await.iter().all(|p| p.ends_with('/')));
+    // A prefix whose keys were all deleted is no prefix.
+    store.delete("topic=a/partition=10/_gaps/g").await.unwrap();
+    assert_eq!(listed("topic=a/").await, ["topic=a/partition=2/"]);
+    assert!(store.list_prefixes("../").await.is_err());
+}
+
 async fn delete_removes_and_tolerates_missing(store: &Store) {
     put(store, "d/obj", "x").await;
     store.delete("d/obj").await.unwrap();
@@ -220,6 +262,7 @@ both_backends! {
     concurrent_put_if_absent_creates_once => store_local_concurrent_put_if_absent_creates_once, store_s3_concurrent_put_if_absent_creates_once;
     reads_whole_ranges_and_suffixes => store_local_reads_whole_ranges_and_suffixes, store_s3_reads_whole_ranges_and_suffixes;
     lists_in_byte_order_with_prefix_marker_and_limit => store_local_lists_in_byte_order_with_prefix_marker_and_limit, store_s3_lists_in_byte_order_with_prefix_marker_and_limit;
+    lists_prefixes_one_level_down => store_local_lists_prefixes_one_level_down, store_s3_lists_prefixes_one_level_down;
     delete_removes_and_tolerates_missing => store_local_delete_removes_and_tolerates_missing, store_s3_delete_removes_and_tolerates_missing;
     missing_objects_are_not_found => store_local_missing_objects_are_not_found, store_s3_missing_objects_are_not_found;
     unsafe_keys_are_rejected => store_local_unsafe_keys_are_rejected, store_s3_unsafe_keys_are_rejected;
@@ -310,6 +353,17 @@ async fn store_s3_lists_across_pages() {
         .into_iter()
         .filter(|(m, p)| m == "GET" && p.trim_end_matches('/') == bucket_path);
     assert_eq!(lists.count(), 2, "two pages of at most 1000");
+
+    let root = Store::S3(s3.s3_store("").with_list_page_size(7));
+    let dirs: Vec<String> = (0..20).map(|i| format!("p/d{i:02}/")).collect();
+    for dir in &dirs {
+        put(&root, &format!("{dir}x"), "x").await;
+    }
+    assert_eq!(
+        root.list_prefixes("p/d").await.unwrap(),
+        dirs,
+        "prefixes across pages"
+    );
 
     let small = Store::S3(s3.s3_store("p").with_list_page_size(7));
     let page = small.list("k/000", Some("k/00012"), Some(20)).await.unwrap();

@@ -6,7 +6,9 @@
 //! - [`store`]: the object store, the cold tier. A local directory or S3, both with an atomic
 //!   create-if-absent write, which is what keeps the archive chain free of duplicates.
 //! - [`archive`]: a partition's archive as every crate reads it: its objects in id order, the
-//!   one footer reader, its gap records.
+//!   one footer reader, its gap records; and the topics and partitions the archive holds, found
+//!   by delimited prefix listings ([`store::Store::list_prefixes`], in the conformance suite:
+//!   `store_conformance::store_{local,s3}_lists_prefixes_one_level_down`).
 //! - [`retry`]: the one backoff and cancellable pause every crate retries with.
 //!
 //! The data path (the archive read transaction, the trim, the replay write transaction, leases)

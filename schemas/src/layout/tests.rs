@@ -234,3 +234,32 @@ fn group_snapshot_keys_sort_by_time_and_parse_back() {
     assert!(a < span_object_key("orders", 3, ObjectSpan::Day, StreamId::new(0, 0)));
     assert!(parse_object_key(&a).is_none());
 }
+
+#[test]
+fn parses_the_prefixes_a_delimited_listing_returns() {
+    assert_eq!(topic_prefix("orders"), "topic=orders/");
+    assert_eq!(parse_topic_prefix("topic=orders/"), Some("orders".into()));
+    assert_eq!(parse_topic_prefix("root/topic=a:b/"), Some("a:b".into()));
+    for other in ["topic=orders", "topic=/", "orders/", "topic=a%b/"] {
+        assert_eq!(parse_topic_prefix(other), None, "{other}");
+    }
+    let p = partition_prefix("orders", 12);
+    assert_eq!(parse_partition_prefix(&p), Some(("orders".into(), 12)));
+    assert_eq!(
+        parse_partition_prefix(&format!("root/{p}")),
+        Some(("orders".into(), 12))
+    );
+    for other in [
+        "topic=orders/partition=012/",
+        "topic=orders/partition=x/",
+        "topic=orders/_gaps/",
+        "topic=orders/partition=1",
+    ] {
+        assert_eq!(parse_partition_prefix(other), None, "{other}");
+    }
+    let day = day_seek("orders", 1, StreamId::new(1_700_000_000_000, 0));
+    assert!(is_day_prefix(&format!("{day}/")));
+    assert!(!is_day_prefix(&gaps_prefix("orders", 1)));
+    assert!(!is_day_prefix(&groups_prefix("orders", 1)));
+    assert!(!is_day_prefix(&day));
+}

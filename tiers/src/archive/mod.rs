@@ -5,7 +5,9 @@
 //! records (`_gaps/`) sort before every object (`dt=`), so one listing from a key on walks the
 //! chain from there. The archiver finds the chain's end here, compaction walks its spans, the
 //! replayer picks the objects of a range and the API sums them up: one lister, one footer reader.
+//! [`catalog`] finds the topics and partitions the archive holds when Redis has lost them.
 
+pub mod catalog;
 pub mod footer;
 
 use std::collections::VecDeque;

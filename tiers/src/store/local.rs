@@ -188,6 +188,44 @@ impl LocalStore {
         .await
     }
 
+    pub(super) async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>> {
+        let prefix = prefix.to_owned();
+        self.blocking(move |root| {
+            let (base, partial) = prefix.rsplit_once('/').unwrap_or(("", &prefix));
+            let dir = root.join(base);
+            let entries = match fs::read_dir(&dir) {
+                Ok(entries) => entries,
+                Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+                    return Ok(Vec::new())
+                }
+                Err(e) => return Err(io_err("read directory", &dir)(e)),
+            };
+            let mut found = Vec::new();
+            for entry in entries {
+                let entry = entry.map_err(io_err("read directory", &dir))?;
+                let Ok(name) = entry.file_name().into_string() else {
+                    continue; // not a key this store could have written
+                };
+                let file_type = entry.file_type().map_err(io_err("stat", &entry.path()))?;
+                if !file_type.is_dir()
+                    || !name.starts_with(partial)
+                    || (base.is_empty() && name == TMP_DIR_NAME)
+                    || !holds_a_file(&entry.path())?
+                {
+                    continue;
+                }
+                found.push(if base.is_empty() {
+                    format!("{name}/")
+                } else {
+                    format!("{base}/{name}/")
+                });
+            }
+            found.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+            Ok(found)
+        })
+        .await
+    }
+
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
         let path = self.path_of(key);
         self.blocking(move |_| match fs::remove_file(&path) {
@@ -276,6 +314,30 @@ fn link_into_place(root: &Path, tmp: &Path, path: &Path) -> Result<PutOutcome> {
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(PutOutcome::AlreadyExists),
         Err(e) => Err(io_err("link", path)(e)),
     }
+}
+
+/// Whether a file lies anywhere below `dir` (a prefix without keys, such as a directory left
+/// empty by deletes, is no prefix on S3); stops at the first one.
+fn holds_a_file(dir: &Path) -> Result<bool> {
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io_err("read directory", &dir)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io_err("read directory", &dir))?;
+            let file_type = entry.file_type().map_err(io_err("stat", &entry.path()))?;
+            if file_type.is_file() && entry.file_name().to_str().is_some() {
+                return Ok(true);
+            }
+            if file_type.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Collects the files under `root` whose key starts with `prefix` and sorts after

@@ -200,6 +200,22 @@ impl Store {
         dispatch!(self, s => s.list(prefix, start_after, limit).await)
     }
 
+    /// Lists the prefixes one level below `prefix`, as a listing with the delimiter `/` groups
+    /// them: for every key that starts with `prefix` and has a `/` after it, the key up to and
+    /// including that first `/` (so `topic=` gives `topic=a/`, `topic=b/`), each once, in
+    /// ascending byte order. Keys without a `/` after `prefix` are not listed, nor are the keys
+    /// below a prefix (S3 returns them as common prefixes without listing those keys; the local
+    /// store reads one directory and looks into each subdirectory only until it finds a file,
+    /// so that it too never lists a prefix that holds no key). Never lists temporary files.
+    ///
+    /// # Errors
+    ///
+    /// As [`Store::list`].
+    pub async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>> {
+        validate_prefix(prefix)?;
+        dispatch!(self, s => s.list_prefixes(prefix).await)
+    }
+
     /// Deletes an object; deleting a missing object succeeds.
     ///
     /// # Errors

@@ -266,6 +266,38 @@ impl S3Store {
         Ok(found)
     }
 
+    pub(super) async fn list_prefixes(&self, prefix: &str) -> Result<Vec<String>> {
+        let full_prefix = self.full_key(prefix);
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_objects_v2()
+                .bucket(&self.bucket)
+                .prefix(&full_prefix)
+                .delimiter("/")
+                .set_continuation_token(token.take())
+                .max_keys(i32::try_from(self.list_page_size).unwrap_or(1000))
+                .send()
+                .await
+                .map_err(|e| s3_err("list_objects_v2", &full_prefix, e))?;
+            found.extend(
+                page.common_prefixes()
+                    .iter()
+                    .filter_map(|p| p.prefix()?.strip_prefix(&self.prefix))
+                    .map(str::to_owned),
+            );
+            match page.next_continuation_token() {
+                Some(next) if page.is_truncated() == Some(true) => token = Some(next.to_owned()),
+                _ => break,
+            }
+        }
+        found.sort_unstable_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        found.dedup();
+        Ok(found)
+    }
+
     pub(super) async fn delete(&self, key: &str) -> Result<()> {
         let full = self.full_key(key);
         match self
