@@ -64,17 +64,16 @@ pub async fn read(args: ReadArgs) -> ExitCode {
         Ok(started) => started,
         Err(code) => return code,
     };
-    let topics = match checked.catalog().topics(&hot, &store).await {
+    let parts = match checked.catalog().topic(&hot, &store, &args.topic).await {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {}", Report(&e));
             return ExitCode::FAILURE;
         }
     };
-    let Some(stream) = topics
-        .get(&args.topic)
-        .and_then(|parts| parts.iter().find(|p| p.partition == args.partition))
-        .map(|p| p.stream.clone())
+    let Some(stream) = parts
+        .and_then(|parts| parts.into_iter().find(|p| p.partition == args.partition))
+        .map(|p| p.stream)
     else {
         eprintln!(
             "error: --topic/--partition: topic `{}` has no partition {}",

@@ -71,9 +71,9 @@ pub async fn entries(
     let get = |name: &str| query.get(name).map(String::as_str);
     let range = read_range(get("from"), get("after"), get("to"))?;
     let filter = get("filter").map(Filter::parse).transpose()?;
-    let topics = state.topics().await?;
-    let stream = topics
-        .get(&topic)
+    let stream = state
+        .topic(&topic)
+        .await?
         .ok_or_else(|| {
             ApiError::field(
                 StatusCode::NOT_FOUND,

@@ -40,6 +40,35 @@ impl Catalog {
         hot: &Hot,
         store: &Store,
     ) -> streamtier_tiers::Result<BTreeMap<String, Vec<SourcePartition>>> {
+        let mut out = self.live(hot).await?;
+        for topic in catalog::archived_topics(store).await? {
+            add_archived(store, &topic, &mut out).await?;
+        }
+        Ok(out)
+    }
+
+    /// One topic's partitions, as [`Catalog::topics`] has them, listing only that topic's part
+    /// of the archive (one delimited listing, and a few requests per partition only the
+    /// archive holds): what a read of one partition pays per page.
+    ///
+    /// # Errors
+    /// As [`Catalog::topics`].
+    pub async fn topic(
+        &self,
+        hot: &Hot,
+        store: &Store,
+        name: &str,
+    ) -> streamtier_tiers::Result<Option<Vec<SourcePartition>>> {
+        let mut one = BTreeMap::new();
+        if let Some(parts) = self.live(hot).await?.remove(name) {
+            one.insert(name.to_string(), parts);
+        }
+        add_archived(store, name, &mut one).await?;
+        Ok(one.remove(name))
+    }
+
+    /// The configured topics, or those discovery finds in Redis.
+    async fn live(&self, hot: &Hot) -> streamtier_tiers::Result<BTreeMap<String, Vec<SourcePartition>>> {
         let parts = match self {
             Catalog::Topics(topics) => partition::from_topics(topics),
             Catalog::Discover(retention) => {
@@ -54,33 +83,31 @@ impl Catalog {
                 stream: p.stream,
             });
         }
-        add_archived(store, &mut out).await?;
         Ok(out)
     }
 }
 
-/// Adds to `topics` the partitions only the archive holds. Costs one delimited listing, one
-/// per archived topic, and a few requests per partition missing from `topics`.
+/// Adds to `topics` the partitions of `topic` only the archive holds. Costs one delimited
+/// listing, and a few requests per partition missing from `topics`.
 async fn add_archived(
     store: &Store,
+    topic: &str,
     topics: &mut BTreeMap<String, Vec<SourcePartition>>,
 ) -> streamtier_tiers::Result<()> {
-    for topic in catalog::archived_topics(store).await? {
-        for partition in catalog::archived_partitions(store, &topic).await? {
-            let known = topics
-                .get(&topic)
-                .is_some_and(|parts| parts.iter().any(|p| p.partition == partition));
-            if known {
-                continue;
-            }
-            let archive = PartitionArchive::new(store.clone(), &topic, partition);
-            let Some(stream) = archive.recorded_stream().await? else {
-                continue; // gap records or group snapshots only: nothing to read
-            };
-            let parts = topics.entry(topic.clone()).or_default();
-            parts.push(SourcePartition { partition, stream });
-            parts.sort_by_key(|p| p.partition);
+    for partition in catalog::archived_partitions(store, topic).await? {
+        let known = topics
+            .get(topic)
+            .is_some_and(|parts| parts.iter().any(|p| p.partition == partition));
+        if known {
+            continue;
         }
+        let archive = PartitionArchive::new(store.clone(), topic, partition);
+        let Some(stream) = archive.recorded_stream().await? else {
+            continue; // gap records or group snapshots only: nothing to read
+        };
+        let parts = topics.entry(topic.to_string()).or_default();
+        parts.push(SourcePartition { partition, stream });
+        parts.sort_by_key(|p| p.partition);
     }
     Ok(())
 }
@@ -128,5 +155,15 @@ impl AppState {
     pub async fn topics(&self) -> Result<BTreeMap<String, Vec<SourcePartition>>, ApiError> {
         let replayer = &self.replayer;
         Ok(self.catalog.topics(replayer.hot(), replayer.store()).await?)
+    }
+
+    /// One topic's partitions (see [`Catalog::topic`]), `None` when neither Redis nor the
+    /// archive has it.
+    ///
+    /// # Errors
+    /// 503 as [`AppState::topics`].
+    pub async fn topic(&self, name: &str) -> Result<Option<Vec<SourcePartition>>, ApiError> {
+        let replayer = &self.replayer;
+        Ok(self.catalog.topic(replayer.hot(), replayer.store(), name).await?)
     }
 }

@@ -165,9 +165,9 @@ pub async fn get(
     State(state): State<Arc<AppState>>,
     Path(topic): Path<String>,
 ) -> Result<Json<TopicView>, ApiError> {
-    let topics = state.topics().await?;
-    let parts = topics
-        .get(&topic)
+    let parts = &state
+        .topic(&topic)
+        .await?
         .ok_or_else(|| ApiError::status(StatusCode::NOT_FOUND, format!("topic `{topic}` not found")))?;
     let hot = state.replayer.hot();
     let store = state.replayer.store();

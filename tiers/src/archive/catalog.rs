@@ -21,11 +21,15 @@ pub async fn archived_topics(store: &Store) -> Result<Vec<String>> {
 }
 
 /// The partitions of `topic` the store holds keys of (`topic=<t>/partition=<p>/` prefixes),
-/// ascending. One delimited listing.
+/// ascending. One delimited listing (none for a name that is not a valid topic name).
 ///
 /// # Errors
 /// The store's errors.
 pub async fn archived_partitions(store: &Store, topic: &str) -> Result<Vec<u32>> {
+    // A name no topic can have (a path separator, `..`, too long) is in no key: nothing to list.
+    if layout::validate_topic_name(topic).is_err() {
+        return Ok(Vec::new());
+    }
     let prefix = format!("{}partition=", layout::topic_prefix(topic));
     let mut partitions: Vec<u32> = store
         .list_prefixes(&prefix)
