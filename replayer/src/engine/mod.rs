@@ -411,8 +411,11 @@ impl Replayer {
             .filter(|i| !record.partitions[*i].done)
             .collect();
         let lost = Arc::new(AtomicBool::new(false));
-        let _saver = {
+        // Stops the saver between saves, so that no progress save can land after the final one.
+        let stop_saver = CancellationToken::new();
+        let mut saver = {
             let (shared, jobs, token) = (shared.clone(), inner.jobs.clone(), token.clone());
+            let stop = stop_saver.clone();
             let (lease, hot, lost) = (lease.clone(), inner.hot.clone(), lost.clone());
             AbortOnDrop(tokio::spawn(async move {
                 let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -420,6 +423,7 @@ impl Replayer {
                     tokio::select! {
                         _ = tick.tick() => {}
                         () = token.cancelled() => return,
+                        () = stop.cancelled() => return,
                     }
                     if let Ok(false) = lease.acquire(&hot).await {
                         // Paused past the lease: another runner may have the job now.
@@ -460,7 +464,9 @@ impl Replayer {
                     (Some(Stop::Cancelled), _) | (_, Stop::Cancelled) => Some(Stop::Cancelled),
                     _ => Some(Stop::Shutdown),
                 });
-        drop(_saver);
+        stop_saver.cancel();
+        let _ = (&mut saver.0).await;
+        drop(saver);
         let record = shared.lock().map_err(|_| poisoned())?.clone();
         let preempted = matches!(outcome, Some(Stop::Failed(Error::Preempted { .. })));
         if lost.load(Ordering::SeqCst) || preempted {
