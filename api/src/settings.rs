@@ -9,6 +9,9 @@ use crate::ApiError;
 /// Default listen address: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
+/// The most `api.max_body_bytes` allows: a request body is held in memory.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
 /// The `[api]` section.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -95,10 +98,10 @@ impl ApiSettings {
                 ),
             });
         }
-        if self.max_body_bytes < 1024 {
+        if !(1024..=MAX_BODY_BYTES).contains(&self.max_body_bytes) {
             return Err(ApiError::Settings {
                 key: "api.max_body_bytes",
-                reason: "must be at least 1024".into(),
+                reason: format!("must be between 1024 and {MAX_BODY_BYTES}"),
             });
         }
         Ok(ApiConfig {
@@ -136,5 +139,17 @@ mod tests {
             ..ApiSettings::default()
         };
         assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn body_limit_is_bounded() {
+        for bytes in [1023, MAX_BODY_BYTES + 1, usize::MAX] {
+            let s = ApiSettings {
+                max_body_bytes: bytes,
+                ..ApiSettings::default()
+            };
+            let err = s.check().unwrap_err().to_string();
+            assert!(err.contains("api.max_body_bytes"), "{err}");
+        }
     }
 }
