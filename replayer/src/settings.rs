@@ -7,10 +7,12 @@ use crate::{Error, Result};
 
 /// The most `replay.max_jobs` allows: each running job holds its partitions' read-ahead.
 pub const MAX_JOBS: usize = 64;
-/// The most `replay.partition_concurrency` allows.
-pub const MAX_PARTITION_CONCURRENCY: usize = 256;
-/// The most `replay.max_rate` allows, in entries per second (far above what one Redis takes).
-pub const MAX_RATE: u64 = 10_000_000;
+/// The most `replay.partition_concurrency` allows: each partition replayed at once holds its
+/// read-ahead.
+pub const MAX_PARTITION_CONCURRENCY: usize = 1024;
+/// The most `replay.max_rate` allows, in entries per second: far above what one Redis takes,
+/// so that it also serves as "unbounded".
+pub const MAX_RATE: u64 = 1_000_000_000;
 
 /// The `[replay]` section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
