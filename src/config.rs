@@ -77,8 +77,9 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<Checked> {
         let len = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
         if len > MAX_FILE_BYTES {
             anyhow::bail!(
-                "configuration file `{}` has {len} bytes, more than the {MAX_FILE_BYTES} read",
-                path.display()
+                "configuration file `{}` is larger than {} MiB ({len} bytes)",
+                path.display(),
+                MAX_FILE_BYTES >> 20
             );
         }
         figment = figment.merge(Toml::file_exact(path));

@@ -91,6 +91,16 @@ fn deep_toml_and_huge_numbers_are_errors() {
     load_text("").expect("the defaults are a configuration");
 }
 
+#[test]
+fn a_huge_file_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("streamtier.toml");
+    let line = format!("# {}\n", "x".repeat(1021));
+    std::fs::write(&path, line.repeat(5 << 10)).unwrap();
+    let err = load(Some(&path)).unwrap_err().to_string();
+    assert!(err.contains("is larger than 4 MiB"), "{err}");
+}
+
 /// Keys of each section, as the file spells them (`topics` are `[[topics]]` entries).
 const KEYS: &[(&str, &[&str])] = &[
     ("redis", &["url", "cluster", "nodes"]),
