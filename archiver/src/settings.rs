@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use streamtier_schemas::{layout, ColumnType, ObjectSpan, TypedColumn};
 use streamtier_tiers::hot::is_internal_key;
 
-use crate::{Error, Result};
+use crate::Result;
+use parse::{at_most, invalid, parse_bounded};
+pub use parse::{parse_duration, parse_size};
 
 /// Default `archive.close_grace`: how long after an object's hour ends, with no later entry
 /// in the stream, the hour counts as closed. Entries that Redis numbers itself carry Redis'
@@ -276,64 +278,11 @@ pub struct Topic {
     pub span: ObjectSpan,
 }
 
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::InvalidSettings {
-        key: key.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Parses a human duration such as `60s`, `1h30m` or `250ms`.
-///
-/// # Errors
-/// [`Error::InvalidSettings`] naming `key`.
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
-        invalid(
-            key,
-            format!("`{value}` is not a duration (e.g. `60s`, `1h`): {e}"),
-        )
-    })
-}
-
-/// Parses a human duration of at most [`MAX_DURATION`].
-///
-/// # Errors
-/// [`Error::InvalidSettings`] naming `key`.
-fn parse_bounded(key: &str, value: &str) -> Result<Duration> {
-    let d = parse_duration(key, value)?;
-    if d > parse_duration(key, MAX_DURATION)? {
-        return Err(invalid(key, format!("must be at most {MAX_DURATION}")));
-    }
-    Ok(d)
-}
-
-/// Parses a size such as `128MiB`, `8MB`, `4096` (bytes).
-///
-/// # Errors
-/// [`Error::InvalidSettings`] naming `key`.
-pub fn parse_size(key: &str, value: &str) -> Result<u64> {
-    streamtier_schemas::units::size_bytes(value).ok_or_else(|| {
-        invalid(
-            key,
-            format!("`{value}` is not a size (e.g. `128MiB`, `8MB`, `4096`)"),
-        )
-    })
-}
-
-/// Refuses a size above `max` (a size constant such as [`MAX_BATCH_BYTES`]).
-fn at_most(key: &str, bytes: u64, max: &str) -> Result<()> {
-    if bytes > parse_size(key, max)? {
-        return Err(invalid(key, format!("must be at most {max}")));
-    }
-    Ok(())
-}
-
 impl ArchiveSettings {
     /// Checks every value.
     ///
     /// # Errors
-    /// [`Error::InvalidSettings`] naming the first bad key.
+    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the first bad key.
     pub fn check(&self) -> Result<ArchiveConfig> {
         let cfg = ArchiveConfig {
             flush_after: self
@@ -429,7 +378,7 @@ impl TopicSettings {
     /// Checks the topic; `index` is its position in `[[topics]]`, for messages.
     ///
     /// # Errors
-    /// [`Error::InvalidSettings`] naming the bad key, e.g. `topics[0].partitions`.
+    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the bad key, e.g. `topics[0].partitions`.
     pub fn check(&self, index: usize) -> Result<Topic> {
         let key = |k: &str| format!("topics[{index}].{k}");
         layout::validate_topic_name(&self.name).map_err(|e| invalid(key("name"), e.to_string()))?;
@@ -512,7 +461,7 @@ impl TopicSettings {
 /// Checks all topics, including that no topic name or stream key is used twice.
 ///
 /// # Errors
-/// [`Error::InvalidSettings`] naming the bad key.
+/// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the bad key.
 pub fn check_topics(topics: &[TopicSettings]) -> Result<Vec<Topic>> {
     // Before any key is built: the sum is bounded, not only each topic.
     let mut total = 0u64;
@@ -553,5 +502,6 @@ pub fn check_topics(topics: &[TopicSettings]) -> Result<Vec<Topic>> {
     Ok(checked)
 }
 
+mod parse;
 #[cfg(test)]
 mod tests;
