@@ -114,8 +114,9 @@ fn main() -> ExitCode {
     code
 }
 
-/// Loads the configuration and builds the Redis and store clients, or prints why not: exit
-/// code 2 for the configuration, 1 when a client cannot be built.
+/// Loads the configuration and builds the store and Redis clients, or prints why not: exit
+/// code 2 for the configuration (a local store directory that cannot be created included), 1
+/// when a client cannot be built. The store comes first: it only touches the local disk.
 async fn start(
     config: Option<&std::path::Path>,
 ) -> Result<
@@ -134,10 +135,25 @@ async fn start(
         eprintln!("error: {}", Report(&e));
         ExitCode::FAILURE
     };
-    let hot = streamtier_tiers::hot::connect(&checked.settings.redis)
-        .await
-        .map_err(failed)?;
+    let local = matches!(
+        checked.settings.store.parse_url(),
+        Ok(streamtier_tiers::store::StoreUrl::Local(_))
+    );
     let store = streamtier_tiers::store::connect(&checked.settings.store)
+        .await
+        .map_err(|e| {
+            if e.kind() == streamtier_tiers::ErrorKind::InvalidInput {
+                eprintln!("error: configuration: {}", Report(&e));
+                ExitCode::from(EXIT_CONFIG)
+            } else if local {
+                // A directory that cannot be created is the setting's fault on this machine.
+                eprintln!("error: configuration: `store.url`: {}", Report(&e));
+                ExitCode::from(EXIT_CONFIG)
+            } else {
+                failed(e)
+            }
+        })?;
+    let hot = streamtier_tiers::hot::connect(&checked.settings.redis)
         .await
         .map_err(failed)?;
     Ok((checked, hot, store))

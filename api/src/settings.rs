@@ -240,4 +240,16 @@ mod tests {
             assert!(err.contains(key), "{key}: {err}");
         }
     }
+
+    #[test]
+    fn body_limit_is_bounded() {
+        for bytes in [1023, MAX_BODY_BYTES + 1, usize::MAX] {
+            let s = ApiSettings {
+                max_body_bytes: bytes,
+                ..ApiSettings::default()
+            };
+            let err = s.check().unwrap_err().to_string();
+            assert!(err.contains("api.max_body_bytes"), "{err}");
+        }
+    }
 }

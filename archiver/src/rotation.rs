@@ -111,8 +111,7 @@ pub fn close_reason(
     {
         return Some(Close::Full);
     }
-    let retain_for = retention.retain_for.as_millis() as u64;
-    let trimmable_by_time = retain_for == 0 || facts.first.ms < facts.now_ms.saturating_sub(retain_for);
+    let trimmable_by_time = retention.old_enough(facts.first.ms, facts.now_ms);
     let window = retention.retain_entries.saturating_add(cfg.retention_slack);
     if trimmable_by_time && unarchived > window {
         return Some(Close::Retention);

@@ -129,9 +129,13 @@ async fn once_partition(
     }
     if error.is_none() {
         for attempt in 0..ONCE_ATTEMPTS {
-            match worker.pass(mode, Some(&lease), &shutdown).await {
-                Ok(s) => {
-                    stats = s;
+            // What a failed attempt stored and trimmed counts too: the next one goes on
+            // from there.
+            match worker
+                .pass_adding(mode, Some(&lease), &shutdown, &mut stats)
+                .await
+            {
+                Ok(()) => {
                     error = None;
                     break;
                 }

@@ -5,8 +5,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use streamtier_schemas::{layout, ColumnType, ObjectSpan, TypedColumn};
+use streamtier_tiers::hot::is_internal_key;
 
-use crate::{Error, Result};
+use crate::Result;
+use parse::{at_most, invalid, parse_bounded};
+pub use parse::{parse_duration, parse_size};
 
 /// Default `archive.close_grace`: how long after an object's hour ends, with no later entry
 /// in the stream, the hour counts as closed. Entries that Redis numbers itself carry Redis'
@@ -48,6 +51,24 @@ pub const DEFAULT_RETAIN_FOR: &str = "1h";
 pub const DEFAULT_OBJECT_SPAN: &str = "1h";
 /// Retention for discovered topics (no `[[topics]]`): the same defaults.
 pub const DEFAULT_PARTITIONS: u32 = 1;
+/// The most partitions of one topic, and of all `[[topics]]` together: each one is a stream
+/// key held in memory and, in the daemon, a task.
+pub const MAX_PARTITIONS: u32 = 100_000;
+/// The longest `topics.streams` template, in bytes (every partition's key is held in memory).
+pub const MAX_STREAMS_BYTES: usize = 512;
+/// The most `archive.concurrency` allows: each partition archived at once holds a read batch
+/// and a row group in memory.
+pub const MAX_CONCURRENCY: usize = 1024;
+/// The most `archive.max_object_entries` allows.
+pub const MAX_OBJECT_ENTRIES: u64 = 100_000_000;
+/// The most `archive.max_object_bytes` allows (objects are encoded into the spool first).
+pub const MAX_OBJECT_BYTES: &str = "16GiB";
+/// The most `archive.read_batch_bytes` and `archive.row_group_bytes` allow: each partition
+/// archived at once holds one of each in memory.
+pub const MAX_BATCH_BYTES: &str = "256MiB";
+/// The longest `[archive]` duration (grace, lease, intervals): they feed clock arithmetic,
+/// and anything longer is a mistake. `topics.retain_for` has no bound (see [`Retention`]).
+pub const MAX_DURATION: &str = "30d";
 
 /// The `[archive]` section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -136,7 +157,8 @@ pub struct TopicSettings {
     /// Keep at least the newest N entries in Redis.
     #[serde(default = "default_retain_entries")]
     pub retain_entries: u64,
-    /// Keep at least the entries younger than this (by entry-id time).
+    /// Keep at least the entries younger than this (by entry-id time); longer than the time
+    /// since 1970 (`"100y"`) keeps every entry by time.
     #[serde(default = "default_retain_for")]
     pub retain_for: String,
     /// Hard cap on entries kept, even past a stalled consumer group.
@@ -212,6 +234,24 @@ pub struct Retention {
     pub retain_max_entries: Option<u64>,
 }
 
+impl Retention {
+    /// The entry-id time (epoch ms) below which entries are old enough to trim, at `now_ms`:
+    /// `None` when `retain_for` is zero (time keeps nothing), `Some(0)` when `retain_for`
+    /// reaches back before 1970 (nothing is old enough: `"100y"` keeps by time forever).
+    pub fn keep_from_ms(&self, now_ms: u64) -> Option<u64> {
+        if self.retain_for.is_zero() {
+            return None;
+        }
+        let retain_ms = u64::try_from(self.retain_for.as_millis()).unwrap_or(u64::MAX);
+        Some(now_ms.saturating_sub(retain_ms))
+    }
+
+    /// Whether an entry of time `ms` is outside the `retain_for` window at `now_ms`.
+    pub fn old_enough(&self, ms: u64, now_ms: u64) -> bool {
+        self.keep_from_ms(now_ms).is_none_or(|keep_from| ms < keep_from)
+    }
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Self {
@@ -238,69 +278,36 @@ pub struct Topic {
     pub span: ObjectSpan,
 }
 
-fn invalid(key: impl Into<String>, reason: impl Into<String>) -> Error {
-    Error::InvalidSettings {
-        key: key.into(),
-        reason: reason.into(),
-    }
-}
-
-/// Parses a human duration such as `60s`, `1h30m` or `250ms`.
-///
-/// # Errors
-/// [`Error::InvalidSettings`] naming `key`.
-pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
-    humantime::parse_duration(value.trim()).map_err(|e| {
-        invalid(
-            key,
-            format!("`{value}` is not a duration (e.g. `60s`, `1h`): {e}"),
-        )
-    })
-}
-
-/// Parses a size such as `128MiB`, `8MB`, `4096` (bytes).
-///
-/// # Errors
-/// [`Error::InvalidSettings`] naming `key`.
-pub fn parse_size(key: &str, value: &str) -> Result<u64> {
-    streamtier_schemas::units::size_bytes(value).ok_or_else(|| {
-        invalid(
-            key,
-            format!("`{value}` is not a size (e.g. `128MiB`, `8MB`, `4096`)"),
-        )
-    })
-}
-
 impl ArchiveSettings {
     /// Checks every value.
     ///
     /// # Errors
-    /// [`Error::InvalidSettings`] naming the first bad key.
+    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the first bad key.
     pub fn check(&self) -> Result<ArchiveConfig> {
         let cfg = ArchiveConfig {
             flush_after: self
                 .flush_after
                 .as_deref()
-                .map(|v| parse_duration("archive.flush_after", v))
+                .map(|v| parse_bounded("archive.flush_after", v))
                 .transpose()?,
-            close_grace: parse_duration("archive.close_grace", &self.close_grace)?,
+            close_grace: parse_bounded("archive.close_grace", &self.close_grace)?,
             retention_slack: self.retention_slack,
             max_object_entries: self.max_object_entries,
             max_object_bytes: parse_size("archive.max_object_bytes", &self.max_object_bytes)?,
             zstd_level: self.zstd_level,
             concurrency: self.concurrency,
-            lease_ttl: parse_duration("archive.lease_ttl", &self.lease_ttl)?,
-            poll_interval: parse_duration("archive.poll_interval", &self.poll_interval)?,
-            discover_interval: parse_duration("archive.discover_interval", &self.discover_interval)?,
+            lease_ttl: parse_bounded("archive.lease_ttl", &self.lease_ttl)?,
+            poll_interval: parse_bounded("archive.poll_interval", &self.poll_interval)?,
+            discover_interval: parse_bounded("archive.discover_interval", &self.discover_interval)?,
             read_batch_bytes: parse_size("archive.read_batch_bytes", &self.read_batch_bytes)?,
             row_group_bytes: parse_size("archive.row_group_bytes", &self.row_group_bytes)?,
             respect_consumer_groups: self.respect_consumer_groups,
             compact_interval: self
                 .compact_interval
                 .as_deref()
-                .map(|v| parse_duration("archive.compact_interval", v))
+                .map(|v| parse_bounded("archive.compact_interval", v))
                 .transpose()?,
-            group_snapshot_interval: parse_duration(
+            group_snapshot_interval: parse_bounded(
                 "archive.group_snapshot_interval",
                 &self.group_snapshot_interval,
             )?,
@@ -318,9 +325,16 @@ impl ArchiveSettings {
         if cfg.max_object_entries == 0 {
             return Err(invalid("archive.max_object_entries", "must be at least 1"));
         }
+        if cfg.max_object_entries > MAX_OBJECT_ENTRIES {
+            return Err(invalid(
+                "archive.max_object_entries",
+                format!("must be at most {MAX_OBJECT_ENTRIES}"),
+            ));
+        }
         if cfg.max_object_bytes < 1024 {
             return Err(invalid("archive.max_object_bytes", "must be at least 1KiB"));
         }
+        at_most("archive.max_object_bytes", cfg.max_object_bytes, MAX_OBJECT_BYTES)?;
         if !(1..=22).contains(&cfg.zstd_level) {
             return Err(invalid(
                 "archive.zstd_level",
@@ -329,6 +343,12 @@ impl ArchiveSettings {
         }
         if cfg.concurrency == 0 {
             return Err(invalid("archive.concurrency", "must be at least 1"));
+        }
+        if cfg.concurrency > MAX_CONCURRENCY {
+            return Err(invalid(
+                "archive.concurrency",
+                format!("must be at most {MAX_CONCURRENCY}"),
+            ));
         }
         if cfg.lease_ttl < Duration::from_secs(1) {
             return Err(invalid("archive.lease_ttl", "must be at least 1s"));
@@ -339,9 +359,11 @@ impl ArchiveSettings {
         if cfg.read_batch_bytes == 0 {
             return Err(invalid("archive.read_batch_bytes", "must be more than 0"));
         }
+        at_most("archive.read_batch_bytes", cfg.read_batch_bytes, MAX_BATCH_BYTES)?;
         if cfg.row_group_bytes < 64 * 1024 {
             return Err(invalid("archive.row_group_bytes", "must be at least 64KiB"));
         }
+        at_most("archive.row_group_bytes", cfg.row_group_bytes, MAX_BATCH_BYTES)?;
         if usize::try_from(cfg.row_group_bytes).is_err() {
             return Err(invalid(
                 "archive.row_group_bytes",
@@ -356,15 +378,27 @@ impl TopicSettings {
     /// Checks the topic; `index` is its position in `[[topics]]`, for messages.
     ///
     /// # Errors
-    /// [`Error::InvalidSettings`] naming the bad key, e.g. `topics[0].partitions`.
+    /// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the bad key, e.g. `topics[0].partitions`.
     pub fn check(&self, index: usize) -> Result<Topic> {
         let key = |k: &str| format!("topics[{index}].{k}");
         layout::validate_topic_name(&self.name).map_err(|e| invalid(key("name"), e.to_string()))?;
         if self.partitions == 0 {
             return Err(invalid(key("partitions"), "must be at least 1"));
         }
+        if self.partitions > MAX_PARTITIONS {
+            return Err(invalid(
+                key("partitions"),
+                format!("must be at most {MAX_PARTITIONS}"),
+            ));
+        }
         if self.streams.is_empty() {
             return Err(invalid(key("streams"), "must not be empty"));
+        }
+        if self.streams.len() > MAX_STREAMS_BYTES {
+            return Err(invalid(
+                key("streams"),
+                format!("must be at most {MAX_STREAMS_BYTES} bytes long"),
+            ));
         }
         let templated = self.streams.contains("{partition}");
         if self.partitions > 1 && !templated {
@@ -379,6 +413,14 @@ impl TopicSettings {
         let streams: Vec<String> = (0..self.partitions)
             .map(|p| self.streams.replace("{partition}", &p.to_string()))
             .collect();
+        if let Some(own) = streams.iter().find(|s| is_internal_key(s)) {
+            // Discovery and replays leave these keys alone; archiving and trimming them would
+            // eat streamtier's own state (or Runnel's).
+            return Err(invalid(
+                key("streams"),
+                format!("`{own}` is one of streamtier's own keys (or Runnel's internal ones)"),
+            ));
+        }
         let retention = Retention {
             retain_entries: self.retain_entries,
             retain_for: parse_duration(&key("retain_for"), &self.retain_for)?,
@@ -419,8 +461,21 @@ impl TopicSettings {
 /// Checks all topics, including that no topic name or stream key is used twice.
 ///
 /// # Errors
-/// [`Error::InvalidSettings`] naming the bad key.
+/// [`Error::InvalidSettings`](crate::Error::InvalidSettings) naming the bad key.
 pub fn check_topics(topics: &[TopicSettings]) -> Result<Vec<Topic>> {
+    // Before any key is built: the sum is bounded, not only each topic.
+    let mut total = 0u64;
+    for (i, t) in topics.iter().enumerate() {
+        total += u64::from(t.partitions);
+        if total > u64::from(MAX_PARTITIONS) {
+            let reason = if t.partitions > MAX_PARTITIONS {
+                format!("must be at most {MAX_PARTITIONS}")
+            } else {
+                format!("the topics have more than {MAX_PARTITIONS} partitions in all")
+            };
+            return Err(invalid(format!("topics[{i}].partitions"), reason));
+        }
+    }
     let checked = topics
         .iter()
         .enumerate()
@@ -447,5 +502,6 @@ pub fn check_topics(topics: &[TopicSettings]) -> Result<Vec<Topic>> {
     Ok(checked)
 }
 
+mod parse;
 #[cfg(test)]
 mod tests;

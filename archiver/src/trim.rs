@@ -73,14 +73,9 @@ impl PartitionWorker {
             return false;
         };
         let r = &self.p.retention;
-        let keep_from = self
-            .ctx
-            .clock
-            .now_ms()
-            .saturating_sub(r.retain_for.as_millis() as u64);
         let removable = first <= chain.last_id
             && info.length > r.retain_entries
-            && (r.retain_for.is_zero() || first.ms < keep_from);
+            && r.old_enough(first.ms, self.ctx.clock.now_ms());
         let held_back =
             daemon && self.last_trimmed == 0 && self.trimmed_at.is_some_and(|at| at.elapsed() < IDLE_RETRIM);
         removable && !held_back
@@ -96,15 +91,12 @@ impl PartitionWorker {
             return Ok(0);
         }
         let r = &self.p.retention;
-        let keep_from = (!r.retain_for.is_zero()).then(|| {
-            StreamId::new(
-                self.ctx
-                    .clock
-                    .now_ms()
-                    .saturating_sub(r.retain_for.as_millis() as u64),
-                0,
-            )
-        });
+        // `0-1` is the lowest id an entry can have: a bound there keeps everything, where
+        // `0-0` (a `retain_for` reaching back before 1970) is no valid end of the script's
+        // exclusive `XRANGE`.
+        let keep_from = r
+            .keep_from_ms(self.ctx.clock.now_ms())
+            .map(|ms| StreamId::new(ms, 0).max(StreamId::new(0, 1)));
         let req = TrimRequest {
             stream: &self.p.stream,
             archived: chain.last_id,

@@ -177,7 +177,28 @@ impl PartitionWorker {
         lease: Option<&Lease>,
         shutdown: &CancellationToken,
     ) -> Result<PassStats> {
-        let result = self.pass_inner(mode, lease, shutdown).await;
+        let mut stats = PassStats::default();
+        self.pass_adding(mode, lease, shutdown, &mut stats)
+            .await
+            .map(|()| stats)
+    }
+
+    /// Runs one pass as [`PartitionWorker::pass`] does and adds what it did to `total`, also
+    /// when it fails: a failed pass may have stored objects and trimmed before it failed, and
+    /// whoever retries it (`--once`) reports those too.
+    ///
+    /// # Errors
+    /// As [`PartitionWorker::pass`].
+    pub async fn pass_adding(
+        &mut self,
+        mode: Mode,
+        lease: Option<&Lease>,
+        shutdown: &CancellationToken,
+        total: &mut PassStats,
+    ) -> Result<()> {
+        let mut stats = PassStats::default();
+        let result = self.pass_inner(mode, lease, shutdown, &mut stats).await;
+        total.add(&stats);
         self.carry = None;
         if result.is_err() {
             // Whatever we believed may be stale now: the store decides again next time.
@@ -192,13 +213,14 @@ impl PartitionWorker {
         result
     }
 
+    /// One pass; `stats` (empty at the start) holds what it did so far when it fails.
     async fn pass_inner(
         &mut self,
         mode: Mode,
         lease: Option<&Lease>,
         shutdown: &CancellationToken,
-    ) -> Result<PassStats> {
-        let mut stats = PassStats::default();
+        stats: &mut PassStats,
+    ) -> Result<()> {
         let mut end: Option<StreamId> = None;
         let mut started = false;
         loop {
@@ -214,11 +236,7 @@ impl PartitionWorker {
                 self.carry = None;
                 self.chain = Some(chain::resync(&self.ctx.hot, &self.ctx.store, &self.p).await?);
             }
-            let mut object_stats = PassStats::default();
-            let built = self
-                .build_object(mode, &mut end, &mut started, &mut object_stats)
-                .await?;
-            stats.add(&object_stats);
+            let built = self.build_object(mode, &mut end, &mut started, stats).await?;
             match built {
                 Built::Stored => {
                     // Trim when the next object needs a fresh read anyway, and at least every
@@ -241,7 +259,7 @@ impl PartitionWorker {
             stats.trimmed += self.trim().await?;
         }
         stats.group_snapshots += self.snapshot_groups().await?;
-        Ok(stats)
+        Ok(())
     }
 
     /// After a daemon pass that stored nothing: `Some(id)` when everything the stream holds is

@@ -5,6 +5,15 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{MemoryBound, ReplayLimits};
 use crate::{Error, Result};
 
+/// The most `replay.max_jobs` allows: each running job holds its partitions' read-ahead.
+pub const MAX_JOBS: usize = 64;
+/// The most `replay.partition_concurrency` allows: each partition replayed at once holds its
+/// read-ahead.
+pub const MAX_PARTITION_CONCURRENCY: usize = 1024;
+/// The most `replay.max_rate` allows, in entries per second: far above what one Redis takes,
+/// so that it also serves as "unbounded".
+pub const MAX_RATE: u64 = 1_000_000_000;
+
 /// The `[replay]` section.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -54,14 +63,17 @@ impl ReplaySettings {
             field: format!("replay.{field}"),
             reason: reason.into(),
         };
-        if self.max_jobs == 0 {
-            return Err(invalid("max_jobs", "must be at least 1"));
+        if !(1..=MAX_JOBS).contains(&self.max_jobs) {
+            return Err(invalid("max_jobs", &format!("must be between 1 and {MAX_JOBS}")));
         }
-        if self.partition_concurrency == 0 {
-            return Err(invalid("partition_concurrency", "must be at least 1"));
+        if !(1..=MAX_PARTITION_CONCURRENCY).contains(&self.partition_concurrency) {
+            return Err(invalid(
+                "partition_concurrency",
+                &format!("must be between 1 and {MAX_PARTITION_CONCURRENCY}"),
+            ));
         }
-        if self.max_rate == 0 {
-            return Err(invalid("max_rate", "must be at least 1"));
+        if !(1..=MAX_RATE).contains(&self.max_rate) {
+            return Err(invalid("max_rate", &format!("must be between 1 and {MAX_RATE}")));
         }
         if self.default_rate == 0 || self.default_rate > self.max_rate {
             return Err(invalid("default_rate", "must be between 1 and replay.max_rate"));
@@ -132,6 +144,29 @@ mod tests {
         };
         assert!(s.check().unwrap_err().to_string().contains("replay.default_rate"));
         assert!(ReplaySettings::default().check().is_ok());
+        // Numbers that size memory or tasks are bounded (a huge `max_jobs` made the job
+        // semaphore panic).
+        let huge = [
+            ReplaySettings {
+                max_jobs: usize::MAX,
+                ..ReplaySettings::default()
+            },
+            ReplaySettings {
+                partition_concurrency: MAX_PARTITION_CONCURRENCY + 1,
+                ..ReplaySettings::default()
+            },
+            ReplaySettings {
+                max_rate: u64::MAX,
+                ..ReplaySettings::default()
+            },
+        ];
+        for (s, key) in huge.iter().zip(["max_jobs", "partition_concurrency", "max_rate"]) {
+            let err = s.check().unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("replay.{key}")) && err.contains("must be between 1 and"),
+                "{err}"
+            );
+        }
         for bad in ["lots", "0%", "120%", "0", "-1GiB"] {
             let s = ReplaySettings {
                 max_redis_memory: bad.into(),

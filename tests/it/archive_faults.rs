@@ -403,3 +403,53 @@ fn bad_configuration_is_refused_with_the_key_and_exit_code_2() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_once_pass_retried_after_an_object_reports_every_attempts_objects() {
+    let redis = RedisServer::start();
+    let s3 = S3Sandbox::start().await;
+    let store = s3.store("retry");
+    let mut con = redis.con();
+    // Past hours, so that every object is due; 50 entries per object: three objects.
+    let base = 1_600_000_000_000u64;
+    for i in 0..120u64 {
+        xadd(
+            &mut con,
+            "rt:0",
+            &format!("{}-0", base + i),
+            &[(b"i", i.to_string().as_bytes())],
+        );
+    }
+    let topic = streamtier_archiver::settings::TopicSettings {
+        name: "rt".into(),
+        streams: "rt:{partition}".into(),
+        partitions: 1,
+        retain_entries: 0,
+        retain_for: "0s".into(),
+        retain_max_entries: None,
+        columns: Default::default(),
+        object_span: "1h".into(),
+    };
+    let source = streamtier_archiver::Source::Topics(vec![topic.check(0).expect("topic")]);
+    // The second object's upload fails on every attempt the SDK makes: the first attempt of
+    // the pass has stored one object when it fails, the retry stores the other two.
+    let second = streamtier_schemas::StreamId::new(base + 50, 0).object_name();
+    s3.faults()
+        .inject("PUT", &format!("{second}.parquet"), Fault::Status(503), 8);
+    let ctx = system_context(redis.hot().await, store.clone(), &test_settings(), "once");
+    let metrics = ctx.metrics.clone();
+    let reports = streamtier_archiver::run_once(ctx, &source, Mode::Once, CancellationToken::new())
+        .await
+        .expect("run once");
+    assert_eq!(reports.len(), 1);
+    let r = &reports[0];
+    assert_eq!(r.error, None);
+    assert_eq!(
+        metrics.store_errors.load(Ordering::Relaxed),
+        1,
+        "the first attempt failed on the store"
+    );
+    assert_eq!((r.stats.entries, r.stats.objects), (120, 3), "{:?}", r.stats);
+    assert_eq!(r.stats.trimmed, 120, "{:?}", r.stats);
+    assert_eq!(archived_entries(&store, "rt", 0).await.len(), 120);
+}

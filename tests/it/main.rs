@@ -17,6 +17,7 @@ mod archive_shapes;
 mod archive_spans;
 mod cluster_routing;
 mod compaction;
+mod config_checks;
 mod group_snapshots;
 mod read_route;
 mod replay_adoption;

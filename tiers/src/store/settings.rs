@@ -105,7 +105,133 @@ fn validate_bucket(bucket: &str) -> Result<()> {
     Err(invalid("store.url", format!("{reason}, got `{bucket}`")))
 }
 
+/// Checks `store.endpoint`: `http://` or `https://`, a host (name, IPv4 or `[IPv6]`), an
+/// optional port, an optional path.
+fn check_endpoint(endpoint: &str) -> Result<()> {
+    let bad = |why: &str| {
+        invalid(
+            "store.endpoint",
+            format!("`{endpoint}` is not an `http://` or `https://` URL like `http://127.0.0.1:9000`: {why}"),
+        )
+    };
+    let rest = endpoint
+        .strip_prefix("http://")
+        .or_else(|| endpoint.strip_prefix("https://"))
+        .ok_or_else(|| bad("the scheme is missing or not http(s)"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err(bad("credentials come from the AWS chain, not the URL"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (addr, after) = v6.split_once(']').ok_or_else(|| bad("`[` without `]`"))?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("the IPv6 address does not parse"));
+            }
+            (addr, after.strip_prefix(':'))
+        }
+        None => match authority.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(bad("the host is missing"));
+    }
+    if !authority.starts_with('[')
+        && !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+    {
+        return Err(bad("the host has characters a host name cannot have"));
+    }
+    if let Some(port) = port {
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err(bad("the port is not a number from 1 to 65535"));
+        }
+    }
+    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it holds whitespace"));
+    }
+    Ok(())
+}
+
+/// Checks that `path` is a directory or could become one: it is one, or its nearest existing
+/// ancestor is. Looks only, creates nothing.
+fn check_dir(key: &'static str, path: &std::path::Path) -> Result<()> {
+    let mut at = Some(path);
+    while let Some(p) = at {
+        let p = if p.as_os_str().is_empty() {
+            std::path::Path::new(".")
+        } else {
+            p
+        };
+        match std::fs::metadata(p) {
+            Ok(meta) if meta.is_dir() => return Ok(()),
+            Ok(_) if p == path => {
+                return Err(invalid(
+                    key,
+                    format!("`{}` is a file, not a directory", path.display()),
+                ))
+            }
+            Ok(_) => {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "directory `{}` cannot be created: `{}` is a file, not a directory",
+                        path.display(),
+                        p.display()
+                    ),
+                ))
+            }
+            // Missing: look at the parent. Other errors (permissions) are left to the
+            // store itself, which says what failed.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => at = p.parent(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => at = p.parent(),
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
+}
+
 impl StoreSettings {
+    /// Checks every setting without connecting or creating anything: the URL parses, a local
+    /// directory is one or can be created (no file is in the way), the endpoint is an
+    /// `http(s)://` URL, the region and the spool directory are usable.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidSettings`] naming the key (`store.url`, `store.endpoint`,
+    /// `store.region`, `store.spool_dir`).
+    pub fn check(&self) -> Result<StoreUrl> {
+        let url = self.parse_url()?;
+        if let StoreUrl::Local(path) = &url {
+            check_dir("store.url", path)?;
+        }
+        if let Some(endpoint) = &self.endpoint {
+            check_endpoint(endpoint)?;
+        }
+        if let Some(region) = &self.region {
+            if region.is_empty()
+                || !region
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+            {
+                return Err(invalid(
+                    "store.region",
+                    format!("`{region}` is not a region name like `us-east-1`"),
+                ));
+            }
+        }
+        if let (Some(dir), StoreUrl::S3 { .. }) = (&self.spool_dir, &url) {
+            if dir.as_os_str().is_empty() {
+                return Err(invalid("store.spool_dir", "must not be empty"));
+            }
+            check_dir("store.spool_dir", dir)?;
+        }
+        Ok(url)
+    }
+
     /// Parses [`StoreSettings::url`].
     ///
     /// # Errors
@@ -190,12 +316,7 @@ pub async fn connect(settings: &StoreSettings) -> Result<Store> {
 
 async fn s3_client(settings: &StoreSettings) -> Result<aws_sdk_s3::Client> {
     if let Some(endpoint) = &settings.endpoint {
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(invalid(
-                "store.endpoint",
-                format!("expected an `http://` or `https://` URL, got `{endpoint}`"),
-            ));
-        }
+        check_endpoint(endpoint)?;
     }
     let region = RegionProviderChain::first_try(settings.region.clone().map(Region::new))
         .or_default_provider()
@@ -245,6 +366,83 @@ mod tests {
     fn settings_reject_unknown_fields() {
         let err = serde_json::from_str::<StoreSettings>(r#"{"url":"x","bucket":"y"}"#);
         assert!(err.is_err());
+    }
+
+    fn check(settings: StoreSettings) -> String {
+        match settings.check() {
+            Ok(url) => format!("ok {url:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn check_refuses_files_in_the_way_and_creates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a-file");
+        std::fs::write(&file, b"x").unwrap();
+        let local = |url: String| StoreSettings {
+            url,
+            ..StoreSettings::default()
+        };
+        let err = check(local(file.display().to_string()));
+        assert!(
+            err.contains("store.url") && err.contains("is a file, not a directory"),
+            "{err}"
+        );
+        let err = check(local(format!("file://{}/sub/dir", file.display())));
+        assert!(
+            err.contains("store.url") && err.contains("cannot be created"),
+            "{err}"
+        );
+        let fresh = dir.path().join("new/archive");
+        assert!(check(local(fresh.display().to_string())).starts_with("ok"));
+        assert!(!dir.path().join("new").exists(), "a check creates nothing");
+        assert!(check(StoreSettings::default()).starts_with("ok"));
+        let spool = StoreSettings {
+            url: "s3://bucket".into(),
+            spool_dir: Some(file.join("spool")),
+            ..StoreSettings::default()
+        };
+        assert!(check(spool).contains("store.spool_dir"));
+    }
+
+    #[test]
+    fn check_refuses_bad_endpoints_and_regions() {
+        let s3 = |endpoint: &str| StoreSettings {
+            url: "s3://bucket/p".into(),
+            endpoint: Some(endpoint.into()),
+            ..StoreSettings::default()
+        };
+        for ok in [
+            "http://127.0.0.1:9000",
+            "https://s3.example.com",
+            "http://minio:9000/",
+            "http://[::1]:9000",
+        ] {
+            assert!(check(s3(ok)).starts_with("ok"), "{ok}: {}", check(s3(ok)));
+        }
+        for bad in [
+            "127.0.0.1:9000",
+            "ftp://host",
+            "http://",
+            "http://:9000",
+            "http://host:port",
+            "http://host:99999",
+            "http://ho st",
+            "http://user:pw@host",
+            "http://[::zz]:1",
+        ] {
+            let err = check(s3(bad));
+            assert!(
+                err.contains("store.endpoint") && err.contains(bad),
+                "{bad}: {err}"
+            );
+        }
+        let region = StoreSettings {
+            region: Some("us east".into()),
+            ..s3("http://127.0.0.1:9000")
+        };
+        assert!(check(region).contains("store.region"));
     }
 
     #[test]
