@@ -146,7 +146,8 @@ async fn replays_and_a_racing_archiver_see_every_entry_once_while_compaction_run
             Fixture::new().await
         };
         let mut produced = fill(&f, 0..30, 4, 10).await;
-        let replayer = f.replayer(600);
+        // 1,200 entries at 250/s: about 5 s, longer than compaction takes even on a loaded machine.
+        let replayer = f.replayer(250);
         let record = f
             .job(&replayer, request("copy:{partition}", ids), 1)
             .await
