@@ -28,6 +28,18 @@ fn topic_config(store: &Path, extra: &str) -> String {
     )
 }
 
+/// `n` entries over the streams `k:0` and `k:1`.
+fn produce(con: &mut redis::Connection, n: u64) {
+    for i in 0..n {
+        xadd(
+            con,
+            &format!("k:{}", i % 2),
+            "*",
+            &[(b"i", i.to_string().as_bytes())],
+        );
+    }
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -36,14 +48,7 @@ fn stderr(out: &Output) -> String {
 fn kubernetes_service_links_are_ignored_and_typos_in_known_sections_refused() {
     let redis = RedisServer::start();
     let mut con = redis.con();
-    for i in 0..10u64 {
-        xadd(
-            &mut con,
-            &format!("k:{}", i % 2),
-            "*",
-            &[(b"i", i.to_string().as_bytes())],
-        );
-    }
+    produce(&mut con, 10);
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = dir.path().join("archive");
     let config = write_config(dir.path(), &topic_config(&archive, ""));
@@ -139,14 +144,7 @@ fn bad_store_settings_exit_2_naming_the_key_before_redis_is_tried() {
 async fn retain_for_longer_than_since_1970_archives_and_keeps_everything_by_time() {
     let redis = RedisServer::start();
     let mut con = redis.con();
-    for i in 0..100u64 {
-        xadd(
-            &mut con,
-            &format!("k:{}", i % 2),
-            "*",
-            &[(b"i", i.to_string().as_bytes())],
-        );
-    }
+    produce(&mut con, 100);
     let dir = tempfile::tempdir().expect("tempdir");
     let archive = dir.path().join("archive");
     let extra = "retain_entries = 10\nretain_for = \"100y\"\nretain_max_entries = 20\n";

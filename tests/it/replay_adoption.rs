@@ -77,6 +77,10 @@ fn kill9(child: &mut Child) {
     child.wait().expect("reap");
 }
 
+fn tempdir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("tempdir")
+}
+
 fn adoptions(servers: &[&Server]) -> usize {
     servers
         .iter()
@@ -89,8 +93,7 @@ async fn a_replay_command_killed_with_kill_9_is_finished_once_by_a_running_serve
     let redis = RedisServer::start();
     let mut con = redis.con();
     let source = produce(&mut con);
-    let (dir, a, b) = (tempfile::tempdir(), tempfile::tempdir(), tempfile::tempdir());
-    let (dir, a, b) = (dir.expect("tempdir"), a.expect("tempdir"), b.expect("tempdir"));
+    let (dir, a, b) = (tempdir(), tempdir(), tempdir());
     let root = dir.path().join("archive");
     // Two servers already running: they know nothing of the job when it starts.
     let mut first = serve(&redis, &root, a.path()).await;
@@ -145,8 +148,7 @@ async fn the_job_of_a_server_killed_with_kill_9_is_finished_once_by_the_other() 
     let redis = RedisServer::start();
     let mut con = redis.con();
     let source = produce(&mut con);
-    let (dir, a, b) = (tempfile::tempdir(), tempfile::tempdir(), tempfile::tempdir());
-    let (dir, a, b) = (dir.expect("tempdir"), a.expect("tempdir"), b.expect("tempdir"));
+    let (dir, a, b) = (tempdir(), tempdir(), tempdir());
     let root = dir.path().join("archive");
     let mut doomed = serve(&redis, &root, a.path()).await;
     let mut survivor = serve(&redis, &root, b.path()).await;
