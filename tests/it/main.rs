@@ -12,6 +12,7 @@ mod archive_cluster;
 mod archive_daemon;
 mod archive_damage;
 mod archive_faults;
+mod archive_listings;
 mod archive_readers;
 mod archive_shapes;
 mod archive_spans;

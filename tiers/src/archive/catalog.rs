@@ -63,14 +63,9 @@ impl PartitionArchive {
     }
 
     async fn newest_object_stream(&self) -> Result<Option<String>> {
-        let days = self.store.list_prefixes(&self.prefix).await?;
-        for day in days.iter().rev().filter(|d| layout::is_day_prefix(d)) {
-            // `…/dt=2024-01-01` sorts just before every key of that day.
-            let seek = day.trim_end_matches('/');
-            if let Some(object) = self.last_object(Some(seek)).await? {
-                return Ok(Some(self.meta_of_key(&object.key).await?.stream));
-            }
+        match self.last_object(None).await? {
+            Some(object) => Ok(Some(self.meta_of_key(&object.key).await?.stream)),
+            None => Ok(None),
         }
-        Ok(None)
     }
 }

@@ -1,9 +1,11 @@
 //! A partition's archive in the store, as every crate reads it: its objects in key order, what
 //! each object's footer says, and its gap records.
 //!
-//! Object keys sort in id order within a partition (see `streamtier_schemas::layout`), and gap
-//! records (`_gaps/`) sort before every object (`dt=`), so one listing from a key on walks the
-//! chain from there. The archiver finds the chain's end here, compaction walks its spans, the
+//! Object keys sort in id order within a partition (see `streamtier_schemas::layout`), so one
+//! listing from a key on walks the chain from there. Gap records (`_gaps/`) and group snapshots
+//! (`_groups/`) sort before every object (`dt=`): object listings start at `dt` and never page
+//! through them, and the chain's end is found from the newest day (a delimited listing), so
+//! neither costs more as snapshots pile up or the archive ages. The archiver finds the chain's end here, compaction walks its spans, the
 //! replayer picks the objects of a range and the API sums them up: one lister, one footer reader.
 //! [`catalog`] finds the topics and partitions the archive holds when Redis has lost them.
 
@@ -92,11 +94,17 @@ impl PartitionArchive {
 
     /// Pages of the objects whose keys sort after `start_after` (an object key, or a seek
     /// position such as [`layout::day_seek`]), or of all objects.
+    ///
+    /// The listing never starts before the first day (`dt=`): gap records (`_gaps/`) and group
+    /// snapshots (`_groups/`) sort before every object, and a year of snapshots would otherwise
+    /// be paged through before the first object.
     pub fn pages(&self, start_after: Option<String>) -> ObjectPages {
+        // Every object key of the partition starts with `<prefix>dt=`, after this seek.
+        let floor = format!("{}dt", self.prefix);
         ObjectPages {
             store: self.store.clone(),
             prefix: self.prefix.clone(),
-            start_after,
+            start_after: Some(start_after.map_or(floor.clone(), |s| s.max(floor))),
             done: false,
         }
     }
@@ -120,10 +128,28 @@ impl PartitionArchive {
 
     /// The last object whose key sorts after `after` (or the last of all).
     ///
+    /// Without `after`, it lists the partition's days (one delimited listing: a page holds
+    /// 1,000 days) and then the objects of the newest day that has one, so that finding the
+    /// chain's end costs about two requests whatever the archive's age.
+    ///
     /// # Errors
     /// The store's errors.
     pub async fn last_object(&self, after: Option<&str>) -> Result<Option<ObjectRef>> {
-        let mut pages = self.pages(after.map(str::to_owned));
+        let Some(after) = after else {
+            let days = self.store.list_prefixes(&self.prefix).await?;
+            for day in days.iter().rev().filter(|d| layout::is_day_prefix(d)) {
+                // `…/dt=2024-01-01` sorts just before every key of that day.
+                if let Some(object) = self.last_after(day.trim_end_matches('/')).await? {
+                    return Ok(Some(object));
+                }
+            }
+            return Ok(None);
+        };
+        self.last_after(after).await
+    }
+
+    async fn last_after(&self, after: &str) -> Result<Option<ObjectRef>> {
+        let mut pages = self.pages(Some(after.to_owned()));
         let mut last = None;
         while let Some(mut page) = pages.next_page().await? {
             last = page.pop().or(last);
