@@ -11,6 +11,8 @@ pub struct Args {
     pub csv: Option<String>,
     pub json: String,
     pub skip_s3: bool,
+    /// Time every request to the in-process S3-protocol server waits (`--s3-latency 30ms`).
+    pub s3_latency: std::time::Duration,
     pub rounds: usize,
     /// Trickle: simulated hours, and wall-clock milliseconds per simulated hour.
     pub sim_hours: u64,
@@ -44,6 +46,7 @@ pub fn args() -> Args {
         csv: None,
         json: "target/bench/results.json".into(),
         skip_s3: false,
+        s3_latency: std::time::Duration::ZERO,
         rounds: 1,
         sim_hours: 24,
         sim_hour_ms: 500,
@@ -62,6 +65,11 @@ pub fn args() -> Args {
             "--csv" => a.csv = Some(value()),
             "--json" => a.json = value(),
             "--skip-s3" => a.skip_s3 = true,
+            "--s3-latency" => {
+                let v = value();
+                a.s3_latency = humantime::parse_duration(&v)
+                    .unwrap_or_else(|e| panic!("--s3-latency DURATION (e.g. 30ms), not `{v}`: {e}"));
+            }
             "--cluster" => a.cluster = true,
             "--pin" => a.pin = true,
             "--archivers" => a.archivers = at_least_one(&value(), "--archivers K"),

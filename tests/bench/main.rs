@@ -2,7 +2,7 @@
 //! replays, peak memory and archive size, measured side by side in one run.
 //!
 //! `cargo bench --bench throughput -- [--shape dense|sparse|trickle] [--entries N]
-//! [--partitions P] [--redis-url URL] [--csv FILE] [--json PATH] [--skip-s3] [--rounds R]
+//! [--partitions P] [--redis-url URL] [--csv FILE] [--json PATH] [--skip-s3] [--s3-latency D] [--rounds R]
 //! [--sim-hours H] [--sim-hour-ms MS] [--object-span 1h|1d] [--cluster [--pin]]`
 //!
 //! `--cluster` measures the dense shape's archive and replays against their raw limits on a
@@ -10,6 +10,8 @@
 //! with `--pin`, every Redis server runs on CPU 0 and the benchmark and streamtier on CPU 1, so
 //! that both deployments get the same hardware.
 //! `--object-span` sets the topic's `object_span` for the dense and sparse shapes (`1h`).
+//! `--s3-latency 30ms` makes every request to the in-process S3-protocol server wait that long
+//! first, as a store across a network does (real S3: tens of milliseconds a request).
 //! - `--shape dense` (default): N entries (2M) evenly over six hours in P partitions (8).
 //! - `--shape sparse`: N entries (300k) over one year (2025) in P partitions (4), irregular:
 //!   a few per partition-hour, quiet hours, seasonality, bursts (`shapes.rs`).
@@ -217,7 +219,7 @@ fn main() {
     // The Python peer reads the same streams (nothing was trimmed) right after.
     let peer = peer::run(&url, &addr, &keys, &work.path().join("peer"));
     phase("python peer");
-    let s3_run = (!a.skip_s3).then(|| s3run::archive_to_s3(&addr, cfg, p, n, cells));
+    let s3_run = (!a.skip_s3).then(|| s3run::archive_to_s3(&addr, cfg, p, n, cells, a.s3_latency));
     let s3_secs = s3_run.as_ref().map(|r| r.stats.secs);
     let s3_cpu = s3_run.as_ref().map_or(0.0, |r| r.stats.redis_cpu);
     let s3_rss = s3_run.as_ref().map(|r| r.rss);

@@ -20,9 +20,17 @@ pub struct S3Run {
 /// Archives again into the in-process S3-protocol server (the chain cache in Redis is cleared
 /// first: it belongs to the local archive), then replays that archive with new ids; answers
 /// what both did.
-pub fn archive_to_s3(addr: &str, config: &str, partitions: u64, entries: u64, cells: u64) -> S3Run {
+pub fn archive_to_s3(
+    addr: &str,
+    config: &str,
+    partitions: u64,
+    entries: u64,
+    cells: u64,
+    latency: std::time::Duration,
+) -> S3Run {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let sandbox = rt.block_on(S3Sandbox::start());
+    sandbox.set_latency(latency);
     clear_chains(addr, partitions);
     let env = vec![
         (

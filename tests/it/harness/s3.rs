@@ -48,6 +48,8 @@ pub struct S3Sandbox {
 struct Shared {
     faults: Faults,
     log: Mutex<Vec<(String, String)>>,
+    /// Microseconds every request waits before it is served (a remote store's latency).
+    latency_us: std::sync::atomic::AtomicU64,
 }
 
 impl S3Sandbox {
@@ -133,6 +135,16 @@ impl S3Sandbox {
     /// Returns the fault injector.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults
+    }
+
+    /// Makes every request from now on wait `latency` before it is served, as a store across a
+    /// network would (real S3 answers a small request in tens of milliseconds).
+    #[allow(dead_code)] // for the benchmark
+    pub fn set_latency(&self, latency: Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.shared
+            .latency_us
+            .store(us, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Returns `(method, path)` of every request received so far, in order.
@@ -278,7 +290,12 @@ impl hyper::service::Service<http::Request<Incoming>> for Front {
             .push((method.clone(), req.uri().path().to_owned()));
         let fault = self.shared.faults.take(&method, &target);
         let s3 = self.s3.clone();
+        let latency =
+            Duration::from_micros(self.shared.latency_us.load(std::sync::atomic::Ordering::Relaxed));
         Box::pin(async move {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
             match fault {
                 None => s3.call(req.map(Body::from)).await,
                 Some(Fault::Delay(delay)) => {
