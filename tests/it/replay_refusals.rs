@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use streamtier_replayer::{Ids, JobState, Replayer};
+use streamtier_replayer::{Ids, JobRecord, JobState, Replayer};
 use streamtier_tiers::hot::{self, RedisSettings};
 use tokio_util::sync::CancellationToken;
 
@@ -23,6 +23,25 @@ fn produce(con: &mut redis::Connection, stream: &str, n: u64) {
 }
 
 /// Keys under streamtier's replay prefix (job records, cursors).
+/// Runs `record` and checks that it failed within 3 s (not retried as if transient) with an
+/// error holding every one of `wants`.
+async fn fails_at_once(replayer: &Replayer, record: JobRecord, wants: &[&str]) -> JobRecord {
+    let started = Instant::now();
+    let done = tokio::time::timeout(Duration::from_secs(60), replayer.run(record, |_| {}))
+        .await
+        .expect("the job ended")
+        .expect("run");
+    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    let error = done.error.clone().unwrap_or_default();
+    assert!(wants.iter().all(|w| error.contains(w)), "{error}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "failed only after {:?}: retried as if transient",
+        started.elapsed()
+    );
+    done
+}
+
 fn replay_keys(con: &mut redis::Connection) -> Vec<String> {
     redis::cmd("KEYS")
         .arg("streamtier:replay*")
@@ -159,22 +178,8 @@ async fn a_target_that_stops_being_a_stream_fails_the_job_at_once_naming_it() {
         .arg("x")
         .query::<()>(&mut con)
         .expect("SET");
-    let started = Instant::now();
-    let done = tokio::time::timeout(Duration::from_secs(60), replayer.run(record, |_| {}))
-        .await
-        .expect("the job ended")
-        .expect("run");
-    assert_eq!(done.state, JobState::Failed, "{done:?}");
+    let done = fails_at_once(&replayer, record, &["WRONGTYPE", "`copy:0` is a string"]).await;
     let error = done.error.clone().unwrap_or_default();
-    assert!(
-        error.contains("WRONGTYPE") && error.contains("`copy:0` is a string"),
-        "{error}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "failed only after {:?}: retried as if transient",
-        started.elapsed()
-    );
     let stored = replayer.jobs().get(&id).await.expect("record");
     assert_eq!((stored.state, stored.error), (JobState::Failed, Some(error)));
     let value: String = redis::cmd("GET").arg("copy:0").query(&mut con).expect("GET");
@@ -247,18 +252,6 @@ async fn a_job_whose_redis_user_may_not_write_fails_at_once_naming_noperm() {
         .job(&replayer, request("copy:{partition}", Ids::New), 1)
         .await
         .expect("job");
-    let started = Instant::now();
-    let done = tokio::time::timeout(Duration::from_secs(60), replayer.run(record, |_| {}))
-        .await
-        .expect("the job ended")
-        .expect("run");
-    assert_eq!(done.state, JobState::Failed, "{done:?}");
-    let error = done.error.unwrap_or_default();
-    assert!(error.contains("NOPERM") && error.contains("`copy:0`"), "{error}");
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "failed only after {:?}: retried as if transient",
-        started.elapsed()
-    );
+    fails_at_once(&replayer, record, &["NOPERM", "`copy:0`"]).await;
     assert!(xrange_all(&mut con, "copy:0").is_empty());
 }
