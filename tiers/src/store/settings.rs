@@ -105,8 +105,8 @@ fn validate_bucket(bucket: &str) -> Result<()> {
     Err(invalid("store.url", format!("{reason}, got `{bucket}`")))
 }
 
-/// Checks `store.endpoint`: `http://` or `https://`, a host (name, IPv4 or `[IPv6]`), an
-/// optional port, an optional path.
+/// Checks `store.endpoint`: an `http://` or `https://` URL (as `http::Uri` parses it) with a
+/// host, an optional port from 1 to 65535 and no credentials.
 fn check_endpoint(endpoint: &str) -> Result<()> {
     let bad = |why: &str| {
         invalid(
@@ -114,44 +114,30 @@ fn check_endpoint(endpoint: &str) -> Result<()> {
             format!("`{endpoint}` is not an `http://` or `https://` URL like `http://127.0.0.1:9000`: {why}"),
         )
     };
-    let rest = endpoint
-        .strip_prefix("http://")
-        .or_else(|| endpoint.strip_prefix("https://"))
-        .ok_or_else(|| bad("the scheme is missing or not http(s)"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    if authority.contains('@') {
+    let uri: http::Uri = endpoint
+        .parse()
+        .map_err(|e: http::uri::InvalidUri| bad(&e.to_string()))?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err(bad("the scheme is missing or not http(s)"));
+    }
+    let authority = uri.authority().ok_or_else(|| bad("the host is missing"))?;
+    if authority.as_str().contains('@') {
         return Err(bad("credentials come from the AWS chain, not the URL"));
     }
-    let (host, port) = match authority.strip_prefix('[') {
-        Some(v6) => {
-            let (addr, after) = v6.split_once(']').ok_or_else(|| bad("`[` without `]`"))?;
-            if addr.parse::<std::net::Ipv6Addr>().is_err() {
-                return Err(bad("the IPv6 address does not parse"));
-            }
-            (addr, after.strip_prefix(':'))
-        }
-        None => match authority.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (authority, None),
-        },
-    };
+    let host = authority.host();
     if host.is_empty() {
         return Err(bad("the host is missing"));
     }
-    if !authority.starts_with('[')
-        && !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-    {
-        return Err(bad("the host has characters a host name cannot have"));
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        if v6.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(bad("the IPv6 address does not parse"));
+        }
     }
-    if let Some(port) = port {
+    // `http::Uri` takes any text after the host's `:` as a port.
+    if let Some(port) = authority.as_str()[host.len()..].strip_prefix(':') {
         if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
             return Err(bad("the port is not a number from 1 to 65535"));
         }
-    }
-    if rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(bad("it holds whitespace"));
     }
     Ok(())
 }
