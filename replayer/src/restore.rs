@@ -14,7 +14,7 @@
 //! An archive without snapshots (written before they existed, or of a stream without groups)
 //! restores its entries and the counters its objects know, and says so in the job.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -245,7 +245,7 @@ fn partition_plan(
 /// A partition's restore while it runs: which entries it writes, and its snapshot.
 pub(crate) struct Restoring {
     window_from: Option<StreamId>,
-    pending: HashSet<StreamId>,
+    pending: BTreeSet<StreamId>,
     snapshot: Option<GroupSnapshot>,
 }
 
@@ -297,7 +297,8 @@ impl Restoring {
 
     /// Whether a group had an entry pending in `first..=last`.
     fn pending_within(&self, first: StreamId, last: StreamId) -> bool {
-        self.pending.iter().any(|id| (first..=last).contains(id))
+        // (`range` panics on a reversed range, which a damaged footer could give.)
+        first <= last && self.pending.range(first..=last).next().is_some()
     }
 
     /// Creates the groups and sets the counters of `target`, once per job.
