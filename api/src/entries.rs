@@ -71,27 +71,7 @@ pub async fn entries(
     let get = |name: &str| query.get(name).map(String::as_str);
     let range = read_range(get("from"), get("after"), get("to"))?;
     let filter = get("filter").map(Filter::parse).transpose()?;
-    let stream = state
-        .topic(&topic)
-        .await?
-        .ok_or_else(|| {
-            ApiError::field(
-                StatusCode::NOT_FOUND,
-                "topic",
-                format!("topic `{topic}` not found"),
-            )
-        })?
-        .iter()
-        .find(|p| p.partition == partition)
-        .ok_or_else(|| {
-            ApiError::field(
-                StatusCode::NOT_FOUND,
-                "partition",
-                format!("topic `{topic}` has no partition {partition}"),
-            )
-        })?
-        .stream
-        .clone();
+    let stream = state.stream_of(&topic, partition).await?;
     let source = PartitionSource::new(
         state.replayer.hot().clone(),
         state.replayer.store().clone(),

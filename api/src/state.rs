@@ -13,6 +13,8 @@ use streamtier_tiers::archive::{catalog, PartitionArchive};
 use streamtier_tiers::hot::Hot;
 use streamtier_tiers::store::Store;
 
+use axum::http::StatusCode;
+
 use crate::ApiError;
 
 /// Where topics come from: the configured `[[topics]]`, or discovery over Redis keys; either
@@ -65,6 +67,25 @@ impl Catalog {
         }
         add_archived(store, name, &mut one).await?;
         Ok(one.remove(name))
+    }
+
+    /// The stream key of `topic`'s `partition` when the configuration or Redis knows it
+    /// (asking the store nothing), else `None`.
+    ///
+    /// # Errors
+    /// [`streamtier_tiers::Error::Redis`] when Redis cannot be scanned.
+    pub async fn live_stream(
+        &self,
+        hot: &Hot,
+        topic: &str,
+        partition: u32,
+    ) -> streamtier_tiers::Result<Option<String>> {
+        Ok(self
+            .live(hot)
+            .await?
+            .remove(topic)
+            .and_then(|parts| parts.into_iter().find(|p| p.partition == partition))
+            .map(|p| p.stream))
     }
 
     /// The configured topics, or those discovery finds in Redis.
@@ -155,6 +176,32 @@ impl AppState {
     pub async fn topics(&self) -> Result<BTreeMap<String, Vec<SourcePartition>>, ApiError> {
         let replayer = &self.replayer;
         Ok(self.catalog.topics(replayer.hot(), replayer.store()).await?)
+    }
+
+    /// The stream key of `topic`'s `partition`: from the configuration or Redis when they know
+    /// it, else from the archive (see [`Catalog::topic`]), so that paging through a known
+    /// partition asks the store nothing more.
+    ///
+    /// # Errors
+    /// 404 naming `topic` or `partition` when neither knows it; 503 as [`AppState::topics`].
+    pub async fn stream_of(&self, topic: &str, partition: u32) -> Result<String, ApiError> {
+        let replayer = &self.replayer;
+        if let Some(stream) = self.catalog.live_stream(replayer.hot(), topic, partition).await? {
+            return Ok(stream);
+        }
+        let not_found = |field: &str, detail: String| ApiError::field(StatusCode::NOT_FOUND, field, detail);
+        self.topic(topic)
+            .await?
+            .ok_or_else(|| not_found("topic", format!("topic `{topic}` not found")))?
+            .into_iter()
+            .find(|p| p.partition == partition)
+            .map(|p| p.stream)
+            .ok_or_else(|| {
+                not_found(
+                    "partition",
+                    format!("topic `{topic}` has no partition {partition}"),
+                )
+            })
     }
 
     /// One topic's partitions (see [`Catalog::topic`]), `None` when neither Redis nor the
